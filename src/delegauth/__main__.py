@@ -1,0 +1,3 @@
+from delegauth.cli import main
+
+raise SystemExit(main())

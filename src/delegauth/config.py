@@ -1,0 +1,75 @@
+"""Read the environment once into a frozen Settings.
+
+This is the only module that looks at ``os.environ``; everything else receives a
+``Settings`` (or the values it needs) through its constructor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["Settings", "load_settings"]
+
+
+def _default_policies_dir() -> str:
+    # A checkout keeps policies/ next to src/; an installed copy falls back to ./policies.
+    here = Path(__file__).resolve().parents[2] / "policies"
+    return str(here if here.is_dir() else Path.cwd() / "policies")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service, with development defaults."""
+
+    database_url: str = "sqlite:///var/delegauth.sqlite3"
+    issuer: str = "http://127.0.0.1:8000"
+    public_url: str = "http://127.0.0.1:8000"
+    policies_dir: str = field(default_factory=_default_policies_dir)
+    smtp_url: str = "file:var/mail.mbox"
+    mail_from: str = "delegauth <no-reply@localhost>"
+    key_dir: str = "var/keys"
+    access_token_minutes: int = 10
+    invitation_days: int = 7
+    verification_hours: int = 48
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    change_poll_ms: int = 50
+    # Decisions fail closed (503) when the change log has not been read for this long.
+    max_staleness_s: float = 5.0
+    max_body_bytes: int = 64 * 1024
+    mail_max_attempts: int = 8
+    background: bool = True
+    log_level: str = "INFO"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_ENV_PREFIX = "DELEGAUTH_"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from DELEGAUTH_* variables; unknown variables are ignored."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, object] = {}
+    for name, fld in Settings.__dataclass_fields__.items():
+        raw = env.get(_ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        current = getattr(defaults, name)
+        if isinstance(current, bool):
+            values[name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        elif isinstance(current, int):
+            values[name] = int(raw)
+        elif isinstance(current, float):
+            values[name] = float(raw)
+        else:
+            values[name] = raw
+        del fld
+    if "issuer" in values and "public_url" not in values:
+        values["public_url"] = values["issuer"]
+    return replace(defaults, **values)  # type: ignore[arg-type]

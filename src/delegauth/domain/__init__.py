@@ -1,0 +1,1 @@
+"""The domain core: plain Python, no Falcon, peewee, casbin or JWT imports."""

@@ -1,0 +1,39 @@
+"""Who may manage an area's users, and the no-escalation rule."""
+
+from __future__ import annotations
+
+from delegauth.domain.catalogue import MANAGE_USERS, PermissionSet
+from delegauth.domain.entities import Grant, Role
+from delegauth.domain.ports import Store
+from delegauth.errors import Escalation, Forbidden, NotFound
+
+__all__ = ["require_grant", "require_manager", "require_may_give", "require_may_touch"]
+
+
+def require_grant(store: Store, area_id: str, actor_id: str) -> Grant:
+    """Return the actor's grant in the area; an area they cannot reach does not exist for them."""
+    grant = store.get_grant(area_id, actor_id)
+    if grant is None:
+        raise NotFound("no such area")
+    return grant
+
+
+def require_manager(store: Store, area_id: str, actor_id: str) -> Grant:
+    """Return the actor's grant if they may manage users here: the owner, or a delegate with users."""
+    grant = require_grant(store, area_id, actor_id)
+    if grant.role is not Role.OWNER and not grant.permissions.has(MANAGE_USERS):
+        raise Forbidden("managing users needs the 'users' permission")
+    return grant
+
+
+def require_may_give(actor: Grant, offered: PermissionSet) -> None:
+    if not actor.held().covers(offered):
+        raise Escalation("you cannot give permissions you do not hold", field="permissions")
+
+
+def require_may_touch(actor: Grant, target: Grant) -> None:
+    """Nobody changes the owner; a delegate touches only members who hold no more than they do."""
+    if target.role is Role.OWNER:
+        raise Forbidden("the owner cannot be changed or removed")
+    if actor.user_id != target.user_id and not actor.held().covers(target.permissions):
+        raise Escalation("this member holds permissions you do not hold")

@@ -1,0 +1,125 @@
+"""The domain's records: users, Client Areas, invitations, grants and audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from delegauth.domain.catalogue import PermissionSet
+from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, casbin_area, casbin_perm, casbin_user
+
+__all__ = [
+    "AuditEvent",
+    "Area",
+    "Grant",
+    "Invitation",
+    "InvitationStatus",
+    "OutgoingMail",
+    "Role",
+    "User",
+]
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    DELEGATE = "delegate"
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+@dataclass
+class User:
+    id: str
+    email: str  # canonical
+    name: str
+    locale: str
+    password_hash: str
+    email_verified: bool
+    created_at: datetime
+
+
+@dataclass
+class Area:
+    id: str
+    name: str
+    owner_id: str
+    created_at: datetime
+
+
+@dataclass
+class Invitation:
+    id: str
+    area_id: str
+    email: str  # canonical
+    permissions: PermissionSet
+    invited_by: str
+    status: InvitationStatus
+    token_hash: str
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    sends: int = 1
+
+    def is_open(self, now: datetime) -> bool:
+        return self.status is InvitationStatus.PENDING and now < self.expires_at
+
+
+@dataclass
+class Grant:
+    """User ``user_id`` may act in ``area_id`` with ``permissions`` (owners hold everything)."""
+
+    area_id: str
+    user_id: str
+    role: Role
+    permissions: PermissionSet
+    granted_by: str | None
+    invitation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    def casbin_roles(self) -> list[str]:
+        """The Casbin roles this grant puts the user in, within the area's domain."""
+        if self.role is Role.OWNER:
+            return [ROLE_OWNER]
+        if self.permissions.all:
+            return [PERM_ALL]
+        return [casbin_perm(n) for n in sorted(self.permissions.names)]
+
+    def casbin_rules(self) -> list[tuple[str, str, str]]:
+        """The g lines (subject, role, domain) that record this grant."""
+        sub, dom = casbin_user(self.user_id), casbin_area(self.area_id)
+        return [(sub, role, dom) for role in self.casbin_roles()]
+
+    def held(self) -> PermissionSet:
+        return PermissionSet.everything() if self.role is Role.OWNER else self.permissions
+
+
+@dataclass
+class AuditEvent:
+    area_id: str
+    actor_id: str | None
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    at: datetime
+    id: int | None = None
+
+
+@dataclass
+class OutgoingMail:
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    kind: str = "generic"
+    headers: dict[str, str] = field(default_factory=dict)

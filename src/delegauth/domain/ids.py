@@ -1,0 +1,85 @@
+"""Opaque ids and the namespaced names that are allowed to reach Casbin.
+
+Nothing but values matching these patterns ever becomes part of a rule: no
+emails, display names or other free text.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Callable
+
+from delegauth.errors import InvalidInput
+
+__all__ = [
+    "AREA",
+    "INVITATION",
+    "USER",
+    "IdFactory",
+    "casbin_area",
+    "casbin_perm",
+    "casbin_user",
+    "is_casbin_name",
+    "new_id",
+    "parse_id",
+    "ROLE_OWNER",
+    "PERM_ALL",
+]
+
+USER = "u"
+AREA = "a"
+INVITATION = "i"
+AUDIT = "e"
+
+# 128 random bits, base32 without padding: 26 characters of [a-z2-7].
+_ID_RE = re.compile(r"^([uaie])_([a-z2-7]{26})$")
+_CASBIN_NAME_RE = re.compile(r"^(user|area|perm|role):[a-z0-9_]{1,64}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+ROLE_OWNER = "role:owner"
+PERM_ALL = "perm:all"
+
+IdFactory = Callable[[str], str]
+
+
+def new_id(kind: str) -> str:
+    """Return a fresh random id such as ``u_…`` for a user."""
+    raw = base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
+    return f"{kind}_{raw}"
+
+
+def parse_id(value: object, kind: str, *, field: str = "id") -> str:
+    """Return ``value`` when it is a well-formed id of ``kind``, else raise InvalidInput."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    m = _ID_RE.match(value)
+    if m is None or m.group(1) != kind:
+        raise InvalidInput(f"{field} is not a valid id", field=field)
+    return value
+
+
+def is_id(value: object, kind: str) -> bool:
+    if not isinstance(value, str):
+        return False
+    m = _ID_RE.match(value)
+    return m is not None and m.group(1) == kind
+
+
+def is_casbin_name(value: str) -> bool:
+    return _CASBIN_NAME_RE.match(value) is not None
+
+
+def casbin_user(user_id: str) -> str:
+    return "user:" + parse_id(user_id, USER, field="user")
+
+
+def casbin_area(area_id: str) -> str:
+    return "area:" + parse_id(area_id, AREA, field="area")
+
+
+def casbin_perm(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise InvalidInput("not a valid permission name", field="permissions")
+    return "perm:" + name

@@ -1,0 +1,288 @@
+"""Invitations: offered by a manager of an area, answered by the owner of the email."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from delegauth.domain.access import require_manager, require_may_give
+from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.emails import canonical_email
+from delegauth.domain.entities import (
+    AuditEvent,
+    Grant,
+    Invitation,
+    InvitationStatus,
+    Role,
+    User,
+)
+from delegauth.domain.ids import INVITATION, IdFactory, new_id, parse_id
+from delegauth.domain.ports import Clock, MailComposer, Store
+from delegauth.domain.tokens import hash_secret, new_secret
+from delegauth.errors import (
+    AlreadyMember,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    NotPending,
+    WrongAccount,
+)
+
+__all__ = ["Invitations"]
+
+def _snapshot(inv: Invitation) -> dict[str, object]:
+    return {
+        "email": inv.email,
+        "permissions": inv.permissions.to_json(),
+        "status": str(inv.status),
+        "expires_at": inv.expires_at.isoformat(),
+    }
+
+class Invitations:
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        mail: MailComposer,
+        clock: Clock,
+        *,
+        ttl: timedelta = timedelta(days=7),
+        ids: IdFactory = new_id,
+    ) -> None:
+        self._store = store
+        self._catalogue = catalogue
+        self._mail = mail
+        self._clock = clock
+        self._ttl = ttl
+        self._ids = ids
+
+    # -- the area's side -------------------------------------------------------------
+
+    def invite(
+        self, actor_id: str, area_id: str, email: object, permissions: object
+    ) -> tuple[Invitation, bool]:
+        """Invite an email; re-inviting updates and resends. Returns (invitation, created)."""
+        canon = canonical_email(email)
+        offered = self._catalogue.parse(permissions)
+        now = self._clock()
+        with self._store.transaction():
+            actor = require_manager(self._store, area_id, actor_id)
+            require_may_give(actor, offered)
+            invitee = self._store.find_user_by_email(canon)
+            if invitee is not None and self._store.get_grant(area_id, invitee.id) is not None:
+                raise AlreadyMember("this person is already a member of the area", field="email")
+            existing = self._store.find_pending_invitation(area_id, canon)
+            if existing is not None and not existing.is_open(now):
+                self._expire(existing, now)
+                existing = None
+            token = new_secret()
+            if existing is None:
+                inv = Invitation(
+                    id=self._ids(INVITATION),
+                    area_id=area_id,
+                    email=canon,
+                    permissions=offered,
+                    invited_by=actor_id,
+                    status=InvitationStatus.PENDING,
+                    token_hash=hash_secret(token),
+                    expires_at=now + self._ttl,
+                    created_at=now,
+                    updated_at=now,
+                )
+                self._store.add_invitation(inv)
+                self._audit(actor_id, "invitation.created", inv, None, _snapshot(inv), now)
+                created = True
+            else:
+                before = _snapshot(existing)
+                inv = existing
+                inv.permissions = offered
+                inv.invited_by = actor_id
+                inv.token_hash = hash_secret(token)
+                inv.expires_at = now + self._ttl
+                inv.updated_at = now
+                inv.sends += 1
+                self._store.update_invitation(inv)
+                self._audit(actor_id, "invitation.updated", inv, before, _snapshot(inv), now)
+                created = False
+            self._send(inv, actor_id, token, invitee, now)
+        return inv, created
+
+    def list_for_area(self, actor_id: str, area_id: str) -> list[Invitation]:
+        now = self._clock()
+        with self._store.transaction():
+            require_manager(self._store, area_id, actor_id)
+            return [i for i in self._store.list_area_invitations(area_id) if i.is_open(now)]
+
+    def edit(self, actor_id: str, area_id: str, invitation_id: str, permissions: object) -> Invitation:
+        offered = self._catalogue.parse(permissions)
+        now = self._clock()
+        with self._store.transaction():
+            actor = require_manager(self._store, area_id, actor_id)
+            inv = self._open_in_area(area_id, invitation_id, now)
+            require_may_give(actor, offered)
+            before = _snapshot(inv)
+            inv.permissions = offered
+            inv.updated_at = now
+            self._store.update_invitation(inv)
+            self._audit(actor_id, "invitation.updated", inv, before, _snapshot(inv), now)
+        return inv
+
+    def resend(self, actor_id: str, area_id: str, invitation_id: str) -> Invitation:
+        """Send a fresh link (the old one stops working) and restart the expiry."""
+        now = self._clock()
+        with self._store.transaction():
+            actor = require_manager(self._store, area_id, actor_id)
+            inv = self._open_in_area(area_id, invitation_id, now)
+            require_may_give(actor, inv.permissions)
+            before = _snapshot(inv)
+            token = new_secret()
+            inv.token_hash = hash_secret(token)
+            inv.expires_at = now + self._ttl
+            inv.updated_at = now
+            inv.sends += 1
+            self._store.update_invitation(inv)
+            self._audit(actor_id, "invitation.resent", inv, before, _snapshot(inv), now)
+            self._send(inv, actor_id, token, self._store.find_user_by_email(inv.email), now)
+        return inv
+
+    def cancel(self, actor_id: str, area_id: str, invitation_id: str) -> Invitation:
+        now = self._clock()
+        with self._store.transaction():
+            require_manager(self._store, area_id, actor_id)
+            inv = self._open_in_area(area_id, invitation_id, now)
+            before = _snapshot(inv)
+            self._finish(inv, InvitationStatus.CANCELLED, now)
+            self._audit(actor_id, "invitation.cancelled", inv, before, _snapshot(inv), now)
+        return inv
+
+    # -- the invitee's side ----------------------------------------------------------
+
+    def addressed_to(self, user: User) -> list[Invitation]:
+        """Open invitations for the user's verified email (none while it is unverified)."""
+        if not user.email_verified:
+            return []
+        now = self._clock()
+        return [i for i in self._store.list_invitations_for(user.email) if i.is_open(now)]
+
+    def accept(self, user_id: str, invitation_id: object) -> Grant:
+        inv_id = self._parse_invitation_id(invitation_id)
+        now = self._clock()
+        with self._store.transaction():
+            user, inv = self._addressed(user_id, self._store.get_invitation(inv_id), now)
+            return self._accept(user, inv, now)
+
+    def accept_token(self, user_id: str, token: object) -> Grant:
+        if not isinstance(token, str) or not token:
+            raise InvalidInput("token is required", field="token")
+        now = self._clock()
+        with self._store.transaction():
+            inv = self._store.find_invitation_by_token(hash_secret(token))
+            if inv is None:
+                raise InvalidToken("the invitation link is invalid or was already used")
+            user, inv = self._addressed(user_id, inv, now)
+            return self._accept(user, inv, now)
+
+    def decline(self, user_id: str, invitation_id: object) -> Invitation:
+        inv_id = self._parse_invitation_id(invitation_id)
+        now = self._clock()
+        with self._store.transaction():
+            _user, inv = self._addressed(user_id, self._store.get_invitation(inv_id), now)
+            before = _snapshot(inv)
+            if not self._store.transition_invitation(inv.id, InvitationStatus.DECLINED, now):
+                raise NotPending()
+            inv.status = InvitationStatus.DECLINED
+            self._audit(user_id, "invitation.declined", inv, before, _snapshot(inv), now)
+        return inv
+
+    # -- internals -------------------------------------------------------------------
+
+    @staticmethod
+    def _parse_invitation_id(value: object) -> str:
+        try:
+            return parse_id(value, INVITATION, field="invitation")
+        except InvalidInput as ex:
+            raise NotFound("no such invitation") from ex
+
+    def _addressed(
+        self, user_id: str, inv: Invitation | None, now: datetime
+    ) -> tuple[User, Invitation]:
+        """Check the invitation is open and addressed to this user's verified email."""
+        user = self._store.get_user(user_id)
+        if inv is None or user is None:
+            raise NotFound("no such invitation")
+        if not user.email_verified or inv.email != user.email:
+            raise WrongAccount()
+        if inv.status is InvitationStatus.PENDING and now >= inv.expires_at:
+            self._expire(inv, now)
+            raise NotPending("the invitation has expired")
+        if inv.status is not InvitationStatus.PENDING:
+            raise NotPending(f"the invitation is {inv.status}")
+        return user, inv
+
+    def _accept(self, user: User, inv: Invitation, now: datetime) -> Grant:
+        if self._store.get_grant(inv.area_id, user.id) is not None:
+            raise AlreadyMember("you are already a member of this area")
+        before = _snapshot(inv)
+        # The conditional transition is what makes concurrent accepts give one grant.
+        if not self._store.transition_invitation(inv.id, InvitationStatus.ACCEPTED, now):
+            raise NotPending()
+        inv.status = InvitationStatus.ACCEPTED
+        grant = Grant(
+            area_id=inv.area_id,
+            user_id=user.id,
+            role=Role.DELEGATE,
+            permissions=inv.permissions,
+            granted_by=inv.invited_by,
+            invitation_id=inv.id,
+            created_at=now,
+            updated_at=now,
+        )
+        self._store.put_grant(grant, None)
+        self._audit(user.id, "invitation.accepted", inv, before, _snapshot(inv), now)
+        self._store.append_audit(
+            AuditEvent(inv.area_id, user.id, "grant.created", f"user:{user.id}", None,
+                       {"role": "delegate", "permissions": grant.permissions.to_json(),
+                        "invitation": inv.id}, now)
+        )
+        return grant
+
+    def _open_in_area(self, area_id: str, invitation_id: str, now: datetime) -> Invitation:
+        inv = self._store.get_invitation(self._parse_invitation_id(invitation_id))
+        if inv is None or inv.area_id != area_id:
+            raise NotFound("no such invitation")
+        if inv.status is InvitationStatus.PENDING and now >= inv.expires_at:
+            self._expire(inv, now)
+        if inv.status is not InvitationStatus.PENDING:
+            raise NotPending(f"the invitation is {inv.status}")
+        return inv
+
+    def _finish(self, inv: Invitation, status: InvitationStatus, now: datetime) -> None:
+        if not self._store.transition_invitation(inv.id, status, now):
+            raise NotPending()
+        inv.status = status
+
+    def _expire(self, inv: Invitation, now: datetime) -> None:
+        if self._store.transition_invitation(inv.id, InvitationStatus.EXPIRED, now):
+            inv.status = InvitationStatus.EXPIRED
+            self._audit(None, "invitation.expired", inv, None, _snapshot(inv), now)
+
+    def _send(
+        self, inv: Invitation, inviter_id: str, token: str, invitee: User | None, now: datetime
+    ) -> None:
+        area = self._store.get_area(inv.area_id)
+        inviter = self._store.get_user(inviter_id)
+        assert area is not None and inviter is not None
+        locale = invitee.locale if invitee is not None else "en"
+        self._store.enqueue_mail(self._mail.invitation(inv, area, inviter, token, locale), now)
+
+    def _audit(
+        self,
+        actor_id: str | None,
+        action: str,
+        inv: Invitation,
+        before: dict[str, object] | None,
+        after: dict[str, object] | None,
+        now: datetime,
+    ) -> None:
+        self._store.append_audit(
+            AuditEvent(inv.area_id, actor_id, action, f"invitation:{inv.id}", before, after, now)
+        )

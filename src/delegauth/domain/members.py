@@ -1,0 +1,130 @@
+"""The members of an area: list them, change a delegate's permissions, remove, leave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delegauth.domain.access import (
+    require_grant,
+    require_manager,
+    require_may_give,
+    require_may_touch,
+)
+from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.entities import AuditEvent, Grant, Role, User
+from delegauth.domain.ids import USER, parse_id
+from delegauth.domain.ports import Clock, Store
+from delegauth.errors import InvalidInput, NotFound
+
+__all__ = ["Member", "Members"]
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Member:
+    user: User
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class Change:
+    """The result of a grant change, with the change-log version it produced."""
+
+    grant: Grant | None
+    version: int
+
+
+def _snapshot(grant: Grant) -> dict[str, object]:
+    return {"role": str(grant.role), "permissions": grant.held().to_json()}
+
+
+class Members:
+    def __init__(self, store: Store, catalogue: Catalogue, clock: Clock) -> None:
+        self._store = store
+        self._catalogue = catalogue
+        self._clock = clock
+
+    def list(self, actor_id: str, area_id: str) -> list[Member]:
+        """The owner first, then delegates in the order they joined."""
+        with self._store.transaction():
+            require_manager(self._store, area_id, actor_id)
+            out = []
+            for grant in self._store.list_area_grants(area_id):
+                user = self._store.get_user(grant.user_id)
+                if user is not None:
+                    out.append(Member(user, grant))
+        out.sort(key=lambda m: (m.grant.role is not Role.OWNER, m.grant.created_at, m.user.id))
+        return out
+
+    def change(self, actor_id: str, area_id: str, user_id: object, permissions: object) -> Change:
+        target_id = self._parse_user(user_id)
+        wanted = self._catalogue.parse(permissions)
+        now = self._clock()
+        with self._store.transaction():
+            actor = require_manager(self._store, area_id, actor_id)
+            target = self._member(area_id, target_id)
+            require_may_touch(actor, target)
+            require_may_give(actor, wanted)
+            before = _snapshot(target)
+            previous = Grant(**vars(target))
+            target.permissions = wanted
+            target.updated_at = now
+            target.version += 1
+            version = self._store.put_grant(target, previous)
+            self._audit(actor_id, "grant.updated", target, before, _snapshot(target), now)
+        return Change(target, version)
+
+    def remove(self, actor_id: str, area_id: str, user_id: object) -> Change:
+        """Remove a delegate; a delegate may always remove themselves (leave)."""
+        target_id = self._parse_user(user_id)
+        now = self._clock()
+        with self._store.transaction():
+            if actor_id == target_id:
+                actor = require_grant(self._store, area_id, actor_id)
+            else:
+                actor = require_manager(self._store, area_id, actor_id)
+            target = self._member(area_id, target_id)
+            require_may_touch(actor, target)
+            before = _snapshot(target)
+            version = self._store.delete_grant(target)
+            action = "grant.left" if actor_id == target_id else "grant.removed"
+            self._audit(actor_id, action, target, before, None, now)
+        return Change(None, version)
+
+    def audit(
+        self, actor_id: str, area_id: str, before_id: int | None = None, limit: int = 50
+    ) -> list[AuditEvent]:
+        """Audit events, newest first; page with ``before_id`` (the last id seen)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1 to {MAX_PAGE}", field="limit")
+        with self._store.transaction():
+            require_manager(self._store, area_id, actor_id)
+            return self._store.list_audit(area_id, before_id, limit)
+
+    def _member(self, area_id: str, user_id: str) -> Grant:
+        grant = self._store.get_grant(area_id, user_id)
+        if grant is None:
+            raise NotFound("no such member")
+        return grant
+
+    @staticmethod
+    def _parse_user(value: object) -> str:
+        try:
+            return parse_id(value, USER, field="user")
+        except InvalidInput as ex:
+            raise NotFound("no such member") from ex
+
+    def _audit(
+        self,
+        actor_id: str,
+        action: str,
+        target: Grant,
+        before: dict[str, object] | None,
+        after: dict[str, object] | None,
+        now: object,
+    ) -> None:
+        self._store.append_audit(
+            AuditEvent(target.area_id, actor_id, action, f"user:{target.user_id}", before, after,
+                       now)  # type: ignore[arg-type]
+        )

@@ -1,0 +1,116 @@
+"""The one exception tree of delegauth.
+
+    DelegauthError
+    ├── InvalidInput            a value is malformed or not allowed
+    │   └── UnknownPermission   a permission name is not in the catalogue
+    ├── InvalidToken            an emailed or bearer token is unknown, expired or used
+    ├── Unauthenticated         no valid credentials were presented
+    ├── Forbidden               the caller may not do this
+    │   ├── WrongAccount        the invitation is addressed to someone else
+    │   └── Escalation          the caller tried to give more than they hold
+    ├── NotFound                no such object, or not in this area
+    ├── Conflict                the object's state does not allow it
+    │   ├── AlreadyMember       the invitee already belongs to the area
+    │   ├── AlreadyRegistered   the email already has an account
+    │   └── NotPending          the invitation was already answered or expired
+    └── Unavailable             storage or policy cannot be reached: fail closed
+
+The domain raises these and never picks HTTP status codes; the API maps them to
+problem+json in one table (delegauth.api.problems).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyMember",
+    "AlreadyRegistered",
+    "Conflict",
+    "DelegauthError",
+    "Escalation",
+    "Forbidden",
+    "InvalidInput",
+    "InvalidToken",
+    "NotFound",
+    "NotPending",
+    "Unauthenticated",
+    "Unavailable",
+    "UnknownPermission",
+    "WrongAccount",
+]
+
+
+class DelegauthError(Exception):
+    """Base of every error delegauth raises on purpose."""
+
+    code = "error"
+    title = "Error"
+
+    def __init__(self, detail: str = "", *, field: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.field = field
+
+
+class InvalidInput(DelegauthError):
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class UnknownPermission(InvalidInput):
+    code = "unknown_permission"
+    title = "Unknown permission"
+
+
+class InvalidToken(DelegauthError):
+    code = "invalid_token"
+    title = "Invalid or expired token"
+
+
+class Unauthenticated(DelegauthError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(DelegauthError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class WrongAccount(Forbidden):
+    code = "wrong_account"
+    title = "This invitation is addressed to another email"
+
+
+class Escalation(Forbidden):
+    code = "escalation"
+    title = "You cannot grant more than you hold"
+
+
+class NotFound(DelegauthError):
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(DelegauthError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class AlreadyMember(Conflict):
+    code = "already_member"
+    title = "Already a member of this area"
+
+
+class AlreadyRegistered(Conflict):
+    code = "already_registered"
+    title = "An account with this email already exists"
+
+
+class NotPending(Conflict):
+    code = "not_pending"
+    title = "The invitation is no longer pending"
+
+
+class Unavailable(DelegauthError):
+    code = "unavailable"
+    title = "Service unavailable"

@@ -1,0 +1,100 @@
+"""Compose verification and invitation emails in English or Spanish."""
+
+from __future__ import annotations
+
+from html import escape
+from string import Template
+from urllib.parse import quote
+
+from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.entities import Area, Invitation, OutgoingMail, User
+
+__all__ = ["MailComposer"]
+
+_TEXT = {
+    "en": {
+        "verify_subject": "Confirm your email address",
+        "verify_text": Template(
+            "Hello $name,\n\nConfirm your email address by opening this link:\n\n$link\n\n"
+            "If you did not sign up, ignore this message.\n"
+        ),
+        "invite_subject": Template("$inviter invited you to manage $area"),
+        "invite_text": Template(
+            "Hello,\n\n$inviter ($inviter_email) invited you to manage the Client Area "
+            "\"$area\" with these permissions:\n\n$permissions\n\n"
+            "Accept the invitation here (the link expires on $expires):\n\n$link\n\n"
+            "If you have no account yet, you will be asked to sign up with this email address.\n"
+        ),
+        "all": "All permissions",
+    },
+    "es": {
+        "verify_subject": "Confirma tu dirección de correo",
+        "verify_text": Template(
+            "Hola $name:\n\nConfirma tu dirección de correo abriendo este enlace:\n\n$link\n\n"
+            "Si no te has registrado, ignora este mensaje.\n"
+        ),
+        "invite_subject": Template("$inviter te ha invitado a gestionar $area"),
+        "invite_text": Template(
+            "Hola:\n\n$inviter ($inviter_email) te ha invitado a gestionar el Área de Cliente "
+            "\"$area\" con estos permisos:\n\n$permissions\n\n"
+            "Acepta la invitación aquí (el enlace caduca el $expires):\n\n$link\n\n"
+            "Si todavía no tienes cuenta, se te pedirá que te registres con esta dirección.\n"
+        ),
+        "all": "Todos los permisos",
+    },
+}
+
+
+class MailComposer:
+    def __init__(self, catalogue: Catalogue, public_url: str) -> None:
+        self._catalogue = catalogue
+        self._base = public_url.rstrip("/")
+
+    def verification(self, user: User, token: str) -> OutgoingMail:
+        t = _TEXT.get(user.locale, _TEXT["en"])
+        link = f"{self._base}/verify-email?token={quote(token)}"
+        text = t["verify_text"].substitute(name=user.name or user.email, link=link)  # type: ignore[union-attr]
+        return OutgoingMail(
+            to=user.email, subject=str(t["verify_subject"]), text=text,
+            html=_html(text), kind="verification",
+        )
+
+    def invitation(
+        self, invitation: Invitation, area: Area, inviter: User, token: str, locale: str
+    ) -> OutgoingMail:
+        t = _TEXT.get(locale, _TEXT["en"])
+        if invitation.permissions.all:
+            perms = f"- {t['all']}"
+        else:
+            perms = "\n".join(
+                f"- {self._catalogue.get(n).label(locale)}"
+                for n in self._catalogue.names()
+                if n in invitation.permissions.names
+            )
+        link = f"{self._base}/invitations/accept?token={quote(token)}"
+        values = {
+            "inviter": inviter.name or inviter.email,
+            "inviter_email": inviter.email,
+            "area": area.name,
+            "permissions": perms,
+            "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "link": link,
+        }
+        text = t["invite_text"].substitute(values)  # type: ignore[union-attr]
+        subject = t["invite_subject"].substitute(values)  # type: ignore[union-attr]
+        return OutgoingMail(
+            to=invitation.email, subject=subject[:255], text=text, html=_html(text),
+            kind="invitation", headers={"Content-Language": locale},
+        )
+
+
+def _html(text: str) -> str:
+    """A minimal HTML alternative: escaped paragraphs, with links made clickable."""
+    parts = []
+    for para in text.strip().split("\n\n"):
+        if para.startswith("http://") or para.startswith("https://"):
+            url = escape(para, quote=True)
+            parts.append(f'<p><a href="{url}">{url}</a></p>')
+        else:
+            parts.append("<p>" + escape(para).replace("\n", "<br>") + "</p>")
+    return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"

@@ -1,0 +1,230 @@
+"""Decisions: the live Casbin policy, loaded per Client Area on demand and kept current
+from the change log.
+
+Each process holds the areas it has been asked about. A background follower reads
+the change log (entries newer than the last one applied) and applies each entry,
+the full role set of one subject in one domain, to the areas it holds. An area is
+loaded with the change-log version current before its rules were read, and skips
+entries up to that version, so a load racing the follower never goes back in time.
+
+Fail closed: if the change log has not been read within ``max_staleness`` seconds,
+or the store cannot be reached, decide() raises Unavailable instead of answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from delegauth.domain.ids import is_casbin_name
+from delegauth.errors import Unavailable
+from delegauth.policy.bundle import PolicyBundle
+from delegauth.policy.casbin_engine import CasbinEngine, parse_model
+from delegauth.policy.index import ActionTable, closure, supports_fast_path
+
+__all__ = ["AreaChange", "Decider", "PolicyFeed"]
+
+log = logging.getLogger(__name__)
+
+_EMPTY: frozenset[tuple[str, str]] = frozenset()
+_MAX_EMPTY_AREAS = 100_000
+
+
+@dataclass(frozen=True)
+class AreaChange:
+    version: int
+    domain: str
+    subject: str
+    roles: tuple[str, ...]
+
+
+class PolicyFeed(Protocol):
+    """Where the g lines and their change log live (storage implements it)."""
+
+    def domain_links(self, domain: str) -> list[tuple[str, str]]: ...
+    def latest_version(self) -> int: ...
+    def changes_since(self, version: int, limit: int) -> list[AreaChange]: ...
+
+
+class _Area:
+    """One domain's links (subject -> roles) and, per subject, the (obj, act) it may do."""
+
+    __slots__ = ("links", "allowed", "loaded_version", "engine")
+
+    def __init__(self, links: dict[str, frozenset[str]], loaded_version: int) -> None:
+        self.links = links
+        self.allowed: dict[str, frozenset[tuple[str, str]]] = {}
+        self.loaded_version = loaded_version
+        self.engine: CasbinEngine | None = None
+
+
+class Decider:
+    def __init__(
+        self,
+        bundle: PolicyBundle,
+        feed: PolicyFeed,
+        *,
+        max_staleness: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._feed = feed
+        self._max_staleness = max_staleness
+        self._monotonic = monotonic
+        self._lock = threading.RLock()
+        self._areas: dict[str, _Area] = {}
+        self._empty_areas = 0
+        self.applied_version = 0
+        self._last_sync = float("-inf")
+        self.install(bundle)
+
+    # -- policy ----------------------------------------------------------------------
+
+    def install(self, bundle: PolicyBundle) -> None:
+        """Swap in a policy; areas are reloaded lazily under it."""
+        model = parse_model(bundle.model_text)
+        sections = {
+            sec: {key: ast.value for key, ast in model.model[sec].items()}
+            for sec in model.model
+        }
+        fast = supports_fast_path(sections)
+        table = ActionTable(bundle.p_lines)
+        with self._lock:
+            self.bundle = bundle
+            self.fast = fast
+            self._table = table
+            self._areas = {}
+            self._empty_areas = 0
+
+    @property
+    def policy_version(self) -> str:
+        return self.bundle.version
+
+    # -- deciding --------------------------------------------------------------------
+
+    def decide(self, subject: str, domain: str, obj: str, act: str) -> bool:
+        """Whether ``subject`` may do ``act`` on ``obj`` in ``domain``. Raises Unavailable."""
+        if self._monotonic() - self._last_sync > self._max_staleness:
+            raise Unavailable("the policy is not current")
+        # Only namespaced user ids are subjects: a role name as subject would match itself.
+        # (Any other malformed subject is simply absent from the area's links.)
+        if not subject.startswith("user:"):
+            return False
+        area = self._areas.get(domain)
+        if area is None:
+            if not domain.startswith("area:") or not is_casbin_name(domain):
+                return False
+            area = self._load(domain)
+        if not self.fast:
+            engine = area.engine
+            if engine is None:
+                engine = area.engine = self._engine_for(domain, area)
+            return engine.enforce(subject, domain, obj, act)
+        allowed = area.allowed.get(subject)
+        if allowed is None:
+            roles = area.links.get(subject)
+            if roles is None:
+                return False
+            allowed = area.allowed[subject] = self._table.allowed(
+                closure(subject, area.links), domain
+            )
+        return (obj, act) in allowed
+
+    def roles_of(self, subject: str, domain: str) -> frozenset[str]:
+        area = self._areas.get(domain) or self._load(domain)
+        return frozenset(area.links.get(subject, ()))
+
+    def _engine_for(self, domain: str, area: _Area) -> CasbinEngine:
+        rules = [("g", sub, role, domain) for sub, roles in area.links.items() for role in roles]
+        return CasbinEngine(self.bundle, rules)
+
+    def _load(self, domain: str) -> _Area:
+        with self._lock:
+            area = self._areas.get(domain)
+            if area is not None:
+                return area
+            try:
+                version = self._feed.latest_version()
+                pairs = self._feed.domain_links(domain)
+            except Exception as ex:  # noqa: BLE001 - storage failure: fail closed
+                raise Unavailable("the policy store is unavailable") from ex
+            links: dict[str, set[str]] = {}
+            for sub, role in pairs:
+                links.setdefault(sub, set()).add(role)
+            area = _Area({s: frozenset(r) for s, r in links.items()}, version)
+            if not links:
+                self._empty_areas += 1
+                if self._empty_areas > _MAX_EMPTY_AREAS:
+                    self._drop_empty_areas()
+            self._areas[domain] = area
+            return area
+
+    def _drop_empty_areas(self) -> None:
+        self._areas = {d: a for d, a in self._areas.items() if a.links}
+        self._empty_areas = 0
+
+    # -- following the change log ----------------------------------------------------
+
+    def sync(self, batch: int = 1000) -> int:
+        """Apply change-log entries newer than the last applied; return how many."""
+        applied = 0
+        while True:
+            changes = self._feed.changes_since(self.applied_version, batch)
+            with self._lock:
+                for change in changes:
+                    self._apply(change)
+                    self.applied_version = change.version
+            applied += len(changes)
+            if len(changes) < batch:
+                break
+        self._last_sync = self._monotonic()
+        return applied
+
+    def _apply(self, change: AreaChange) -> None:
+        area = self._areas.get(change.domain)
+        if area is None or change.version <= area.loaded_version:
+            return
+        links = dict(area.links)
+        if change.roles:
+            links[change.subject] = frozenset(change.roles)
+        else:
+            links.pop(change.subject, None)
+        new = _Area(links, area.loaded_version)
+        if self.fast:
+            # Other subjects keep their answers unless the change touched a role they inherit.
+            if not any(change.subject in roles for roles in links.values()):
+                new.allowed = {s: a for s, a in area.allowed.items() if s != change.subject}
+        if not area.links:
+            self._empty_areas = max(0, self._empty_areas - 1)
+        self._areas[change.domain] = new
+
+    def mark_synced(self) -> None:
+        """Record a successful read of the change log that found nothing new."""
+        self._last_sync = self._monotonic()
+
+    def run_follower(self, stop: threading.Event, interval: float) -> None:
+        """Poll the change log until ``stop`` is set (run in a daemon thread)."""
+        while not stop.is_set():
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - keep following; staleness makes decide() fail closed
+                log.warning("change log sync failed", exc_info=True)
+            stop.wait(interval)
+
+    def start_follower(self, interval: float) -> Callable[[], None]:
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self.run_follower, args=(stop, interval), name="policy-follower", daemon=True
+        )
+        thread.start()
+
+        def _stop() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return _stop
+
+

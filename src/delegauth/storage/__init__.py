@@ -1,0 +1,1 @@
+"""Storage on peewee: SQLite (embedded default) and PostgreSQL."""

@@ -1,0 +1,45 @@
+"""PeeweePolicyFeed: a domain's g lines and the policy change log, for the Decider."""
+
+from __future__ import annotations
+
+import json
+
+import peewee
+
+from delegauth.policy.decider import AreaChange
+from delegauth.storage.records import CasbinRuleRecord, ChangeRecord
+
+__all__ = ["PeeweePolicyFeed"]
+
+
+class PeeweePolicyFeed:
+    def __init__(self, db: peewee.Database) -> None:
+        self._db = db
+
+    def domain_links(self, domain: str) -> list[tuple[str, str]]:
+        with self._db.connection_context():
+            rows = (
+                CasbinRuleRecord.select(CasbinRuleRecord.v0, CasbinRuleRecord.v1)
+                .where((CasbinRuleRecord.v2 == domain) & (CasbinRuleRecord.ptype == "g"))
+                .tuples()
+            )
+            return list(rows)
+
+    def latest_version(self) -> int:
+        with self._db.connection_context():
+            value = ChangeRecord.select(peewee.fn.MAX(ChangeRecord.version)).scalar()
+            return int(value or 0)
+
+    def changes_since(self, version: int, limit: int) -> list[AreaChange]:
+        with self._db.connection_context():
+            rows = (
+                ChangeRecord.select(
+                    ChangeRecord.version, ChangeRecord.domain, ChangeRecord.subject,
+                    ChangeRecord.roles,
+                )
+                .where(ChangeRecord.version > version)
+                .order_by(ChangeRecord.version)
+                .limit(limit)
+                .tuples()
+            )
+            return [AreaChange(v, d, s, tuple(json.loads(r))) for v, d, s, r in rows]

@@ -1,0 +1,181 @@
+"""peewee models: one table each for users, areas, invitations, grants, Casbin rules,
+audit events, the mail outbox, the policy change log and one-time secrets.
+
+The schema itself is created by the versioned migrations in ./migrations; these
+models must match them.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+__all__ = [
+    "MODELS",
+    "AreaRecord",
+    "AuditRecord",
+    "CasbinRuleRecord",
+    "ChangeRecord",
+    "GrantRecord",
+    "InvitationRecord",
+    "MailRecord",
+    "SecretRecord",
+    "UserRecord",
+    "database_proxy",
+]
+
+database_proxy = pw.DatabaseProxy()
+
+
+class _Base(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class UserRecord(_Base):
+    id = pw.CharField(primary_key=True, max_length=40)
+    email = pw.CharField(max_length=320, unique=True)
+    name = pw.CharField(max_length=100, default="")
+    locale = pw.CharField(max_length=8, default="en")
+    password_hash = pw.CharField(max_length=255)
+    email_verified = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "users"
+
+
+class AreaRecord(_Base):
+    id = pw.CharField(primary_key=True, max_length=40)
+    name = pw.CharField(max_length=320)
+    owner_id = pw.CharField(max_length=40)
+    created_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "areas"
+
+
+class SecretRecord(_Base):
+    token_hash = pw.CharField(primary_key=True, max_length=64)
+    kind = pw.CharField(max_length=16)
+    user_id = pw.CharField(max_length=40)
+    expires_at = pw.DateTimeField()
+    used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "secrets"
+
+
+class InvitationRecord(_Base):
+    id = pw.CharField(primary_key=True, max_length=40)
+    area_id = pw.CharField(max_length=40, index=True)
+    email = pw.CharField(max_length=320, index=True)
+    permissions = pw.TextField()  # JSON: "all" or a sorted list of names
+    invited_by = pw.CharField(max_length=40)
+    status = pw.CharField(max_length=16)
+    token_hash = pw.CharField(max_length=64, null=True, unique=True)
+    expires_at = pw.DateTimeField()
+    created_at = pw.DateTimeField()
+    updated_at = pw.DateTimeField()
+    sends = pw.IntegerField(default=1)
+
+    class Meta:
+        table_name = "invitations"
+
+
+class GrantRecord(_Base):
+    id = pw.AutoField()
+    area_id = pw.CharField(max_length=40)
+    user_id = pw.CharField(max_length=40, index=True)
+    role = pw.CharField(max_length=16)
+    permissions = pw.TextField()
+    granted_by = pw.CharField(max_length=40, null=True)
+    invitation_id = pw.CharField(max_length=40, null=True)
+    version = pw.IntegerField(default=1)
+    created_at = pw.DateTimeField()
+    updated_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "grants"
+        indexes = ((("area_id", "user_id"), True),)
+
+
+class CasbinRuleRecord(_Base):
+    """One Casbin policy line, one column per field: never a joined string."""
+
+    id = pw.AutoField()
+    ptype = pw.CharField(max_length=16)
+    v0 = pw.CharField(max_length=255, default="")
+    v1 = pw.CharField(max_length=255, default="")
+    v2 = pw.CharField(max_length=255, default="")
+    v3 = pw.CharField(max_length=255, default="")
+    v4 = pw.CharField(max_length=255, default="")
+    v5 = pw.CharField(max_length=255, default="")
+
+    class Meta:
+        table_name = "casbin_rule"
+        indexes = (
+            (("ptype", "v0", "v1", "v2", "v3", "v4", "v5"), True),
+            (("v2", "ptype"), False),
+        )
+
+
+class AuditRecord(_Base):
+    id = pw.AutoField()
+    area_id = pw.CharField(max_length=40)
+    actor_id = pw.CharField(max_length=40, null=True)
+    action = pw.CharField(max_length=64)
+    target = pw.CharField(max_length=80)
+    before = pw.TextField(null=True)
+    after = pw.TextField(null=True)
+    at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "audit_events"
+        indexes = ((("area_id", "id"), False),)
+
+
+class MailRecord(_Base):
+    id = pw.AutoField()
+    to = pw.CharField(max_length=320)
+    subject = pw.CharField(max_length=255)
+    text = pw.TextField()
+    html = pw.TextField(null=True)
+    kind = pw.CharField(max_length=32)
+    headers = pw.TextField(default="{}")
+    status = pw.CharField(max_length=16, default="pending", index=True)
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField()
+    locked_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+    created_at = pw.DateTimeField()
+    sent_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "mail_outbox"
+
+
+class ChangeRecord(_Base):
+    """The policy change log: after each grant change, the subject's full role set in a domain."""
+
+    version = pw.BigAutoField()
+    domain = pw.CharField(max_length=64)
+    subject = pw.CharField(max_length=64)
+    roles = pw.TextField()  # JSON list of role names
+    at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "policy_changes"
+
+
+MODELS: list[type[pw.Model]] = [
+    UserRecord,
+    AreaRecord,
+    SecretRecord,
+    InvitationRecord,
+    GrantRecord,
+    CasbinRuleRecord,
+    AuditRecord,
+    MailRecord,
+    ChangeRecord,
+]

@@ -1,0 +1,326 @@
+"""PeeweeStore: the domain's Store on SQLite or PostgreSQL.
+
+A grant write puts the grant row, its Casbin g lines and a change-log entry in
+the caller's transaction, so decisions in every process see all of it or none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from delegauth.domain.catalogue import ALL, PermissionSet
+from delegauth.domain.entities import (
+    Area,
+    AuditEvent,
+    Grant,
+    Invitation,
+    InvitationStatus,
+    OutgoingMail,
+    Role,
+    User,
+)
+from delegauth.domain.ids import casbin_area, casbin_user
+from delegauth.errors import Conflict, Unavailable
+from delegauth.storage.casbin_adapter import PeeweeCasbinAdapter
+from delegauth.storage.db import is_postgres
+from delegauth.storage.records import (
+    AreaRecord,
+    AuditRecord,
+    ChangeRecord,
+    GrantRecord,
+    InvitationRecord,
+    MailRecord,
+    SecretRecord,
+    UserRecord,
+)
+
+__all__ = ["PeeweeStore"]
+
+# Held for the rest of the transaction: change-log versions commit in the order they
+# are numbered, so a reader polling "version > N" never skips one that commits late.
+_CHANGE_LOCK_KEY = 0x63686C67
+
+
+def _perms_to_text(perms: PermissionSet) -> str:
+    return json.dumps(perms.to_json())
+
+
+def _perms_from_text(text: str) -> PermissionSet:
+    value = json.loads(text)
+    return PermissionSet.everything() if value == ALL else PermissionSet.of(value)
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+class PeeweeStore:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+        self.rules = PeeweeCasbinAdapter(db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            with self.db.connection_context(), self.db.atomic():
+                yield
+        except peewee.IntegrityError as ex:
+            raise Conflict("the change conflicts with a concurrent one; try again") from ex
+        except peewee.OperationalError as ex:
+            raise Unavailable("the database is unavailable") from ex
+        except peewee.InterfaceError as ex:
+            raise Unavailable("the database is unavailable") from ex
+
+    # -- users and areas -------------------------------------------------------------
+
+    def add_user(self, user: User) -> None:
+        UserRecord.insert(**vars(user)).execute()
+
+    def update_user(self, user: User) -> None:
+        fields = {k: v for k, v in vars(user).items() if k != "id"}
+        UserRecord.update(**fields).where(UserRecord.id == user.id).execute()
+
+    def get_user(self, user_id: str) -> User | None:
+        row = UserRecord.get_or_none(UserRecord.id == user_id)
+        return None if row is None else User(**row.__data__)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        row = UserRecord.get_or_none(UserRecord.email == email)
+        return None if row is None else User(**row.__data__)
+
+    def add_area(self, area: Area) -> None:
+        AreaRecord.insert(**vars(area)).execute()
+
+    def get_area(self, area_id: str) -> Area | None:
+        row = AreaRecord.get_or_none(AreaRecord.id == area_id)
+        return None if row is None else Area(**row.__data__)
+
+    # -- one-time secrets ------------------------------------------------------------
+
+    def add_secret(self, kind: str, token_hash: str, user_id: str, expires_at: datetime) -> None:
+        SecretRecord.insert(
+            token_hash=token_hash, kind=kind, user_id=user_id, expires_at=expires_at
+        ).execute()
+
+    def consume_secret(self, kind: str, token_hash: str, now: datetime) -> str | None:
+        row = SecretRecord.get_or_none(
+            (SecretRecord.token_hash == token_hash) & (SecretRecord.kind == kind)
+        )
+        if row is None or row.used_at is not None or row.expires_at <= now:
+            return None
+        used = (
+            SecretRecord.update(used_at=now)
+            .where((SecretRecord.token_hash == token_hash) & SecretRecord.used_at.is_null())
+            .execute()
+        )
+        return row.user_id if used == 1 else None
+
+    # -- invitations -----------------------------------------------------------------
+
+    @staticmethod
+    def _inv_row(inv: Invitation) -> dict[str, Any]:
+        data = dict(vars(inv))
+        data["permissions"] = _perms_to_text(inv.permissions)
+        data["status"] = str(inv.status)
+        return data
+
+    @staticmethod
+    def _inv(row: InvitationRecord) -> Invitation:
+        data = dict(row.__data__)
+        data["permissions"] = _perms_from_text(data["permissions"])
+        data["status"] = InvitationStatus(data["status"])
+        data["token_hash"] = data["token_hash"] or ""
+        return Invitation(**data)
+
+    def add_invitation(self, invitation: Invitation) -> None:
+        InvitationRecord.insert(**self._inv_row(invitation)).execute()
+
+    def update_invitation(self, invitation: Invitation) -> None:
+        data = self._inv_row(invitation)
+        del data["id"]
+        InvitationRecord.update(**data).where(InvitationRecord.id == invitation.id).execute()
+
+    def transition_invitation(self, invitation_id: str, to: InvitationStatus, now: datetime) -> bool:
+        """Move a pending invitation to ``to``; False if it was no longer pending.
+
+        The emailed secret dies with the pending state, so a used link cannot be replayed.
+        """
+        changed = (
+            InvitationRecord.update(status=str(to), updated_at=now, token_hash=None)
+            .where(
+                (InvitationRecord.id == invitation_id)
+                & (InvitationRecord.status == str(InvitationStatus.PENDING))
+            )
+            .execute()
+        )
+        return changed == 1
+
+    def get_invitation(self, invitation_id: str) -> Invitation | None:
+        row = InvitationRecord.get_or_none(InvitationRecord.id == invitation_id)
+        return None if row is None else self._inv(row)
+
+    def find_invitation_by_token(self, token_hash: str) -> Invitation | None:
+        row = InvitationRecord.get_or_none(InvitationRecord.token_hash == token_hash)
+        return None if row is None else self._inv(row)
+
+    def find_pending_invitation(self, area_id: str, email: str) -> Invitation | None:
+        row = InvitationRecord.get_or_none(
+            (InvitationRecord.area_id == area_id)
+            & (InvitationRecord.email == email)
+            & (InvitationRecord.status == str(InvitationStatus.PENDING))
+        )
+        return None if row is None else self._inv(row)
+
+    def list_area_invitations(self, area_id: str) -> list[Invitation]:
+        rows = (
+            InvitationRecord.select()
+            .where(
+                (InvitationRecord.area_id == area_id)
+                & (InvitationRecord.status == str(InvitationStatus.PENDING))
+            )
+            .order_by(InvitationRecord.created_at, InvitationRecord.id)
+        )
+        return [self._inv(r) for r in rows]
+
+    def list_invitations_for(self, email: str) -> list[Invitation]:
+        rows = (
+            InvitationRecord.select()
+            .where(
+                (InvitationRecord.email == email)
+                & (InvitationRecord.status == str(InvitationStatus.PENDING))
+            )
+            .order_by(InvitationRecord.created_at, InvitationRecord.id)
+        )
+        return [self._inv(r) for r in rows]
+
+    # -- grants ----------------------------------------------------------------------
+
+    @staticmethod
+    def _grant(row: GrantRecord) -> Grant:
+        data = dict(row.__data__)
+        del data["id"]
+        data["role"] = Role(data["role"])
+        data["permissions"] = _perms_from_text(data["permissions"])
+        return Grant(**data)
+
+    def get_grant(self, area_id: str, user_id: str) -> Grant | None:
+        row = GrantRecord.get_or_none(
+            (GrantRecord.area_id == area_id) & (GrantRecord.user_id == user_id)
+        )
+        return None if row is None else self._grant(row)
+
+    def list_area_grants(self, area_id: str) -> list[Grant]:
+        rows = GrantRecord.select().where(GrantRecord.area_id == area_id).order_by(GrantRecord.id)
+        return [self._grant(r) for r in rows]
+
+    def list_user_grants(self, user_id: str) -> list[Grant]:
+        rows = GrantRecord.select().where(GrantRecord.user_id == user_id).order_by(GrantRecord.id)
+        return [self._grant(r) for r in rows]
+
+    def put_grant(self, grant: Grant, previous: Grant | None) -> int:
+        """Insert or update a grant with its g lines; return the change-log version."""
+        data = dict(vars(grant))
+        data["role"] = str(grant.role)
+        data["permissions"] = _perms_to_text(grant.permissions)
+        if previous is None:
+            GrantRecord.insert(**data).execute()
+        else:
+            changed = (
+                GrantRecord.update(**data)
+                .where(
+                    (GrantRecord.area_id == grant.area_id)
+                    & (GrantRecord.user_id == grant.user_id)
+                    & (GrantRecord.version == previous.version)
+                )
+                .execute()
+            )
+            if changed != 1:
+                raise Conflict("the grant was changed concurrently; reload and try again")
+        old = set(previous.casbin_rules()) if previous is not None else set()
+        new = set(grant.casbin_rules())
+        if old - new:
+            self.rules.remove_policies("g", "g", sorted(old - new))
+        if new - old:
+            self.rules.add_policies("g", "g", sorted(new - old))
+        return self._log_change(grant.area_id, grant.user_id, grant.casbin_roles())
+
+    def delete_grant(self, grant: Grant) -> int:
+        deleted = (
+            GrantRecord.delete()
+            .where(
+                (GrantRecord.area_id == grant.area_id)
+                & (GrantRecord.user_id == grant.user_id)
+                & (GrantRecord.version == grant.version)
+            )
+            .execute()
+        )
+        if deleted != 1:
+            raise Conflict("the grant was changed concurrently; reload and try again")
+        self.rules.remove_filtered_policy(
+            "g", "g", 0, casbin_user(grant.user_id), "", casbin_area(grant.area_id)
+        )
+        return self._log_change(grant.area_id, grant.user_id, [])
+
+    def _log_change(self, area_id: str, user_id: str, roles: list[str]) -> int:
+        if is_postgres(self.db):
+            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_CHANGE_LOCK_KEY,))
+        return int(
+            ChangeRecord.insert(
+                domain=casbin_area(area_id),
+                subject=casbin_user(user_id),
+                roles=json.dumps(sorted(roles)),
+                at=datetime.now(),
+            ).execute()
+        )
+
+    # -- audit and mail --------------------------------------------------------------
+
+    def append_audit(self, event: AuditEvent) -> None:
+        AuditRecord.insert(
+            area_id=event.area_id,
+            actor_id=event.actor_id,
+            action=event.action,
+            target=event.target,
+            before=_json(event.before),
+            after=_json(event.after),
+            at=event.at,
+        ).execute()
+
+    def list_audit(self, area_id: str, before_id: int | None, limit: int) -> list[AuditEvent]:
+        query = AuditRecord.select().where(AuditRecord.area_id == area_id)
+        if before_id is not None:
+            query = query.where(AuditRecord.id < before_id)
+        rows = query.order_by(AuditRecord.id.desc()).limit(limit)
+        return [
+            AuditEvent(
+                id=r.id,
+                area_id=r.area_id,
+                actor_id=r.actor_id,
+                action=r.action,
+                target=r.target,
+                before=json.loads(r.before) if r.before else None,
+                after=json.loads(r.after) if r.after else None,
+                at=r.at,
+            )
+            for r in rows
+        ]
+
+    def enqueue_mail(self, mail: OutgoingMail, now: datetime) -> None:
+        MailRecord.insert(
+            to=mail.to,
+            subject=mail.subject,
+            text=mail.text,
+            html=mail.html,
+            kind=mail.kind,
+            headers=json.dumps(mail.headers),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now - timedelta(seconds=1),
+            created_at=now,
+        ).execute()
