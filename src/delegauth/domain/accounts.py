@@ -10,7 +10,14 @@ from delegauth.domain.catalogue import PermissionSet
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import Area, AuditEvent, Grant, Role, User
 from delegauth.domain.ids import AREA, USER, IdFactory, new_id
-from delegauth.domain.ports import Clock, MailComposer, PasswordHasher, Store
+from delegauth.domain.ports import (
+    Clock,
+    MailComposer,
+    PasswordHasher,
+    PolicyListener,
+    Store,
+    ignore_change,
+)
 from delegauth.domain.tokens import hash_secret, new_secret
 from delegauth.errors import (
     AlreadyRegistered,
@@ -66,7 +73,9 @@ class Accounts:
         *,
         verification_ttl: timedelta = timedelta(hours=48),
         ids: IdFactory = new_id,
+        on_policy_change: PolicyListener = ignore_change,
     ) -> None:
+        self._changed = on_policy_change
         self._store = store
         self._hasher = hasher
         self._mail = mail
@@ -127,7 +136,7 @@ class Accounts:
                 created_at=now,
                 updated_at=now,
             )
-            self._store.put_grant(owner, None)
+            version = self._store.put_grant(owner, None)
             self._store.append_audit(
                 AuditEvent(area.id, user.id, "area.created", f"user:{user.id}", None,
                            {"role": "owner"}, now)
@@ -136,6 +145,7 @@ class Accounts:
                 token = new_secret()
                 self._store.add_secret(VERIFY, hash_secret(token), user.id, now + self._ttl)
                 self._store.enqueue_mail(self._mail.verification(user, token), now)
+        self._changed(version)
         return user, area
 
     def verify_email(self, token: object) -> User:

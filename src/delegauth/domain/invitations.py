@@ -16,7 +16,7 @@ from delegauth.domain.entities import (
     User,
 )
 from delegauth.domain.ids import INVITATION, IdFactory, new_id, parse_id
-from delegauth.domain.ports import Clock, MailComposer, Store
+from delegauth.domain.ports import Clock, MailComposer, PolicyListener, Store, ignore_change
 from delegauth.domain.tokens import hash_secret, new_secret
 from delegauth.errors import (
     AlreadyMember,
@@ -47,7 +47,9 @@ class Invitations:
         *,
         ttl: timedelta = timedelta(days=7),
         ids: IdFactory = new_id,
+        on_policy_change: PolicyListener = ignore_change,
     ) -> None:
+        self._changed = on_policy_change
         self._store = store
         self._catalogue = catalogue
         self._mail = mail
@@ -168,7 +170,9 @@ class Invitations:
         now = self._clock()
         with self._store.transaction():
             user, inv = self._addressed(user_id, self._store.get_invitation(inv_id), now)
-            return self._accept(user, inv, now)
+            grant, version = self._accept(user, inv, now)
+        self._changed(version)
+        return grant
 
     def accept_token(self, user_id: str, token: object) -> Grant:
         if not isinstance(token, str) or not token:
@@ -179,7 +183,9 @@ class Invitations:
             if inv is None:
                 raise InvalidToken("the invitation link is invalid or was already used")
             user, inv = self._addressed(user_id, inv, now)
-            return self._accept(user, inv, now)
+            grant, version = self._accept(user, inv, now)
+        self._changed(version)
+        return grant
 
     def decline(self, user_id: str, invitation_id: object) -> Invitation:
         inv_id = self._parse_invitation_id(invitation_id)
@@ -218,7 +224,7 @@ class Invitations:
             raise NotPending(f"the invitation is {inv.status}")
         return user, inv
 
-    def _accept(self, user: User, inv: Invitation, now: datetime) -> Grant:
+    def _accept(self, user: User, inv: Invitation, now: datetime) -> tuple[Grant, int]:
         if self._store.get_grant(inv.area_id, user.id) is not None:
             raise AlreadyMember("you are already a member of this area")
         before = _snapshot(inv)
@@ -236,14 +242,14 @@ class Invitations:
             created_at=now,
             updated_at=now,
         )
-        self._store.put_grant(grant, None)
+        version = self._store.put_grant(grant, None)
         self._audit(user.id, "invitation.accepted", inv, before, _snapshot(inv), now)
         self._store.append_audit(
             AuditEvent(inv.area_id, user.id, "grant.created", f"user:{user.id}", None,
                        {"role": "delegate", "permissions": grant.permissions.to_json(),
                         "invitation": inv.id}, now)
         )
-        return grant
+        return grant, version
 
     def _open_in_area(self, area_id: str, invitation_id: str, now: datetime) -> Invitation:
         inv = self._store.get_invitation(self._parse_invitation_id(invitation_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from delegauth.domain.access import (
     require_grant,
@@ -13,7 +14,7 @@ from delegauth.domain.access import (
 from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.entities import AuditEvent, Grant, Role, User
 from delegauth.domain.ids import USER, parse_id
-from delegauth.domain.ports import Clock, Store
+from delegauth.domain.ports import Clock, PolicyListener, Store, ignore_change
 from delegauth.errors import InvalidInput, NotFound
 
 __all__ = ["Member", "Members"]
@@ -40,10 +41,18 @@ def _snapshot(grant: Grant) -> dict[str, object]:
 
 
 class Members:
-    def __init__(self, store: Store, catalogue: Catalogue, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        clock: Clock,
+        *,
+        on_policy_change: PolicyListener = ignore_change,
+    ) -> None:
         self._store = store
         self._catalogue = catalogue
         self._clock = clock
+        self._changed = on_policy_change
 
     def list(self, actor_id: str, area_id: str) -> list[Member]:
         """The owner first, then delegates in the order they joined."""
@@ -73,6 +82,7 @@ class Members:
             target.version += 1
             version = self._store.put_grant(target, previous)
             self._audit(actor_id, "grant.updated", target, before, _snapshot(target), now)
+        self._changed(version)
         return Change(target, version)
 
     def remove(self, actor_id: str, area_id: str, user_id: object) -> Change:
@@ -90,6 +100,7 @@ class Members:
             version = self._store.delete_grant(target)
             action = "grant.left" if actor_id == target_id else "grant.removed"
             self._audit(actor_id, action, target, before, None, now)
+        self._changed(version)
         return Change(None, version)
 
     def audit(
@@ -122,9 +133,9 @@ class Members:
         target: Grant,
         before: dict[str, object] | None,
         after: dict[str, object] | None,
-        now: object,
+        now: datetime,
     ) -> None:
         self._store.append_audit(
             AuditEvent(target.area_id, actor_id, action, f"user:{target.user_id}", before, after,
-                       now)  # type: ignore[arg-type]
+                       now)
         )

@@ -21,10 +21,24 @@ from delegauth.domain.entities import (
     User,
 )
 
-__all__ = ["Clock", "MailComposer", "PasswordHasher", "Store", "TokenFactory"]
+__all__ = [
+    "Clock",
+    "MailComposer",
+    "PasswordHasher",
+    "PolicyListener",
+    "Store",
+    "TokenFactory",
+    "ignore_change",
+]
 
 Clock = Callable[[], datetime]
 TokenFactory = Callable[[], str]
+# Called after a grant change commits, with the change-log version it produced.
+PolicyListener = Callable[[int], None]
+
+
+def ignore_change(version: int) -> None:
+    """The default PolicyListener: other processes learn from the change log."""
 
 
 class PasswordHasher(Protocol):

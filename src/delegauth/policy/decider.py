@@ -201,10 +201,6 @@ class Decider:
             self._empty_areas = max(0, self._empty_areas - 1)
         self._areas[change.domain] = new
 
-    def mark_synced(self) -> None:
-        """Record a successful read of the change log that found nothing new."""
-        self._last_sync = self._monotonic()
-
     def run_follower(self, stop: threading.Event, interval: float) -> None:
         """Poll the change log until ``stop`` is set (run in a daemon thread)."""
         while not stop.is_set():

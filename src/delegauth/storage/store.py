@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import peewee
@@ -275,7 +275,7 @@ class PeeweeStore:
                 domain=casbin_area(area_id),
                 subject=casbin_user(user_id),
                 roles=json.dumps(sorted(roles)),
-                at=datetime.now(),
+                at=datetime.now(UTC).replace(tzinfo=None),
             ).execute()
         )
 

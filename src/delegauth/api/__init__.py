@@ -1,0 +1,1 @@
+"""The HTTP edge: Falcon resources over the domain services."""

@@ -1,0 +1,204 @@
+"""The composition root: create_app(settings, **overrides) builds every collaborator.
+
+``get_app()`` is what the WSGI server imports: it reads the environment once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import falcon
+import peewee
+
+from delegauth.api import accounts, areas, authzen
+from delegauth.api.auth import Authenticator
+from delegauth.api.body import send_json
+from delegauth.api.catalogue import PermissionsResource
+from delegauth.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
+from delegauth.api.problems import install_error_handlers
+from delegauth.config import Settings, load_settings
+from delegauth.domain.accounts import Accounts
+from delegauth.domain.invitations import Invitations
+from delegauth.domain.members import Members
+from delegauth.domain.ports import Clock, PasswordHasher
+from delegauth.mail.composer import MailComposer
+from delegauth.passwords import Argon2Hasher
+from delegauth.policy.bundle import load_bundle
+from delegauth.policy.decider import Decider
+from delegauth.storage.db import open_database
+from delegauth.storage.feed import PeeweePolicyFeed
+from delegauth.storage.records import database_proxy
+from delegauth.storage.store import PeeweeStore
+from delegauth.tokens import KeyRing, TokenService
+
+__all__ = ["Services", "build_services", "create_app", "get_app", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    """Naive UTC: what every timestamp column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: peewee.Database
+    store: PeeweeStore
+    decider: Decider
+    tokens: TokenService
+    accounts: Accounts
+    invitations: Invitations
+    members: Members
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for stop in reversed(self.stoppers):
+            stop()
+        self.stoppers.clear()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    db: peewee.Database | None = None,
+    clock: Clock = utcnow,
+    hasher: PasswordHasher | None = None,
+    keys: KeyRing | None = None,
+    start_background: bool | None = None,
+) -> Services:
+    db = db if db is not None else open_database(settings.database_url)
+    database_proxy.initialize(db)
+    store = PeeweeStore(db)
+    bundle = load_bundle(settings.policies_dir)
+    decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=settings.max_staleness_s)
+    decider.sync()
+    keys = keys if keys is not None else KeyRing.load_or_create(settings.key_dir)
+    tokens = TokenService(
+        keys, settings.issuer, settings.issuer, lifetime_s=settings.access_token_minutes * 60
+    )
+
+    def changed(version: int) -> None:
+        # This process sees its own writes at once; others follow the change log.
+        try:
+            decider.sync()
+        except Exception:  # noqa: BLE001 - the follower retries; staleness fails closed
+            log.warning("could not apply the change log after a write", exc_info=True)
+
+    composer = MailComposer(bundle.catalogue, settings.public_url)
+    hasher = hasher if hasher is not None else Argon2Hasher()
+    services = Services(
+        settings=settings,
+        db=db,
+        store=store,
+        decider=decider,
+        tokens=tokens,
+        accounts=Accounts(
+            store, hasher, composer, clock,
+            verification_ttl=timedelta(hours=settings.verification_hours),
+            on_policy_change=changed,
+        ),
+        invitations=Invitations(
+            store, bundle.catalogue, composer, clock,
+            ttl=timedelta(days=settings.invitation_days),
+            on_policy_change=changed,
+        ),
+        members=Members(store, bundle.catalogue, clock, on_policy_change=changed),
+    )
+    background = settings.background if start_background is None else start_background
+    if background:
+        services.stoppers.append(decider.start_follower(settings.change_poll_ms / 1000))
+        services.stoppers.extend(_start_mail(settings, db, clock))
+    return services
+
+
+def _start_mail(settings: Settings, db: peewee.Database, clock: Clock) -> list[Callable[[], None]]:
+    try:
+        from delegauth.mail.sender import OutboxSender
+        from delegauth.mail.transport import transport_from_url
+        from delegauth.storage.outbox import PeeweeOutbox
+    except ImportError:  # pragma: no cover - during the first increment
+        return []
+    sender = OutboxSender(
+        PeeweeOutbox(db),
+        transport_from_url(settings.smtp_url, sender=settings.mail_from),
+        clock=clock,
+        max_attempts=settings.mail_max_attempts,
+    )
+    return [sender.start(1.0)]
+
+
+class _Health:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send_json(resp, {"status": "ok", "policy_version": self._services.decider.policy_version})
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App:
+    settings = settings or load_settings()
+    services = overrides.pop("services", None) or build_services(settings, **overrides)
+    auth = Authenticator(services.tokens)
+    max_body = settings.max_body_bytes
+    app = falcon.App(middleware=[RequestIdMiddleware(), SecurityHeadersMiddleware()])
+    app.req_options.strip_url_path_trailing_slash = True
+    install_error_handlers(app)
+
+    app.add_route("/healthz", _Health(services))
+    app.add_route("/v1/signup", accounts.SignupResource(services.accounts, max_body))
+    app.add_route(
+        "/v1/email-verifications", accounts.VerificationResource(services.accounts, max_body)
+    )
+    app.add_route("/v1/me", accounts.MeResource(auth, services.accounts))
+    app.add_route(
+        "/v1/me/invitations",
+        accounts.MyInvitationsResource(auth, services.accounts, services.invitations,
+                                       services.store),
+    )
+    answer = accounts.AnswerInvitationResource(auth, services.invitations)
+    app.add_route("/v1/invitations/{invitation_id}/accept", answer, suffix="accept")
+    app.add_route("/v1/invitations/{invitation_id}/decline", answer, suffix="decline")
+    app.add_route(
+        "/v1/invitations/accept",
+        accounts.AcceptByTokenResource(auth, services.invitations, max_body),
+    )
+
+    app.add_route("/v1/areas/{area_id}/members", areas.MembersResource(auth, services.members))
+    app.add_route(
+        "/v1/areas/{area_id}/members/{user_id}",
+        areas.MemberResource(auth, services.members, max_body),
+    )
+    app.add_route(
+        "/v1/areas/{area_id}/invitations",
+        areas.InvitationsResource(auth, services.invitations, max_body),
+    )
+    invitation = areas.InvitationResource(auth, services.invitations, max_body)
+    app.add_route("/v1/areas/{area_id}/invitations/{invitation_id}", invitation)
+    app.add_route(
+        "/v1/areas/{area_id}/invitations/{invitation_id}/resend", invitation, suffix="resend"
+    )
+    app.add_route("/v1/areas/{area_id}/audit", areas.AuditResource(auth, services.members))
+    app.add_route("/v1/permissions", PermissionsResource(lambda: services.decider.bundle.catalogue))
+
+    app.add_route(
+        "/access/v1/evaluation", authzen.EvaluationResource(auth, services.decider, max_body)
+    )
+    app.add_route(
+        "/access/v1/evaluations", authzen.EvaluationsResource(auth, services.decider, max_body)
+    )
+    app.add_route(
+        "/.well-known/authzen-configuration", authzen.MetadataResource(settings.public_url)
+    )
+    return app
+
+
+def get_app() -> falcon.App:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,39 @@
+"""Read a bounded JSON object from a request: malformed or oversized input is a 4xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+
+from delegauth.errors import InvalidInput
+
+__all__ = ["read_json"]
+
+
+def read_json(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
+    length = req.content_length
+    if length is not None and length > max_bytes:
+        raise falcon.HTTPContentTooLarge(description=f"the body exceeds {max_bytes} bytes")
+    ctype = (req.content_type or "").split(";")[0].strip().lower()
+    if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+        raise falcon.HTTPUnsupportedMediaType(description="send application/json")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise falcon.HTTPContentTooLarge(description=f"the body exceeds {max_bytes} bytes")
+    if not raw:
+        raise InvalidInput("a JSON object body is required")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as ex:
+        raise InvalidInput("the body is not valid JSON") from ex
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body, separators=(",", ":"))

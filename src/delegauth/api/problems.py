@@ -1,0 +1,79 @@
+"""RFC 9457 problem+json: one table mapping delegauth errors to HTTP statuses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from delegauth import errors
+
+__all__ = ["install_error_handlers", "problem"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+# Most specific first: the first matching class wins.
+_STATUS: list[tuple[type[errors.DelegauthError], int]] = [
+    (errors.InvalidInput, 400),
+    (errors.InvalidToken, 400),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.NotPending, 409),
+    (errors.Conflict, 409),
+    (errors.Unavailable, 503),
+]
+
+
+def status_for(ex: errors.DelegauthError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(ex, cls):
+            return status
+    return 400
+
+
+def problem(resp: falcon.Response, status: int, title: str, detail: str, **extra: Any) -> None:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail and detail != title:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    resp.status = status
+    resp.content_type = PROBLEM_TYPE
+    resp.text = json.dumps(body)
+
+
+def _handle_domain(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    assert isinstance(ex, errors.DelegauthError)
+    status = status_for(ex)
+    problem(resp, status, ex.title, ex.detail, code=ex.code, field=ex.field)
+    if isinstance(ex, errors.Unauthenticated):
+        resp.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+    if isinstance(ex, errors.Unavailable):
+        resp.set_header("Retry-After", "1")
+
+
+def _handle_http(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    assert isinstance(ex, falcon.HTTPError)
+    status = int(str(ex.status).split()[0]) if not isinstance(ex.status, int) else ex.status
+    title = ex.title or "Error"
+    problem(resp, status, title, ex.description or "", code=getattr(ex, "code", None))
+    for name, value in (ex.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+) -> None:
+    log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
+    problem(resp, 500, "Internal Server Error", "")
+
+
+def install_error_handlers(app: falcon.App) -> None:
+    # Falcon consults handlers from the most recently added: add the generic one first.
+    app.add_error_handler(Exception, _handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, _handle_http)
+    app.add_error_handler(errors.DelegauthError, _handle_domain)

@@ -1,0 +1,112 @@
+"""JSON shapes of domain objects, in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from delegauth.domain.accounts import AreaAccess
+from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.entities import Area, AuditEvent, Grant, Invitation, User
+from delegauth.domain.members import Member
+
+__all__ = [
+    "area_view",
+    "audit_view",
+    "catalogue_view",
+    "grant_view",
+    "invitation_view",
+    "member_view",
+    "user_view",
+]
+
+
+def _ts(value: datetime) -> str:
+    return value.replace(microsecond=0).isoformat() + "Z"
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "locale": user.locale,
+        "email_verified": user.email_verified,
+    }
+
+
+def area_view(area: Area) -> dict[str, Any]:
+    return {"id": area.id, "name": area.name, "owner": area.owner_id}
+
+
+def access_view(access: AreaAccess) -> dict[str, Any]:
+    return {
+        "id": access.area.id,
+        "name": access.area.name,
+        "role": str(access.role),
+        "permissions": access.permissions.to_json(),
+    }
+
+
+def invitation_view(inv: Invitation, area: Area | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": inv.id,
+        "area": inv.area_id,
+        "email": inv.email,
+        "permissions": inv.permissions.to_json(),
+        "status": str(inv.status),
+        "invited_by": inv.invited_by,
+        "expires_at": _ts(inv.expires_at),
+        "created_at": _ts(inv.created_at),
+        "sends": inv.sends,
+    }
+    if area is not None:
+        body["area_name"] = area.name
+    return body
+
+
+def grant_view(grant: Grant) -> dict[str, Any]:
+    return {
+        "area": grant.area_id,
+        "user": grant.user_id,
+        "role": str(grant.role),
+        "permissions": grant.held().to_json(),
+        "version": grant.version,
+        "created_at": _ts(grant.created_at),
+        "updated_at": _ts(grant.updated_at),
+    }
+
+
+def member_view(member: Member) -> dict[str, Any]:
+    body = grant_view(member.grant)
+    body["user"] = {"id": member.user.id, "email": member.user.email, "name": member.user.name}
+    body["owner"] = str(member.grant.role) == "owner"
+    return body
+
+
+def audit_view(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "actor": event.actor_id,
+        "action": event.action,
+        "target": event.target,
+        "before": event.before,
+        "after": event.after,
+        "at": _ts(event.at),
+    }
+
+
+def catalogue_view(catalogue: Catalogue, locale: str) -> dict[str, Any]:
+    return {
+        "locale": locale,
+        "permissions": [
+            {
+                "name": p.name,
+                "label": p.label(locale),
+                "description": p.description(locale),
+                "group": p.group,
+                "actions": [f"{t}:{a}" for t, a in p.actions],
+            }
+            for p in catalogue
+        ],
+    }

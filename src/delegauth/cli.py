@@ -1,0 +1,104 @@
+"""The delegauth command line: migrate, serve, and a development token minter."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from delegauth.config import Settings, load_settings
+
+__all__ = ["main"]
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+    from delegauth.storage.schema import migrate
+
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    applied = migrate(db)
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.tokens import KeyRing
+
+    # Fail before forking when the policy is unusable, and create keys exactly once.
+    load_bundle(settings.policies_dir)
+    KeyRing.load_or_create(settings.key_dir)
+    if not args.no_migrate:
+        _cmd_migrate(settings, args)
+
+    bind = args.bind or settings.bind
+    workers = args.workers or settings.workers
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", None)
+
+        def load(self):  # type: ignore[no-untyped-def]
+            from delegauth.api.app import get_app
+
+            return get_app()
+
+    print(f"delegauth serving on http://{bind} with {workers} workers", file=sys.stderr)
+    _Server().run()
+    return 0
+
+
+def _cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    """Mint an access token with the service's own keys (development and tests)."""
+    from delegauth.tokens import KeyRing, TokenService
+
+    tokens = TokenService(
+        KeyRing.load_or_create(settings.key_dir), settings.issuer, settings.issuer,
+        lifetime_s=settings.access_token_minutes * 60,
+    )
+    if args.service:
+        token = tokens.issue(sub=args.service, client_id=args.service, scope=args.scope.split())
+    else:
+        token = tokens.issue(
+            sub=args.user, client_id="delegauth-cli", scope=args.scope.split(), area=args.area
+        )
+    print(token)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    serve = sub.add_parser("serve", help="run the service with gunicorn")
+    serve.add_argument("--bind", help="host:port (DELEGAUTH_BIND)")
+    serve.add_argument("--workers", type=int, help="worker processes (DELEGAUTH_WORKERS)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
+    token = sub.add_parser("token", help="mint an access token (development)")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="user id (u_…); use with --area")
+    who.add_argument("--service", help="service client id")
+    token.add_argument("--area", help="area id (a_…) the token is scoped to")
+    token.add_argument("--scope", default="", help="space-separated scopes")
+    return parser
+
+
+_COMMANDS = {"migrate": _cmd_migrate, "serve": _cmd_serve, "token": _cmd_token}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level)
+    return _COMMANDS[args.command](settings, args)
