@@ -111,7 +111,8 @@ class AuditResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         claims = self._auth.user_in_area(req, area_id)
         before = _int_param(req, "before")
-        limit = _int_param(req, "limit") or 50
+        limit = _int_param(req, "limit")
+        limit = 50 if limit is None else limit
         events = self._members.audit(claims.sub, area_id, before, limit)
         next_cursor = events[-1].id if len(events) == limit else None
         send_json(resp, {"events": [audit_view(e) for e in events], "next_before": next_cursor})

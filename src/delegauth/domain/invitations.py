@@ -170,9 +170,8 @@ class Invitations:
         now = self._clock()
         with self._store.transaction():
             user, inv = self._addressed(user_id, self._store.get_invitation(inv_id), now)
-            grant, version = self._accept(user, inv, now)
-        self._changed(version)
-        return grant
+            accepted = self._accept(user, inv, now)
+        return self._accepted(accepted)
 
     def accept_token(self, user_id: str, token: object) -> Grant:
         if not isinstance(token, str) or not token:
@@ -183,20 +182,20 @@ class Invitations:
             if inv is None:
                 raise InvalidToken("the invitation link is invalid or was already used")
             user, inv = self._addressed(user_id, inv, now)
-            grant, version = self._accept(user, inv, now)
-        self._changed(version)
-        return grant
+            accepted = self._accept(user, inv, now)
+        return self._accepted(accepted)
 
     def decline(self, user_id: str, invitation_id: object) -> Invitation:
         inv_id = self._parse_invitation_id(invitation_id)
         now = self._clock()
         with self._store.transaction():
             _user, inv = self._addressed(user_id, self._store.get_invitation(inv_id), now)
-            before = _snapshot(inv)
-            if not self._store.transition_invitation(inv.id, InvitationStatus.DECLINED, now):
-                raise NotPending()
-            inv.status = InvitationStatus.DECLINED
-            self._audit(user_id, "invitation.declined", inv, before, _snapshot(inv), now)
+            if inv.status is InvitationStatus.PENDING:
+                before = _snapshot(inv)
+                self._finish(inv, InvitationStatus.DECLINED, now)
+                self._audit(user_id, "invitation.declined", inv, before, _snapshot(inv), now)
+        if inv.status is InvitationStatus.EXPIRED:
+            raise NotPending("the invitation has expired")
         return inv
 
     # -- internals -------------------------------------------------------------------
@@ -218,13 +217,22 @@ class Invitations:
         if not user.email_verified or inv.email != user.email:
             raise WrongAccount()
         if inv.status is InvitationStatus.PENDING and now >= inv.expires_at:
-            self._expire(inv, now)
-            raise NotPending("the invitation has expired")
+            self._expire(inv, now)  # the caller commits this, then reports it
+            return user, inv
         if inv.status is not InvitationStatus.PENDING:
             raise NotPending(f"the invitation is {inv.status}")
         return user, inv
 
-    def _accept(self, user: User, inv: Invitation, now: datetime) -> tuple[Grant, int]:
+    def _accepted(self, accepted: tuple[Grant, int] | None) -> Grant:
+        if accepted is None:
+            raise NotPending("the invitation has expired")
+        grant, version = accepted
+        self._changed(version)
+        return grant
+
+    def _accept(self, user: User, inv: Invitation, now: datetime) -> tuple[Grant, int] | None:
+        if inv.status is InvitationStatus.EXPIRED:
+            return None
         if self._store.get_grant(inv.area_id, user.id) is not None:
             raise AlreadyMember("you are already a member of this area")
         before = _snapshot(inv)
@@ -255,10 +263,10 @@ class Invitations:
         inv = self._store.get_invitation(self._parse_invitation_id(invitation_id))
         if inv is None or inv.area_id != area_id:
             raise NotFound("no such invitation")
-        if inv.status is InvitationStatus.PENDING and now >= inv.expires_at:
-            self._expire(inv, now)
         if inv.status is not InvitationStatus.PENDING:
             raise NotPending(f"the invitation is {inv.status}")
+        if now >= inv.expires_at:
+            raise NotPending("the invitation has expired; invite again")
         return inv
 
     def _finish(self, inv: Invitation, status: InvitationStatus, now: datetime) -> None:

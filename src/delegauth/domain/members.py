@@ -63,7 +63,7 @@ class Members:
                 user = self._store.get_user(grant.user_id)
                 if user is not None:
                     out.append(Member(user, grant))
-        out.sort(key=lambda m: (m.grant.role is not Role.OWNER, m.grant.created_at, m.user.id))
+        out.sort(key=lambda m: m.grant.role is not Role.OWNER)  # stable: then in join order
         return out
 
     def change(self, actor_id: str, area_id: str, user_id: object, permissions: object) -> Change:

@@ -83,14 +83,16 @@ def build_message(mail: QueuedMail, sender: str, now: datetime) -> EmailMessage:
         # Derived from the outbox row, so a retried message keeps its Message-ID and
         # receivers can drop the duplicate of an at-least-once redelivery.
         msg["Message-ID"] = f"<{mail.created_at:%Y%m%d%H%M%S}.{mail.id}.outbox@{_domain(sender)}>"
-        for name, value in mail.headers.items():
-            if name.lower() in _RESERVED_HEADERS:
-                raise DeliveryError(f"header {name!r} may not be overridden", transient=False)
-            msg[name] = value
         # quoted-printable keeps the body 7-bit clean for any relay, and wraps long links.
         msg.set_content(mail.text, cte="quoted-printable")
         if mail.html:
             msg.add_alternative(mail.html, subtype="html", cte="quoted-printable")
+        # After the body: setting it drops (or moves into the parts) every Content-*
+        # header, and Content-Language belongs on the whole message.
+        for name, value in mail.headers.items():
+            if name.lower() in _RESERVED_HEADERS:
+                raise DeliveryError(f"header {name!r} may not be overridden", transient=False)
+            msg[name] = value
     except (ValueError, TypeError) as ex:
         # e.g. a CR or LF in a header value: the message can never be sent.
         raise DeliveryError(f"malformed message: {ex}", transient=False) from ex
