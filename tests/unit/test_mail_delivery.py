@@ -15,7 +15,9 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
+import peewee
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
@@ -74,7 +76,7 @@ _PG_URL = os.environ.get("DELEGAUTH_TEST_PG_URL")
         ),
     ]
 )
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[peewee.Database]:
     url = f"sqlite:///{tmp_path}/outbox.sqlite3" if request.param == "sqlite" else _PG_URL
     assert url is not None
     database = open_database(url)
@@ -95,13 +97,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def outbox(db: object) -> PeeweeOutbox:
-    return PeeweeOutbox(db)  # type: ignore[arg-type]
+def outbox(db: peewee.Database) -> PeeweeOutbox:
+    return PeeweeOutbox(db)
 
 
-def enqueue(db: object, clock: FakeClock, **fields: object) -> None:
+def enqueue(db: peewee.Database, clock: FakeClock, **fields: object) -> None:
     """Queue a mail the way the domain does: through the store, in a transaction."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "to": "ana@example.test",
         "subject": "Ana invited you to manage Acme",
         "text": f"Hello,\n\nAccept here:\n\n{SECRET_LINK}\n",
@@ -110,13 +112,13 @@ def enqueue(db: object, clock: FakeClock, **fields: object) -> None:
         "headers": {"Content-Language": "en"},
     }
     values.update(fields)
-    store = PeeweeStore(db)  # type: ignore[arg-type]
+    store = PeeweeStore(db)
     with store.transaction():
-        store.enqueue_mail(OutgoingMail(**values), clock())  # type: ignore[arg-type]
+        store.enqueue_mail(OutgoingMail(**values), clock())
 
 
-def row(db: object, index: int = 0) -> MailRecord:
-    with db.connection_context():  # type: ignore[attr-defined]
+def row(db: peewee.Database, index: int = 0) -> MailRecord:
+    with db.connection_context():
         return list(MailRecord.select().order_by(MailRecord.id))[index]
 
 
@@ -175,17 +177,19 @@ def smtp_sender(
     outbox: PeeweeOutbox, port: int, clock: FakeClock, **options: float
 ) -> OutboxSender:
     transport = transport_from_url(f"smtp://127.0.0.1:{port}", sender=SENDER, timeout_s=5)
-    return OutboxSender(outbox, transport, clock=clock, **options)  # type: ignore[arg-type]
+    return OutboxSender(outbox, transport, clock=clock, **options)
 
 
 # -- delivery over SMTP ---------------------------------------------------------------
 
 
 def test_queued_mail_is_delivered_as_multipart_alternative(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
-    enqueue(db, clock, subject="Ana te ha invitado a gestionar Acmé", text=f"Hola:\n\n{SECRET_LINK}\n")
+    enqueue(
+        db, clock, subject="Ana te ha invitado a gestionar Acmé", text=f"Hola:\n\n{SECRET_LINK}\n"
+    )
 
     assert outbox.depth() == 1
     assert smtp_sender(outbox, port, clock).deliver_due() == 1
@@ -217,7 +221,7 @@ def test_queued_mail_is_delivered_as_multipart_alternative(
 
 
 def test_text_only_mail_is_a_single_part(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
     enqueue(db, clock, html=None, headers={})
@@ -230,7 +234,7 @@ def test_text_only_mail_is_a_single_part(
 
 
 def test_451_is_retried_after_backoff_then_delivered(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
     handler.data_replies.append("451 4.3.0 Try again later")
@@ -258,7 +262,7 @@ def test_451_is_retried_after_backoff_then_delivered(
 
 
 def test_550_fails_at_once(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
     handler.data_replies.append("550 5.7.1 Rejected")
@@ -276,7 +280,7 @@ def test_550_fails_at_once(
 
 
 def test_refused_recipient_is_classified_by_its_code(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
     handler.rcpt_replies += ["450 4.2.1 Mailbox busy", "550 5.1.1 No such user"]
@@ -293,7 +297,7 @@ def test_refused_recipient_is_classified_by_its_code(
 
 
 def test_backoff_doubles_up_to_the_cap_and_max_attempts_fail(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
     handler.data_replies += ["451 busy"] * 10
@@ -317,7 +321,7 @@ def test_backoff_doubles_up_to_the_cap_and_max_attempts_fail(
 
 
 def test_unreachable_server_is_transient(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock
 ) -> None:
     enqueue(db, clock)
 
@@ -329,12 +333,12 @@ def test_unreachable_server_is_transient(
 
 
 def test_two_senders_racing_deliver_each_message_once(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, smtp_server: tuple[Collector, int]
 ) -> None:
     handler, port = smtp_server
     for i in range(30):
         enqueue(db, clock, subject=f"message {i}")
-    senders = [smtp_sender(PeeweeOutbox(db), port, clock) for _ in range(2)]  # type: ignore[arg-type]
+    senders = [smtp_sender(PeeweeOutbox(db), port, clock) for _ in range(2)]
     start = threading.Barrier(len(senders))
     counts: list[int] = []
 
@@ -351,16 +355,16 @@ def test_two_senders_racing_deliver_each_message_once(
     subjects = sorted(str(m["Subject"]) for m in handler.messages())
     assert subjects == sorted(f"message {i}" for i in range(30))
     assert sum(counts) == 30
-    with db.connection_context():  # type: ignore[attr-defined]
+    with db.connection_context():
         assert {(r.status, r.attempts) for r in MailRecord.select()} == {("sent", 1)}
 
 
 def test_a_claim_is_exclusive_until_its_lease_runs_out(
-    db: object, clock: FakeClock
+    db: peewee.Database, clock: FakeClock
 ) -> None:
     enqueue(db, clock)
     enqueue(db, clock)
-    first, second = PeeweeOutbox(db), PeeweeOutbox(db)  # type: ignore[arg-type]
+    first, second = PeeweeOutbox(db), PeeweeOutbox(db)
 
     claimed = first.claim_due(clock(), 10, lease_s=60)
     assert [m.attempts for m in claimed] == [1, 1]
@@ -373,7 +377,9 @@ def test_a_claim_is_exclusive_until_its_lease_runs_out(
     assert first.depth() == 2
 
 
-def test_claimed_mail_carries_the_row(db: object, outbox: PeeweeOutbox, clock: FakeClock) -> None:
+def test_claimed_mail_carries_the_row(
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock
+) -> None:
     enqueue(db, clock, headers={"Content-Language": "es"})
 
     (mail,) = outbox.claim_due(clock(), 5, lease_s=30)
@@ -442,12 +448,19 @@ class _Authenticator:
 
 
 def _queued(**fields: object) -> QueuedMail:
-    values: dict[str, object] = {
-        "id": 7, "to": "ana@example.test", "subject": "Hello", "text": f"Open {SECRET_LINK}\n",
-        "html": None, "kind": "verification", "headers": {}, "attempts": 1, "created_at": T0,
+    values: dict[str, Any] = {
+        "id": 7,
+        "to": "ana@example.test",
+        "subject": "Hello",
+        "text": f"Open {SECRET_LINK}\n",
+        "html": None,
+        "kind": "verification",
+        "headers": {},
+        "attempts": 1,
+        "created_at": T0,
     }
     values.update(fields)
-    return QueuedMail(**values)  # type: ignore[arg-type]
+    return QueuedMail(**values)
 
 
 @pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
@@ -455,7 +468,7 @@ def test_tls_with_url_encoded_credentials(tmp_path: Path, scheme: str) -> None:
     server_ctx, client_ctx = _self_signed(tmp_path)
     handler = Collector()
     auth = _Authenticator("mailer@example.test", "p@ss:w/rd %")
-    options: dict[str, object] = {"authenticator": auth}
+    options: dict[str, Any] = {"authenticator": auth}
     if scheme == "smtps":
         # aiosmtpd only counts STARTTLS as TLS; this session is TLS from the first byte.
         options.update(ssl_context=server_ctx, auth_require_tls=False)
@@ -530,7 +543,7 @@ def test_message_id_is_stable_across_retries() -> None:
 
 
 def test_file_transport_writes_a_readable_mbox(
-    db: object,
+    db: peewee.Database,
     outbox: PeeweeOutbox,
     clock: FakeClock,
     tmp_path: Path,
@@ -546,24 +559,28 @@ def test_file_transport_writes_a_readable_mbox(
     box = mailbox.mbox(tmp_path / "var" / "mail.mbox")
     try:
         first, second = (
-            message_from_bytes(box.get_bytes(key), policy=default_policy) for key in box.keys()
+            message_from_bytes(box.get_bytes(key), policy=default_policy) for key in box.iterkeys()
         )
     finally:
         box.close()
     assert (first["To"], first["Subject"]) == ("ana@example.test", "First")
-    assert first.get_body(("plain",)).get_content() == f"Hello,\n\nAccept here:\n\n{SECRET_LINK}\n"
-    assert SECRET_LINK in first.get_body(("html",)).get_content()
+    plain, html = first.get_body(("plain",)), first.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content() == f"Hello,\n\nAccept here:\n\n{SECRET_LINK}\n"
+    assert SECRET_LINK in html.get_content()
     assert (second["To"], second["Subject"]) == ("bob@example.test", "Second")
     assert second.get_content_type() == "text/plain"
 
 
 def test_log_transport_never_logs_the_body(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     enqueue(db, clock, subject="Confirm your email address")
     caplog.set_level(logging.DEBUG)
 
-    sent = OutboxSender(outbox, transport_from_url("log:", sender=SENDER), clock=clock).deliver_due()
+    sent = OutboxSender(
+        outbox, transport_from_url("log:", sender=SENDER), clock=clock
+    ).deliver_due()
 
     assert sent == 1
     assert "Confirm your email address" in caplog.text
@@ -573,7 +590,7 @@ def test_log_transport_never_logs_the_body(
 
 
 def test_failures_are_logged_without_the_body(
-    db: object, outbox: PeeweeOutbox, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    db: peewee.Database, outbox: PeeweeOutbox, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken:
         def send(self, mail: QueuedMail) -> None:
@@ -591,7 +608,7 @@ def test_failures_are_logged_without_the_body(
 # -- the background loop --------------------------------------------------------------
 
 
-def test_background_loop_survives_errors(db: object, clock: FakeClock) -> None:
+def test_background_loop_survives_errors(db: peewee.Database, clock: FakeClock) -> None:
     delivered = threading.Event()
 
     class FlakyOutbox(PeeweeOutbox):
@@ -608,7 +625,7 @@ def test_background_loop_survives_errors(db: object, clock: FakeClock) -> None:
             delivered.set()
 
     enqueue(db, clock)
-    sender = OutboxSender(FlakyOutbox(db), Signalling(), clock=clock)  # type: ignore[arg-type]
+    sender = OutboxSender(FlakyOutbox(db), Signalling(), clock=clock)
 
     stop = sender.start(interval_s=0.01)
     try:

@@ -114,14 +114,22 @@ class OutboxSender:
         if not transient or mail.attempts >= self._max_attempts:
             self._outbox.mark_failed(mail.id, error)
             logger.error(
-                "mail failed id=%s kind=%s attempts=%s: %s", mail.id, mail.kind, mail.attempts, error
+                "mail failed id=%s kind=%s attempts=%s: %s",
+                mail.id,
+                mail.kind,
+                mail.attempts,
+                error,
             )
             return
         next_attempt_at = self._clock() + self.retry_delay(mail.attempts)
         self._outbox.mark_retry(mail.id, error, next_attempt_at)
         logger.warning(
             "mail retry id=%s kind=%s attempts=%s next=%s: %s",
-            mail.id, mail.kind, mail.attempts, next_attempt_at.isoformat(), error,
+            mail.id,
+            mail.kind,
+            mail.attempts,
+            next_attempt_at.isoformat(),
+            error,
         )
 
     def start(self, interval_s: float = 5.0, *, batch: int = 50) -> Callable[[], None]:

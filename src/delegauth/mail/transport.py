@@ -47,8 +47,18 @@ Clock = Callable[[], datetime]
 # Headers the transport writes itself; the outbox's extra headers may not replace them.
 _RESERVED_HEADERS = frozenset(
     {
-        "bcc", "cc", "content-transfer-encoding", "content-type", "date", "from",
-        "message-id", "mime-version", "return-path", "sender", "subject", "to",
+        "bcc",
+        "cc",
+        "content-transfer-encoding",
+        "content-type",
+        "date",
+        "from",
+        "message-id",
+        "mime-version",
+        "return-path",
+        "sender",
+        "subject",
+        "to",
     }
 )
 
@@ -198,9 +208,7 @@ def _quit(smtp: smtplib.SMTP) -> None:
 
 def _describe(ex: BaseException) -> str:
     if isinstance(ex, smtplib.SMTPRecipientsRefused):
-        return "; ".join(
-            f"{code} {_text(reply)}" for code, reply in ex.recipients.values()
-        )
+        return "; ".join(f"{code} {_text(reply)}" for code, reply in ex.recipients.values())
     if isinstance(ex, smtplib.SMTPResponseException):
         return f"{ex.smtp_code} {_text(ex.smtp_error)}"
     return f"{type(ex).__name__}: {ex}"
@@ -256,7 +264,10 @@ class LogTransport:
         # %r: a CR/LF in a recipient or subject must not forge extra log lines.
         logger.info(
             "mail id=%s kind=%s to=%r subject=%r (body not logged)",
-            mail.id, mail.kind, mail.to, mail.subject,
+            mail.id,
+            mail.kind,
+            mail.to,
+            mail.subject,
         )
 
 
@@ -272,7 +283,7 @@ def transport_from_url(
     tls_context: ssl.SSLContext | None = None,
     clock: Clock = _utcnow,
 ) -> Transport:
-    """Build the transport a ``smtp://``, ``smtp+starttls://``, ``smtps://``, ``file:`` or ``log:`` URL names."""
+    """Build the transport a mail URL names (see the module docstring for the schemes)."""
     scheme, _, rest = url.partition(":")
     scheme = scheme.lower()
     if scheme == "log":

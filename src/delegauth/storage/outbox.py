@@ -52,13 +52,12 @@ class PeeweeOutbox:
         claimed: list[QueuedMail] = []
         with self._connection():
             while len(claimed) < limit:
-                candidates = [
-                    row_id
-                    for (row_id,) in MailRecord.select(MailRecord.id)
+                candidates: list[int] = [
+                    r.id
+                    for r in MailRecord.select(MailRecord.id)
                     .where(_claimable(now))
                     .order_by(MailRecord.next_attempt_at, MailRecord.id)
                     .limit(limit - len(claimed))
-                    .tuples()
                 ]
                 if not candidates:
                     break
@@ -73,9 +72,7 @@ class PeeweeOutbox:
     def _claim(self, row_id: int, now: datetime, locked_until: datetime) -> QueuedMail | None:
         with self._db.atomic():
             won = (
-                MailRecord.update(
-                    locked_until=locked_until, attempts=MailRecord.attempts + 1
-                )
+                MailRecord.update(locked_until=locked_until, attempts=MailRecord.attempts + 1)
                 .where((MailRecord.id == row_id) & _claimable(now))
                 .execute()
             )

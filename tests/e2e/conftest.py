@@ -1,0 +1,154 @@
+"""Real servers on loopback ports and a real SMTP server (aiosmtpd) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from delegauth.tokens import KeyRing, TokenService
+from tests.conftest import POLICIES
+
+ISSUER = "http://delegauth.e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._cond = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self._cond:
+            self.messages.append(message_from_bytes(envelope.content))
+            self._cond.notify_all()
+        return "250 OK"
+
+    def wait_for(self, to: str, kind_hint: str = "", timeout: float = 20.0) -> Message:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for msg in reversed(self.messages):
+                    if msg["To"] == to and kind_hint.lower() in str(msg["Subject"]).lower():
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no mail to {to} within {timeout}s")
+                self._cond.wait(left)
+
+    @staticmethod
+    def text(msg: Message) -> str:
+        for part in msg.walk():
+            if part.get_content_type() == "text/plain":
+                payload = part.get_payload(decode=True)
+                assert isinstance(payload, bytes)
+                return payload.decode(part.get_content_charset() or "utf-8")
+        raise AssertionError("no text part")
+
+    def token(self, msg: Message) -> str:
+        match = re.search(r"token=([A-Za-z0-9_\-]+)", self.text(msg))
+        assert match
+        return match.group(1)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[_Inbox, int]]:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(env: dict[str, str], log: Path, workers: int = 2) -> Server:
+    port = free_port()
+    full_env = {**os.environ, **env, "DELEGAUTH_BIND": f"127.0.0.1:{port}",
+                "DELEGAUTH_WORKERS": str(workers)}
+    fh = open(log, "ab")  # noqa: SIM115 - kept open for the process's life
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "delegauth", "serve"], env=full_env, stdout=fh, stderr=fh
+    )
+    server = Server(f"http://127.0.0.1:{port}", proc, log, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("server exited:\n" + log.read_text(errors="replace")[-4000:])
+        try:
+            if requests.get(server.url("/healthz"), timeout=1).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise AssertionError("server did not start:\n" + log.read_text(errors="replace")[-4000:])
+
+
+@pytest.fixture
+def server_env(database_url: str, tmp_path: Path, smtp: tuple[_Inbox, int]) -> dict[str, str]:
+    return {
+        "DELEGAUTH_DATABASE_URL": database_url,
+        "DELEGAUTH_ISSUER": ISSUER,
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}",
+        "DELEGAUTH_CHANGE_POLL_MS": "20",
+    }
+
+
+@pytest.fixture
+def servers(server_env: dict[str, str], tmp_path: Path) -> Iterator[list[Server]]:
+    """Two server processes (two workers each) on the same database."""
+    started: list[Server] = []
+    try:
+        started.append(start_server(server_env, tmp_path / "server-a.log"))
+        started.append(start_server(server_env, tmp_path / "server-b.log"))
+        yield started
+    finally:
+        for s in started:
+            s.stop()
+
+
+@pytest.fixture
+def minter(server_env: dict[str, str], servers: list[Server]) -> TokenService:
+    return TokenService(KeyRing.load_or_create(server_env["DELEGAUTH_KEY_DIR"]), ISSUER, ISSUER)
