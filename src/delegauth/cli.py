@@ -48,6 +48,9 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("threads", 4)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)
+            # Several replicas may share a host: no shared per-user control socket.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
             from delegauth.api.app import get_app

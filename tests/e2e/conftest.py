@@ -117,7 +117,7 @@ def start_server(env: dict[str, str], log: Path, workers: int = 2) -> Server:
         try:
             if requests.get(server.url("/healthz"), timeout=1).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.1)
     server.stop()
