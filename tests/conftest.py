@@ -103,9 +103,7 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
 
 
 @pytest.fixture
-def services(
-    settings: Settings, keyring: KeyRing, clock: FrozenClock
-) -> Iterator[Services]:
+def services(settings: Settings, keyring: KeyRing, clock: FrozenClock) -> Iterator[Services]:
     db = open_database(settings.database_url)
     database_proxy.initialize(db)
     migrate(db)
@@ -153,18 +151,22 @@ class Api:
 
     def token(self, person: Person, area_id: str | None = None) -> str:
         return self.services.tokens.issue(
-            sub=person.user_id, client_id="tests", scope=["openid"],
+            sub=person.user_id,
+            client_id="tests",
+            scope=["openid"],
             area=area_id or person.area_id,
         )
 
     def service_token(self, scope: str = "decisions") -> str:
-        return self.services.tokens.issue(sub="billing-service", client_id="billing-service",
-                                          scope=scope.split())
+        return self.services.tokens.issue(
+            sub="billing-service", client_id="billing-service", scope=scope.split()
+        )
 
     def last_mail(self, to: str) -> MailRecord:
         with self.services.db.connection_context():
-            return (MailRecord.select().where(MailRecord.to == to)
-                    .order_by(MailRecord.id.desc()).get())
+            return (
+                MailRecord.select().where(MailRecord.to == to).order_by(MailRecord.id.desc()).get()
+            )
 
     def mail_token(self, to: str) -> str:
         match = re.search(r"token=([A-Za-z0-9_\-]+)", self.last_mail(to).text)
@@ -172,20 +174,26 @@ class Api:
         return match.group(1)
 
     def signup(self, email: str, *, verify: bool = True, name: str = "", **extra: Any) -> Person:
-        res = self.call("POST", "/v1/signup",
-                        json={"email": email, "password": PASSWORD, "name": name, **extra})
+        res = self.call(
+            "POST", "/v1/signup", json={"email": email, "password": PASSWORD, "name": name, **extra}
+        )
         assert res.status_code == 201, res.text
         body = res.json
         person = Person(body["user"]["id"], body["area"]["id"], body["user"]["email"])
         if verify and not body["user"]["email_verified"]:
-            res = self.call("POST", "/v1/email-verifications",
-                            json={"token": self.mail_token(person.email)})
+            res = self.call(
+                "POST", "/v1/email-verifications", json={"token": self.mail_token(person.email)}
+            )
             assert res.status_code == 200, res.text
         return person
 
     def invite(self, owner: Person, email: str, permissions: Any = "all") -> dict[str, Any]:
-        res = self.call("POST", f"/v1/areas/{owner.area_id}/invitations", self.token(owner),
-                        json={"email": email, "permissions": permissions})
+        res = self.call(
+            "POST",
+            f"/v1/areas/{owner.area_id}/invitations",
+            self.token(owner),
+            json={"email": email, "permissions": permissions},
+        )
         assert res.status_code in (200, 201), res.text
         return dict(res.json["invitation"])
 
@@ -198,11 +206,16 @@ class Api:
         return invitee
 
     def decide(self, person: Person, area_id: str, rtype: str, action: str) -> bool:
-        res = self.call("POST", "/access/v1/evaluation", self.service_token(), json={
-            "subject": {"type": "user", "id": person.user_id},
-            "action": {"name": action},
-            "resource": {"type": rtype, "id": "1", "properties": {"area": area_id}},
-        })
+        res = self.call(
+            "POST",
+            "/access/v1/evaluation",
+            self.service_token(),
+            json={
+                "subject": {"type": "user", "id": person.user_id},
+                "action": {"name": action},
+                "resource": {"type": rtype, "id": "1", "properties": {"area": area_id}},
+            },
+        )
         assert res.status_code == 200, res.text
         return bool(res.json["decision"])
 

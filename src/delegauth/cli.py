@@ -40,7 +40,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     bind = args.bind or settings.bind
     workers = args.workers or settings.workers
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)
@@ -52,7 +52,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             if "control_socket_disable" in self.cfg.settings:
                 self.cfg.set("control_socket_disable", True)
 
-        def load(self):  # type: ignore[no-untyped-def]
+        def load(self):  # noqa: ANN202
             from delegauth.api.app import get_app
 
             return get_app()
@@ -67,7 +67,9 @@ def _cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from delegauth.tokens import KeyRing, TokenService
 
     tokens = TokenService(
-        KeyRing.load_or_create(settings.key_dir), settings.issuer, settings.issuer,
+        KeyRing.load_or_create(settings.key_dir),
+        settings.issuer,
+        settings.issuer,
         lifetime_s=settings.access_token_minutes * 60,
     )
     if args.service:

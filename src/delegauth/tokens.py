@@ -140,7 +140,7 @@ class TokenService:
         self.audience = audience
         self._lifetime = lifetime_s
         self._clock = clock
-        self._signing = {}  # kid -> loaded private key
+        self._signing: dict[str, Any] = {}  # kid -> loaded private key
 
     def issue(
         self,

@@ -103,8 +103,12 @@ class Server:
 
 def start_server(env: dict[str, str], log: Path, workers: int = 2) -> Server:
     port = free_port()
-    full_env = {**os.environ, **env, "DELEGAUTH_BIND": f"127.0.0.1:{port}",
-                "DELEGAUTH_WORKERS": str(workers)}
+    full_env = {
+        **os.environ,
+        **env,
+        "DELEGAUTH_BIND": f"127.0.0.1:{port}",
+        "DELEGAUTH_WORKERS": str(workers),
+    }
     fh = open(log, "ab")  # noqa: SIM115 - kept open for the process's life
     proc = subprocess.Popen(
         [sys.executable, "-m", "delegauth", "serve"], env=full_env, stdout=fh, stderr=fh

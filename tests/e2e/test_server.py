@@ -17,11 +17,17 @@ class Client:
         self.server = server
         self.minter = minter
 
-    def call(self, method: str, path: str, token: str | None = None, json: Any = None,
-             ) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        json: Any = None,
+    ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.request(method, self.server.url(path), json=json, headers=headers,
-                                timeout=10)
+        return requests.request(
+            method, self.server.url(path), json=json, headers=headers, timeout=10
+        )
 
     def user_token(self, user_id: str, area_id: str) -> str:
         return self.minter.issue(sub=user_id, client_id="e2e", scope=["openid"], area=area_id)
@@ -30,11 +36,16 @@ class Client:
         return self.minter.issue(sub="svc", client_id="svc", scope=["decisions"])
 
     def decide(self, user_id: str, area_id: str, rtype: str, action: str) -> bool:
-        res = self.call("POST", "/access/v1/evaluation", self.service_token(), json={
-            "subject": {"type": "user", "id": user_id},
-            "action": {"name": action},
-            "resource": {"type": rtype, "id": "x", "properties": {"area": area_id}},
-        })
+        res = self.call(
+            "POST",
+            "/access/v1/evaluation",
+            self.service_token(),
+            json={
+                "subject": {"type": "user", "id": user_id},
+                "action": {"name": action},
+                "resource": {"type": rtype, "id": "x", "properties": {"area": area_id}},
+            },
+        )
         assert res.status_code == 200, res.text
         return bool(res.json()["decision"])
 
@@ -53,8 +64,11 @@ def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenServic
     inbox, _port = smtp
     a, b = Client(servers[0], minter), Client(servers[1], minter)
 
-    res = a.call("POST", "/v1/signup", json={"email": "owner@example.com", "password": PASSWORD,
-                                             "name": "Olivia"})
+    res = a.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "owner@example.com", "password": PASSWORD, "name": "Olivia"},
+    )
     assert res.status_code == 201, res.text
     owner_id, owner_area = res.json()["user"]["id"], res.json()["area"]["id"]
     verify = inbox.wait_for("owner@example.com", "confirm")
@@ -62,16 +76,28 @@ def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenServic
     assert res.status_code == 200 and res.json()["user"]["email_verified"]
 
     owner_token = a.user_token(owner_id, owner_area)
-    res = a.call("POST", f"/v1/areas/{owner_area}/invitations", owner_token,
-                 json={"email": "Helper@Example.com", "permissions": ["invoices", "tickets"]})
+    res = a.call(
+        "POST",
+        f"/v1/areas/{owner_area}/invitations",
+        owner_token,
+        json={"email": "Helper@Example.com", "permissions": ["invoices", "tickets"]},
+    )
     assert res.status_code == 201, res.text
     invite_mail = inbox.wait_for("helper@example.com", "invited")
     assert "Olivia" in str(invite_mail["Subject"])
     token = inbox.token(invite_mail)
 
     # The invitee has no account: signs up with the invitation token, then accepts.
-    res = b.call("POST", "/v1/signup", json={"email": "helper@example.com", "password": PASSWORD,
-                                             "invitation_token": token, "locale": "es"})
+    res = b.call(
+        "POST",
+        "/v1/signup",
+        json={
+            "email": "helper@example.com",
+            "password": PASSWORD,
+            "invitation_token": token,
+            "locale": "es",
+        },
+    )
     assert res.status_code == 201, res.text
     helper_id, helper_area = res.json()["user"]["id"], res.json()["area"]["id"]
     assert res.json()["user"]["email_verified"] is True
@@ -84,12 +110,18 @@ def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenServic
     assert not a.decide(helper_id, owner_area, "domain", "read")
 
     me = a.call("GET", "/v1/me", helper_token).json()
-    assert {x["id"]: x["role"] for x in me["areas"]} == {helper_area: "owner",
-                                                          owner_area: "delegate"}
+    assert {x["id"]: x["role"] for x in me["areas"]} == {
+        helper_area: "owner",
+        owner_area: "delegate",
+    }
 
     # Narrowed through A: seen by B.
-    res = a.call("PATCH", f"/v1/areas/{owner_area}/members/{helper_id}", owner_token,
-                 json={"permissions": ["tickets"]})
+    res = a.call(
+        "PATCH",
+        f"/v1/areas/{owner_area}/members/{helper_id}",
+        owner_token,
+        json={"permissions": ["tickets"]},
+    )
     assert res.status_code == 200
     _until(lambda: not b.decide(helper_id, owner_area, "invoice", "pay"))
     assert b.decide(helper_id, owner_area, "ticket", "reply")
@@ -105,8 +137,9 @@ def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenServic
     assert [e["action"] for e in audit][:3] == ["grant.removed", "grant.updated", "grant.created"]
 
 
-def test_wrong_account_and_errors_over_http(servers: list[Server], minter: TokenService,
-                                            smtp) -> None:
+def test_wrong_account_and_errors_over_http(
+    servers: list[Server], minter: TokenService, smtp
+) -> None:
     inbox, _ = smtp
     a = Client(servers[0], minter)
     ids = {}
@@ -115,19 +148,33 @@ def test_wrong_account_and_errors_over_http(servers: list[Server], minter: Token
         assert res.status_code == 201
         ids[email] = (res.json()["user"]["id"], res.json()["area"]["id"])
         msg = inbox.wait_for(email, "confirm")
-        assert a.call("POST", "/v1/email-verifications",
-                      json={"token": inbox.token(msg)}).status_code == 200
+        assert (
+            a.call("POST", "/v1/email-verifications", json={"token": inbox.token(msg)}).status_code
+            == 200
+        )
     o_id, o_area = ids["o@example.com"]
     m_id, m_area = ids["m@example.com"]
-    res = a.call("POST", f"/v1/areas/{o_area}/invitations", a.user_token(o_id, o_area),
-                 json={"email": "i@example.com", "permissions": "all"})
+    res = a.call(
+        "POST",
+        f"/v1/areas/{o_area}/invitations",
+        a.user_token(o_id, o_area),
+        json={"email": "i@example.com", "permissions": "all"},
+    )
     inv_id = res.json()["invitation"]["id"]
     res = a.call("POST", f"/v1/invitations/{inv_id}/accept", a.user_token(m_id, m_area))
     assert res.status_code == 403
     assert res.headers["Content-Type"] == "application/problem+json"
-    res = requests.post(a.server.url("/v1/signup"), data=b"{oops",
-                        headers={"Content-Type": "application/json"}, timeout=10)
+    res = requests.post(
+        a.server.url("/v1/signup"),
+        data=b"{oops",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert res.status_code == 400
-    res = requests.post(a.server.url("/v1/signup"), data=b"x" * 200_000,
-                        headers={"Content-Type": "application/json"}, timeout=10)
+    res = requests.post(
+        a.server.url("/v1/signup"),
+        data=b"x" * 200_000,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert res.status_code == 413

@@ -36,9 +36,13 @@ def test_needs_a_service_token_with_the_decisions_scope(api: Api, world) -> None
 
 
 def test_plain_response_is_exactly_the_decision(api: Api, world) -> None:
-    res = api.call("POST", "/access/v1/evaluation", api.service_token(),
-                   json=_req(world["billing"], world["owner"].area_id, "invoice", "pay"),
-                   headers={"X-Request-ID": "req-123"})
+    res = api.call(
+        "POST",
+        "/access/v1/evaluation",
+        api.service_token(),
+        json=_req(world["billing"], world["owner"].area_id, "invoice", "pay"),
+        headers={"X-Request-ID": "req-123"},
+    )
     assert res.status_code == 200
     assert res.json == {"decision": True}
     assert res.headers["X-Request-ID"] == "req-123"
@@ -52,10 +56,14 @@ def test_unknown_users_areas_actions_and_types_deny(api: Api, world) -> None:
         _req(world["billing"], area, "invoice", "refund"),
         _req(world["billing"], area, "spaceship", "read"),
         _req(world["billing"], world["billing"].area_id.upper(), "invoice", "read"),
-        {**_req(world["billing"], area, "invoice", "read"),
-         "subject": {"type": "group", "id": world["billing"].user_id}},
-        {**_req(world["billing"], area, "invoice", "read"),
-         "resource": {"type": "invoice", "id": "1"}},  # no area
+        {
+            **_req(world["billing"], area, "invoice", "read"),
+            "subject": {"type": "group", "id": world["billing"].user_id},
+        },
+        {
+            **_req(world["billing"], area, "invoice", "read"),
+            "resource": {"type": "invoice", "id": "1"},
+        },  # no area
     ]
     for body in cases:
         res = api.call("POST", "/access/v1/evaluation", api.service_token(), json=body)
@@ -64,15 +72,30 @@ def test_unknown_users_areas_actions_and_types_deny(api: Api, world) -> None:
 
 def test_role_names_and_rule_syntax_as_subjects_deny(api: Api, world) -> None:
     area = world["owner"].area_id
-    for sub in ("perm:all", "role:owner", "*", "", f"{world['billing'].user_id}, perm:all",
-                "u_x\nperm:all", "perm_all"):
-        res = api.call("POST", "/access/v1/evaluation", api.service_token(),
-                       json=_req(sub, area, "invoice", "read"))
+    for sub in (
+        "perm:all",
+        "role:owner",
+        "*",
+        "",
+        f"{world['billing'].user_id}, perm:all",
+        "u_x\nperm:all",
+        "perm_all",
+    ):
+        res = api.call(
+            "POST",
+            "/access/v1/evaluation",
+            api.service_token(),
+            json=_req(sub, area, "invoice", "read"),
+        )
         assert res.json == {"decision": False}, sub
     # A resource area that is a wildcard or a role never matches either.
     for dom in ("*", "area:*", "perm:all", f"{area},x"):
-        res = api.call("POST", "/access/v1/evaluation", api.service_token(),
-                       json=_req(world["billing"], dom, "invoice", "read"))
+        res = api.call(
+            "POST",
+            "/access/v1/evaluation",
+            api.service_token(),
+            json=_req(world["billing"], dom, "invoice", "read"),
+        )
         assert res.json == {"decision": False}, dom
 
 
@@ -100,22 +123,42 @@ def test_batch_semantics(api: Api, world) -> None:
             {"action": {"name": "read"}},
             {"action": {"name": "delete"}},
             {"action": {"name": "pay"}},
-            {"action": {"name": "read"}, "resource": {"type": "domain", "id": "d",
-                                                       "properties": {"area": area}}},
+            {
+                "action": {"name": "read"},
+                "resource": {"type": "domain", "id": "d", "properties": {"area": area}},
+            },
         ],
     }
     token = api.service_token()
     res = api.call("POST", "/access/v1/evaluations", token, json=body)
-    assert res.json == {"evaluations": [{"decision": True}, {"decision": False},
-                                        {"decision": True}, {"decision": False}]}
-    res = api.call("POST", "/access/v1/evaluations", token,
-                   json={**body, "options": {"evaluations_semantic": "deny_on_first_deny"}})
+    assert res.json == {
+        "evaluations": [
+            {"decision": True},
+            {"decision": False},
+            {"decision": True},
+            {"decision": False},
+        ]
+    }
+    res = api.call(
+        "POST",
+        "/access/v1/evaluations",
+        token,
+        json={**body, "options": {"evaluations_semantic": "deny_on_first_deny"}},
+    )
     assert res.json == {"evaluations": [{"decision": True}, {"decision": False}]}
-    res = api.call("POST", "/access/v1/evaluations", token,
-                   json={**body, "options": {"evaluations_semantic": "permit_on_first_permit"}})
+    res = api.call(
+        "POST",
+        "/access/v1/evaluations",
+        token,
+        json={**body, "options": {"evaluations_semantic": "permit_on_first_permit"}},
+    )
     assert res.json == {"evaluations": [{"decision": True}]}
-    res = api.call("POST", "/access/v1/evaluations", token,
-                   json={**body, "options": {"evaluations_semantic": "sometimes"}})
+    res = api.call(
+        "POST",
+        "/access/v1/evaluations",
+        token,
+        json={**body, "options": {"evaluations_semantic": "sometimes"}},
+    )
     assert res.status_code == 400
     # An item missing what has no default makes the whole payload a 400.
     bad = {"evaluations": [{"action": {"name": "read"}}]}
@@ -135,9 +178,9 @@ def test_metadata(api: Api) -> None:
 
 def test_rule_injection_through_emails_and_names_never_reaches_casbin(api: Api) -> None:
     nasty = [
-        'evil,perm:all@example.com',
+        "evil,perm:all@example.com",
         '"a,b"[x]*@example.com',
-        'x*@example.com',
+        "x*@example.com",
     ]
     owner = api.signup("o@example.com", name='Owner, role:owner ["*"]')
     for email in nasty:
@@ -148,6 +191,7 @@ def test_rule_injection_through_emails_and_names_never_reaches_casbin(api: Api) 
         assert not api.decide(person, owner.area_id, "invoice", "read")
         assert api.decide(person, owner.area_id, "ticket", "read")
     import re
+
     pattern = re.compile(r"^(user|area|perm|role):[a-z0-9_]{1,64}$")
     with api.services.db.connection_context():
         for rule in CasbinRuleRecord.select():
@@ -164,8 +208,12 @@ def test_storage_unavailable_fails_closed(api: Api, world) -> None:
     services.decider.install(services.decider.bundle)  # forget the loaded areas
     services.db.execute_sql("ALTER TABLE casbin_rule RENAME TO casbin_rule_gone")
     try:
-        res = api.call("POST", "/access/v1/evaluation", api.service_token(),
-                       json=_req(other, other.area_id, "invoice", "read"))
+        res = api.call(
+            "POST",
+            "/access/v1/evaluation",
+            api.service_token(),
+            json=_req(other, other.area_id, "invoice", "read"),
+        )
         assert res.status_code == 503
         assert res.headers["content-type"] == "application/problem+json"
     finally:
@@ -178,6 +226,7 @@ def test_stale_policy_fails_closed(api: Api, world, monkeypatch) -> None:
     body = _req(world["billing"], world["owner"].area_id, "invoice", "read")
     res = api.call("POST", "/access/v1/evaluation", api.service_token(), json=body)
     assert res.status_code == 503
-    res = api.call("POST", "/access/v1/evaluations", api.service_token(),
-                   json={**body, "evaluations": [{}]})
+    res = api.call(
+        "POST", "/access/v1/evaluations", api.service_token(), json={**body, "evaluations": [{}]}
+    )
     assert res.status_code == 503

@@ -12,8 +12,12 @@ from tests.conftest import PASSWORD, Api
 
 def test_invite_queues_mail_and_reinvite_updates_and_resends(api: Api) -> None:
     owner = api.signup("owner@example.com", name="Olivia")
-    res = api.call("POST", f"/v1/areas/{owner.area_id}/invitations", api.token(owner),
-                   json={"email": "Dev@Example.com", "permissions": ["invoices", "tickets"]})
+    res = api.call(
+        "POST",
+        f"/v1/areas/{owner.area_id}/invitations",
+        api.token(owner),
+        json={"email": "Dev@Example.com", "permissions": ["invoices", "tickets"]},
+    )
     assert res.status_code == 201, res.text
     inv = res.json["invitation"]
     assert inv["email"] == "dev@example.com"
@@ -24,8 +28,12 @@ def test_invite_queues_mail_and_reinvite_updates_and_resends(api: Api) -> None:
     assert "Olivia" in mail.subject and "View and pay invoices" in mail.text
     first_token = api.mail_token("dev@example.com")
 
-    again = api.call("POST", f"/v1/areas/{owner.area_id}/invitations", api.token(owner),
-                     json={"email": "dev@EXAMPLE.com", "permissions": "all"})
+    again = api.call(
+        "POST",
+        f"/v1/areas/{owner.area_id}/invitations",
+        api.token(owner),
+        json={"email": "dev@EXAMPLE.com", "permissions": "all"},
+    )
     assert again.status_code == 200
     assert again.json["invitation"]["id"] == inv["id"]
     assert again.json["invitation"]["permissions"] == "all"
@@ -34,8 +42,9 @@ def test_invite_queues_mail_and_reinvite_updates_and_resends(api: Api) -> None:
 
     # The first link died with the resend.
     invitee = api.signup("dev@example.com")
-    res = api.call("POST", "/v1/invitations/accept", api.token(invitee),
-                   json={"token": first_token})
+    res = api.call(
+        "POST", "/v1/invitations/accept", api.token(invitee), json={"token": first_token}
+    )
     assert res.status_code == 400
 
     listing = api.call("GET", f"/v1/areas/{owner.area_id}/invitations", api.token(owner))
@@ -45,8 +54,12 @@ def test_invite_queues_mail_and_reinvite_updates_and_resends(api: Api) -> None:
 def test_unknown_permission_is_400(api: Api) -> None:
     owner = api.signup("o@example.com")
     for perms in (["invoices", "nukes"], [], "everything", None, [1], ["perm:all"], ["*"]):
-        res = api.call("POST", f"/v1/areas/{owner.area_id}/invitations", api.token(owner),
-                       json={"email": "x@example.com", "permissions": perms})
+        res = api.call(
+            "POST",
+            f"/v1/areas/{owner.area_id}/invitations",
+            api.token(owner),
+            json={"email": "x@example.com", "permissions": perms},
+        )
         assert res.status_code == 400, perms
     with api.services.db.connection_context():
         assert InvitationRecord.select().count() == 0
@@ -57,8 +70,12 @@ def test_inviting_a_member_is_409(api: Api) -> None:
     owner = api.signup("o@example.com")
     api.link(owner, "m@example.com", ["tickets"])
     for email in ("m@example.com", "o@example.com"):
-        res = api.call("POST", f"/v1/areas/{owner.area_id}/invitations", api.token(owner),
-                       json={"email": email, "permissions": "all"})
+        res = api.call(
+            "POST",
+            f"/v1/areas/{owner.area_id}/invitations",
+            api.token(owner),
+            json={"email": email, "permissions": "all"},
+        )
         assert res.status_code == 409
         assert res.json["code"] == "already_member"
 
@@ -100,7 +117,9 @@ def test_invitee_lists_and_accepts_by_id(api: Api) -> None:
     assert again.status_code == 409
     me = api.call("GET", "/v1/me", api.token(invitee))
     assert [(a["id"], a["role"]) for a in me.json["areas"]] == [
-        (invitee.area_id, "owner"), (owner.area_id, "delegate")]
+        (invitee.area_id, "owner"),
+        (owner.area_id, "delegate"),
+    ]
 
 
 def test_unverified_invitee_sees_nothing_and_cannot_accept(api: Api) -> None:
@@ -141,8 +160,10 @@ def test_accept_by_emailed_token_is_single_use(api: Api) -> None:
     reuse = api.call("POST", "/v1/invitations/accept", api.token(invitee), json={"token": token})
     assert reuse.status_code == 400
     for bad in ({"token": ""}, {"token": 5}, {}, {"token": "A" * 43}):
-        assert api.call("POST", "/v1/invitations/accept", api.token(invitee),
-                        json=bad).status_code == 400
+        assert (
+            api.call("POST", "/v1/invitations/accept", api.token(invitee), json=bad).status_code
+            == 400
+        )
 
 
 def test_expired_invitation_cannot_be_accepted(api: Api, clock) -> None:
@@ -172,15 +193,19 @@ def test_decline(api: Api) -> None:
 
 def test_unregistered_invitee_signs_up_with_the_token(api: Api) -> None:
     owner = api.signup("o@example.com")
-    inv = api.invite(owner, "new@example.com", ["domains"])
+    api.invite(owner, "new@example.com", ["domains"])
     token = api.mail_token("new@example.com")
-    res = api.call("POST", "/v1/signup", json={
-        "email": "NEW@example.com", "password": PASSWORD, "invitation_token": token})
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "NEW@example.com", "password": PASSWORD, "invitation_token": token},
+    )
     assert res.status_code == 201, res.text
     assert res.json["user"]["email_verified"] is True
     with api.services.db.connection_context():
         assert MailRecord.select().where(MailRecord.kind == "verification").count() == 1  # owner's
     from tests.conftest import Person
+
     newbie = Person(res.json["user"]["id"], res.json["area"]["id"], "new@example.com")
     res = api.call("POST", "/v1/invitations/accept", api.token(newbie), json={"token": token})
     assert res.status_code == 201
@@ -191,13 +216,20 @@ def test_signup_with_someone_elses_invitation_token_is_refused(api: Api) -> None
     owner = api.signup("o@example.com")
     api.invite(owner, "target@example.com")
     token = api.mail_token("target@example.com")
-    res = api.call("POST", "/v1/signup", json={
-        "email": "other@example.com", "password": PASSWORD, "invitation_token": token})
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "other@example.com", "password": PASSWORD, "invitation_token": token},
+    )
     assert res.status_code == 403
-    res = api.call("POST", "/v1/signup", json={
-        "email": "other@example.com", "password": PASSWORD, "invitation_token": "nope"})
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "other@example.com", "password": PASSWORD, "invitation_token": "nope"},
+    )
     assert res.status_code == 400
     from delegauth.storage.records import UserRecord
+
     with api.services.db.connection_context():
         assert UserRecord.select().where(UserRecord.email == "other@example.com").count() == 0
 
@@ -213,8 +245,15 @@ def test_invitation_ids_of_another_area_are_404(api: Api) -> None:
     # Alice's own area through Bob's token: the area does not exist for him.
     alice_base = f"/v1/areas/{alice.area_id}/invitations"
     assert api.call("GET", alice_base, api.token(bob)).status_code == 404
-    assert api.call("POST", alice_base, api.token(bob),
-                    json={"email": "y@example.com", "permissions": "all"}).status_code == 404
+    assert (
+        api.call(
+            "POST",
+            alice_base,
+            api.token(bob),
+            json={"email": "y@example.com", "permissions": "all"},
+        ).status_code
+        == 404
+    )
     # A token for Alice's area held by Bob (who is not a member) is also 404.
     assert api.call("GET", alice_base, api.token(bob, alice.area_id)).status_code == 404
     with api.services.db.connection_context():
@@ -244,7 +283,8 @@ def test_concurrent_accepts_create_exactly_one_grant(api: Api, n: int) -> None:
     assert all(c in (201, 409) for c in codes), codes
     with api.services.db.connection_context():
         grants = GrantRecord.select().where(
-            (GrantRecord.area_id == owner.area_id) & (GrantRecord.user_id == invitee.user_id))
+            (GrantRecord.area_id == owner.area_id) & (GrantRecord.user_id == invitee.user_id)
+        )
         assert grants.count() == 1
         accepted = AuditRecord.select().where(AuditRecord.action == "invitation.accepted")
         assert accepted.count() == 1

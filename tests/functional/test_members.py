@@ -28,8 +28,12 @@ def test_change_permissions_takes_effect_in_decisions_at_once(api: Api) -> None:
     owner = api.signup("o@example.com")
     d = api.link(owner, "d@example.com", ["invoices"])
     assert api.decide(d, owner.area_id, "invoice", "read")
-    res = api.call("PATCH", f"/v1/areas/{owner.area_id}/members/{d.user_id}", api.token(owner),
-                   json={"permissions": ["domains"]})
+    res = api.call(
+        "PATCH",
+        f"/v1/areas/{owner.area_id}/members/{d.user_id}",
+        api.token(owner),
+        json={"permissions": ["domains"]},
+    )
     assert res.status_code == 200, res.text
     assert res.json["member"]["permissions"] == ["domains"]
     assert isinstance(res.json["policy_version"], int)
@@ -37,8 +41,13 @@ def test_change_permissions_takes_effect_in_decisions_at_once(api: Api) -> None:
     assert api.decide(d, owner.area_id, "domain", "read")
     # Casbin rules mirror the grant exactly.
     with api.services.db.connection_context():
-        rules = sorted((r.v0, r.v1, r.v2) for r in CasbinRuleRecord.select().where(
-            CasbinRuleRecord.v0 == f"user:{d.user_id}", CasbinRuleRecord.v2 == f"area:{owner.area_id}"))
+        rules = sorted(
+            (r.v0, r.v1, r.v2)
+            for r in CasbinRuleRecord.select().where(
+                CasbinRuleRecord.v0 == f"user:{d.user_id}",
+                CasbinRuleRecord.v2 == f"area:{owner.area_id}",
+            )
+        )
     assert rules == [(f"user:{d.user_id}", "perm:domains", f"area:{owner.area_id}")]
 
 
@@ -47,8 +56,13 @@ def test_all_covers_permissions_added_later(api: Api) -> None:
     d = api.link(owner, "d@example.com", "all")
     assert api.decide(d, owner.area_id, "order", "create")
     with api.services.db.connection_context():
-        rules = [(r.v1) for r in CasbinRuleRecord.select().where(
-            CasbinRuleRecord.v0 == f"user:{d.user_id}", CasbinRuleRecord.v2 == f"area:{owner.area_id}")]
+        rules = [
+            (r.v1)
+            for r in CasbinRuleRecord.select().where(
+                CasbinRuleRecord.v0 == f"user:{d.user_id}",
+                CasbinRuleRecord.v2 == f"area:{owner.area_id}",
+            )
+        ]
     assert rules == ["perm:all"]  # one rule, not a copy of today's list
 
 
@@ -60,23 +74,37 @@ def test_remove_takes_effect_at_once_and_writes_everything(api: Api) -> None:
     assert res.status_code == 200
     assert not api.decide(d, owner.area_id, "invoice", "pay")
     with api.services.db.connection_context():
-        assert not GrantRecord.select().where(
-            (GrantRecord.user_id == d.user_id) & (GrantRecord.area_id == owner.area_id)).exists()
-        assert not CasbinRuleRecord.select().where(
-            (CasbinRuleRecord.v0 == f"user:{d.user_id}")
-            & (CasbinRuleRecord.v2 == f"area:{owner.area_id}")).exists()
+        assert (
+            not GrantRecord.select()
+            .where((GrantRecord.user_id == d.user_id) & (GrantRecord.area_id == owner.area_id))
+            .exists()
+        )
+        assert (
+            not CasbinRuleRecord.select()
+            .where(
+                (CasbinRuleRecord.v0 == f"user:{d.user_id}")
+                & (CasbinRuleRecord.v2 == f"area:{owner.area_id}")
+            )
+            .exists()
+        )
         last = ChangeRecord.select().order_by(ChangeRecord.version.desc()).get()
         assert (last.subject, last.roles) == (f"user:{d.user_id}", "[]")
     assert [m["user"]["id"] for m in _members(api, owner)] == [owner.user_id]
-    assert api.call("DELETE", f"/v1/areas/{owner.area_id}/members/{d.user_id}",
-                    api.token(owner)).status_code == 404
+    assert (
+        api.call(
+            "DELETE", f"/v1/areas/{owner.area_id}/members/{d.user_id}", api.token(owner)
+        ).status_code
+        == 404
+    )
 
 
 def test_owner_can_be_neither_changed_nor_removed(api: Api) -> None:
     owner = api.signup("o@example.com")
     path = f"/v1/areas/{owner.area_id}/members/{owner.user_id}"
-    assert api.call("PATCH", path, api.token(owner),
-                    json={"permissions": ["tickets"]}).status_code == 403
+    assert (
+        api.call("PATCH", path, api.token(owner), json={"permissions": ["tickets"]}).status_code
+        == 403
+    )
     assert api.call("DELETE", path, api.token(owner)).status_code == 403
     manager = api.link(owner, "m@example.com", "all")
     token = api.token(manager, owner.area_id)
@@ -88,8 +116,9 @@ def test_owner_can_be_neither_changed_nor_removed(api: Api) -> None:
 def test_delegate_may_leave(api: Api) -> None:
     owner = api.signup("o@example.com")
     d = api.link(owner, "d@example.com", ["tickets"])
-    res = api.call("DELETE", f"/v1/areas/{owner.area_id}/members/{d.user_id}",
-                   api.token(d, owner.area_id))
+    res = api.call(
+        "DELETE", f"/v1/areas/{owner.area_id}/members/{d.user_id}", api.token(d, owner.area_id)
+    )
     assert res.status_code == 200
     assert not api.decide(d, owner.area_id, "ticket", "read")
     audit = api.call("GET", f"/v1/areas/{owner.area_id}/audit", api.token(owner)).json["events"]
@@ -102,8 +131,15 @@ def test_delegate_without_users_permission_cannot_manage(api: Api) -> None:
     token = api.token(d, owner.area_id)
     base = f"/v1/areas/{owner.area_id}"
     assert api.call("GET", base + "/members", token).status_code == 403
-    assert api.call("POST", base + "/invitations", token,
-                    json={"email": "x@example.com", "permissions": ["tickets"]}).status_code == 403
+    assert (
+        api.call(
+            "POST",
+            base + "/invitations",
+            token,
+            json={"email": "x@example.com", "permissions": ["tickets"]},
+        ).status_code
+        == 403
+    )
     assert api.call("GET", base + "/audit", token).status_code == 403
 
 
@@ -116,12 +152,20 @@ def test_delegate_manager_cannot_escalate(api: Api) -> None:
     base = f"/v1/areas/{owner.area_id}"
 
     # Inviting within what they hold works; anything beyond is refused.
-    ok = api.call("POST", base + "/invitations", token,
-                  json={"email": "n1@example.com", "permissions": ["invoices"]})
+    ok = api.call(
+        "POST",
+        base + "/invitations",
+        token,
+        json={"email": "n1@example.com", "permissions": ["invoices"]},
+    )
     assert ok.status_code == 201
     for perms in (["domains"], ["invoices", "domains"], "all"):
-        res = api.call("POST", base + "/invitations", token,
-                       json={"email": "n2@example.com", "permissions": perms})
+        res = api.call(
+            "POST",
+            base + "/invitations",
+            token,
+            json={"email": "n2@example.com", "permissions": perms},
+        )
         assert res.status_code == 403, perms
         assert res.json["code"] == "escalation"
     # Editing a pending invitation beyond what they hold.
@@ -129,19 +173,28 @@ def test_delegate_manager_cannot_escalate(api: Api) -> None:
     res = api.call("PATCH", f"{base}/invitations/{inv_id}", token, json={"permissions": "all"})
     assert res.status_code == 403
     # Raising a member above what they hold, or touching a member who holds more.
-    res = api.call("PATCH", f"{base}/members/{small.user_id}", token,
-                   json={"permissions": ["tickets", "domains"]})
+    res = api.call(
+        "PATCH",
+        f"{base}/members/{small.user_id}",
+        token,
+        json={"permissions": ["tickets", "domains"]},
+    )
     assert res.status_code == 403
-    res = api.call("PATCH", f"{base}/members/{other.user_id}", token,
-                   json={"permissions": ["tickets"]})
+    res = api.call(
+        "PATCH", f"{base}/members/{other.user_id}", token, json={"permissions": ["tickets"]}
+    )
     assert res.status_code == 403
     assert api.call("DELETE", f"{base}/members/{other.user_id}", token).status_code == 403
     # Raising themselves.
     res = api.call("PATCH", f"{base}/members/{mgr.user_id}", token, json={"permissions": "all"})
     assert res.status_code == 403
     # Within bounds is fine.
-    res = api.call("PATCH", f"{base}/members/{small.user_id}", token,
-                   json={"permissions": ["tickets", "invoices"]})
+    res = api.call(
+        "PATCH",
+        f"{base}/members/{small.user_id}",
+        token,
+        json={"permissions": ["tickets", "invoices"]},
+    )
     assert res.status_code == 200
     assert api.decide(small, owner.area_id, "invoice", "read")
     assert not api.decide(small, owner.area_id, "domain", "read")
@@ -157,8 +210,10 @@ def test_member_ids_of_another_area_are_404(api: Api) -> None:
     assert api.call("DELETE", path, api.token(bob)).status_code == 404
     assert api.call("GET", f"/v1/areas/{alice.area_id}/members", api.token(bob)).status_code == 404
     assert api.call("GET", f"/v1/areas/{alice.area_id}/audit", api.token(bob)).status_code == 404
-    assert api.call("DELETE", f"/v1/areas/{bob.area_id}/members/not-an-id",
-                    api.token(bob)).status_code == 404
+    assert (
+        api.call("DELETE", f"/v1/areas/{bob.area_id}/members/not-an-id", api.token(bob)).status_code
+        == 404
+    )
     assert api.decide(d, alice.area_id, "ticket", "read")
 
 
@@ -173,7 +228,10 @@ def test_audit_is_paged_newest_first(api: Api) -> None:
     assert page1["events"][0]["actor"] == owner.user_id
     page2 = api.call("GET", f"{base}?limit=3&before={page1['next_before']}", api.token(owner)).json
     assert [e["action"] for e in page2["events"]] == [
-        "invitation.created", "invitation.created", "area.created"]
+        "invitation.created",
+        "invitation.created",
+        "area.created",
+    ]
     assert page2["next_before"] is not None
     page3 = api.call("GET", f"{base}?limit=3&before={page2['next_before']}", api.token(owner)).json
     assert page3["events"] == [] and page3["next_before"] is None
@@ -184,8 +242,12 @@ def test_audit_is_paged_newest_first(api: Api) -> None:
 def test_audit_records_before_and_after(api: Api) -> None:
     owner = api.signup("o@example.com")
     d = api.link(owner, "d@example.com", ["tickets"])
-    api.call("PATCH", f"/v1/areas/{owner.area_id}/members/{d.user_id}", api.token(owner),
-             json={"permissions": ["invoices"]})
+    api.call(
+        "PATCH",
+        f"/v1/areas/{owner.area_id}/members/{d.user_id}",
+        api.token(owner),
+        json={"permissions": ["invoices"]},
+    )
     events = api.call("GET", f"/v1/areas/{owner.area_id}/audit", api.token(owner)).json["events"]
     change = events[0]
     assert change["action"] == "grant.updated"

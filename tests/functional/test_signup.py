@@ -6,8 +6,11 @@ from tests.conftest import PASSWORD, Api
 
 
 def test_signup_creates_owner_area_and_sends_verification(api: Api) -> None:
-    res = api.call("POST", "/v1/signup",
-                   json={"email": "  Alice@Example.COM ", "password": PASSWORD, "name": "Alice"})
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "  Alice@Example.COM ", "password": PASSWORD, "name": "Alice"},
+    )
     assert res.status_code == 201, res.text
     user, area = res.json["user"], res.json["area"]
     assert user["email"] == "alice@example.com"
@@ -19,12 +22,16 @@ def test_signup_creates_owner_area_and_sends_verification(api: Api) -> None:
     # The secret is not stored anywhere in clear: only its hash is.
     token = api.mail_token("alice@example.com")
     from delegauth.storage.records import SecretRecord
+
     with api.services.db.connection_context():
         stored = [r.token_hash for r in SecretRecord.select()]
     assert token not in stored and len(stored) == 1
 
-    me = api.call("GET", "/v1/me", api.services.tokens.issue(
-        sub=user["id"], client_id="t", scope=[], area=area["id"]))
+    me = api.call(
+        "GET",
+        "/v1/me",
+        api.services.tokens.issue(sub=user["id"], client_id="t", scope=[], area=area["id"]),
+    )
     assert me.status_code == 200
     assert me.json["areas"] == [
         {"id": area["id"], "name": "Alice", "role": "owner", "permissions": "all"}
@@ -54,8 +61,9 @@ def test_verification_link_expires(api: Api, clock) -> None:
 
 def test_duplicate_email_in_another_form_is_409(api: Api) -> None:
     api.signup("carol@example.com")
-    res = api.call("POST", "/v1/signup",
-                   json={"email": "ＣＡＲＯＬ@example.com ", "password": PASSWORD})
+    res = api.call(
+        "POST", "/v1/signup", json={"email": "ＣＡＲＯＬ@example.com ", "password": PASSWORD}
+    )
     assert res.status_code == 409
     assert res.json["code"] == "already_registered"
 
@@ -75,33 +83,44 @@ def test_bad_signup_input_is_400_and_writes_nothing(api: Api) -> None:
         assert res.status_code == 400, (body, res.text)
         assert res.headers["content-type"] == "application/problem+json"
     from delegauth.storage.records import AreaRecord, UserRecord
+
     with api.services.db.connection_context():
         assert UserRecord.select().count() == 0
         assert AreaRecord.select().count() == 0
 
 
 def test_malformed_and_oversized_bodies_are_4xx(api: Api) -> None:
-    res = api.call("POST", "/v1/signup", body=b"{not json",
-                   headers={"Content-Type": "application/json"})
+    res = api.call(
+        "POST", "/v1/signup", body=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert res.status_code == 400
-    res = api.call("POST", "/v1/signup", body=b"[1, 2]",
-                   headers={"Content-Type": "application/json"})
+    res = api.call(
+        "POST", "/v1/signup", body=b"[1, 2]", headers={"Content-Type": "application/json"}
+    )
     assert res.status_code == 400
-    res = api.call("POST", "/v1/signup", body=b"\xff\xfe",
-                   headers={"Content-Type": "application/json"})
+    res = api.call(
+        "POST", "/v1/signup", body=b"\xff\xfe", headers={"Content-Type": "application/json"}
+    )
     assert res.status_code == 400
     big = b'{"email": "' + b"a" * 70_000 + b'"}'
     res = api.call("POST", "/v1/signup", body=big, headers={"Content-Type": "application/json"})
     assert res.status_code == 413
-    res = api.call("POST", "/v1/signup", body=b"email=x",
-                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        body=b"email=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert res.status_code == 415
     assert res.headers["content-type"] == "application/problem+json"
 
 
 def test_unknown_fields_are_ignored(api: Api) -> None:
-    res = api.call("POST", "/v1/signup", json={
-        "email": "dan@example.com", "password": PASSWORD, "role": "admin", "is_owner": True})
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "dan@example.com", "password": PASSWORD, "role": "admin", "is_owner": True},
+    )
     assert res.status_code == 201
 
 
@@ -124,5 +143,6 @@ def test_catalogue_in_spanish(api: Api) -> None:
     labels = {p["name"]: p["label"] for p in res.json["permissions"]}
     assert labels["invoices"] == "Ver y pagar facturas"
     en = api.call("GET", "/v1/permissions")
-    assert {p["name"]: p["label"] for p in en.json["permissions"]}["invoices"] == \
-        "View and pay invoices"
+    assert {p["name"]: p["label"] for p in en.json["permissions"]}[
+        "invoices"
+    ] == "View and pay invoices"

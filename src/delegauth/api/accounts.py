@@ -94,7 +94,9 @@ class AnswerInvitationResource:
         self._auth = auth
         self._invitations = invitations
 
-    def on_post_accept(self, req: falcon.Request, resp: falcon.Response, invitation_id: str) -> None:
+    def on_post_accept(
+        self, req: falcon.Request, resp: falcon.Response, invitation_id: str
+    ) -> None:
         grant = self._invitations.accept(self._auth.user(req).sub, invitation_id)
         send_json(resp, {"grant": grant_view(grant)}, 201)
 

@@ -99,12 +99,18 @@ def build_services(
         decider=decider,
         tokens=tokens,
         accounts=Accounts(
-            store, hasher, composer, clock,
+            store,
+            hasher,
+            composer,
+            clock,
             verification_ttl=timedelta(hours=settings.verification_hours),
             on_policy_change=changed,
         ),
         invitations=Invitations(
-            store, bundle.catalogue, composer, clock,
+            store,
+            bundle.catalogue,
+            composer,
+            clock,
             ttl=timedelta(days=settings.invitation_days),
             on_policy_change=changed,
         ),
@@ -146,7 +152,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     services = overrides.pop("services", None) or build_services(settings, **overrides)
     auth = Authenticator(services.tokens)
     max_body = settings.max_body_bytes
-    app = falcon.App(middleware=[RequestIdMiddleware(), SecurityHeadersMiddleware()])
+    app = falcon.App(
+        middleware=[RequestIdMiddleware(), SecurityHeadersMiddleware()]  # type: ignore[arg-type]
+    )
     app.req_options.strip_url_path_trailing_slash = True
     install_error_handlers(app)
 
@@ -158,8 +166,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/v1/me", accounts.MeResource(auth, services.accounts))
     app.add_route(
         "/v1/me/invitations",
-        accounts.MyInvitationsResource(auth, services.accounts, services.invitations,
-                                       services.store),
+        accounts.MyInvitationsResource(
+            auth, services.accounts, services.invitations, services.store
+        ),
     )
     answer = accounts.AnswerInvitationResource(auth, services.invitations)
     app.add_route("/v1/invitations/{invitation_id}/accept", answer, suffix="accept")

@@ -27,7 +27,7 @@ class MembersResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        members = self._members.list(claims.sub, area_id)
+        members = self._members.listing(claims.sub, area_id)
         send_json(resp, {"members": [member_view(m) for m in members]})
 
 

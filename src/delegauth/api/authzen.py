@@ -85,7 +85,9 @@ class EvaluationsResource:
             raise InvalidInput(
                 "evaluations_semantic must be one of " + ", ".join(SEMANTICS), field="options"
             )
-        defaults = {k: body[k] for k in ("subject", "action", "resource", "context") if k in body}
+        defaults: dict[str, Any] = {
+            k: body[k] for k in ("subject", "action", "resource", "context") if k in body
+        }
         # Validate every item before deciding any: a malformed payload is a 400 as a whole.
         requests = []
         for item in items:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import falcon
 
 from delegauth.api.body import send_json
@@ -34,7 +36,7 @@ def negotiate_locale(req: falcon.Request) -> str:
 
 
 class PermissionsResource:
-    def __init__(self, catalogue_source) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, catalogue_source: Callable[[], Catalogue]) -> None:
         self._catalogue = catalogue_source
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -61,7 +61,7 @@ def _handle_http(req: falcon.Request, resp: falcon.Response, ex: Exception, para
     status = int(str(ex.status).split()[0]) if not isinstance(ex.status, int) else ex.status
     title = ex.title or "Error"
     problem(resp, status, title, ex.description or "", code=getattr(ex, "code", None))
-    for name, value in (ex.headers or {}).items():
+    for name, value in dict(ex.headers or {}).items():
         resp.set_header(name, value)
 
 

@@ -19,7 +19,7 @@ def require_grant(store: Store, area_id: str, actor_id: str) -> Grant:
 
 
 def require_manager(store: Store, area_id: str, actor_id: str) -> Grant:
-    """Return the actor's grant if they may manage users here: the owner, or a delegate with users."""
+    """Return the actor's grant if they may manage users: the owner, or a delegate with users."""
     grant = require_grant(store, area_id, actor_id)
     if grant.role is not Role.OWNER and not grant.permissions.has(MANAGE_USERS):
         raise Forbidden("managing users needs the 'users' permission")

@@ -138,8 +138,15 @@ class Accounts:
             )
             version = self._store.put_grant(owner, None)
             self._store.append_audit(
-                AuditEvent(area.id, user.id, "area.created", f"user:{user.id}", None,
-                           {"role": "owner"}, now)
+                AuditEvent(
+                    area.id,
+                    user.id,
+                    "area.created",
+                    f"user:{user.id}",
+                    None,
+                    {"role": "owner"},
+                    now,
+                )
             )
             if not verified:
                 token = new_secret()

@@ -7,7 +7,7 @@ names found here, never by scattered literals.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +85,7 @@ class Catalogue:
         if ALL in self._by_name:
             raise CatalogueError(f"'{ALL}' is reserved and cannot be a permission name")
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Permission]:
         return iter(self._by_name.values())
 
     def __contains__(self, name: object) -> bool:
@@ -112,7 +112,9 @@ class Catalogue:
         if value == ALL:
             return PermissionSet.everything()
         if not isinstance(value, list) or not value:
-            raise InvalidInput('permissions must be "all" or a non-empty list of names', field=field)
+            raise InvalidInput(
+                'permissions must be "all" or a non-empty list of names', field=field
+            )
         names: set[str] = set()
         for item in value:
             if not isinstance(item, str):

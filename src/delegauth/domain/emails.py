@@ -10,7 +10,9 @@ from delegauth.errors import InvalidInput
 __all__ = ["canonical_email"]
 
 # Deliberately loose: one @, no whitespace or control characters, a dot in the domain.
-_SHAPE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}\.[^@\s\x00-\x1f\x7f.]+$")
+_SHAPE = re.compile(
+    r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}\.[^@\s\x00-\x1f\x7f.]+$"
+)
 
 
 def canonical_email(value: object, *, field: str = "email") -> str:

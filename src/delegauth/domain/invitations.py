@@ -29,6 +29,7 @@ from delegauth.errors import (
 
 __all__ = ["Invitations"]
 
+
 def _snapshot(inv: Invitation) -> dict[str, object]:
     return {
         "email": inv.email,
@@ -36,6 +37,7 @@ def _snapshot(inv: Invitation) -> dict[str, object]:
         "status": str(inv.status),
         "expires_at": inv.expires_at.isoformat(),
     }
+
 
 class Invitations:
     def __init__(
@@ -114,7 +116,9 @@ class Invitations:
             require_manager(self._store, area_id, actor_id)
             return [i for i in self._store.list_area_invitations(area_id) if i.is_open(now)]
 
-    def edit(self, actor_id: str, area_id: str, invitation_id: str, permissions: object) -> Invitation:
+    def edit(
+        self, actor_id: str, area_id: str, invitation_id: str, permissions: object
+    ) -> Invitation:
         offered = self._catalogue.parse(permissions)
         now = self._clock()
         with self._store.transaction():
@@ -253,9 +257,19 @@ class Invitations:
         version = self._store.put_grant(grant, None)
         self._audit(user.id, "invitation.accepted", inv, before, _snapshot(inv), now)
         self._store.append_audit(
-            AuditEvent(inv.area_id, user.id, "grant.created", f"user:{user.id}", None,
-                       {"role": "delegate", "permissions": grant.permissions.to_json(),
-                        "invitation": inv.id}, now)
+            AuditEvent(
+                inv.area_id,
+                user.id,
+                "grant.created",
+                f"user:{user.id}",
+                None,
+                {
+                    "role": "delegate",
+                    "permissions": grant.permissions.to_json(),
+                    "invitation": inv.id,
+                },
+                now,
+            )
         )
         return grant, version
 

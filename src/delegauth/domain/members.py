@@ -54,7 +54,7 @@ class Members:
         self._clock = clock
         self._changed = on_policy_change
 
-    def list(self, actor_id: str, area_id: str) -> list[Member]:
+    def listing(self, actor_id: str, area_id: str) -> list[Member]:
         """The owner first, then delegates in the order they joined."""
         with self._store.transaction():
             require_manager(self._store, area_id, actor_id)
@@ -136,6 +136,7 @@ class Members:
         now: datetime,
     ) -> None:
         self._store.append_audit(
-            AuditEvent(target.area_id, actor_id, action, f"user:{target.user_id}", before, after,
-                       now)
+            AuditEvent(
+                target.area_id, actor_id, action, f"user:{target.user_id}", before, after, now
+            )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 from string import Template
+from typing import Any
 from urllib.parse import quote
 
 from delegauth.domain.catalogue import Catalogue
@@ -11,7 +12,7 @@ from delegauth.domain.entities import Area, Invitation, OutgoingMail, User
 
 __all__ = ["MailComposer"]
 
-_TEXT = {
+_TEXT: dict[str, dict[str, Any]] = {
     "en": {
         "verify_subject": "Confirm your email address",
         "verify_text": Template(
@@ -21,7 +22,7 @@ _TEXT = {
         "invite_subject": Template("$inviter invited you to manage $area"),
         "invite_text": Template(
             "Hello,\n\n$inviter ($inviter_email) invited you to manage the Client Area "
-            "\"$area\" with these permissions:\n\n$permissions\n\n"
+            '"$area" with these permissions:\n\n$permissions\n\n'
             "Accept the invitation here (the link expires on $expires):\n\n$link\n\n"
             "If you have no account yet, you will be asked to sign up with this email address.\n"
         ),
@@ -36,7 +37,7 @@ _TEXT = {
         "invite_subject": Template("$inviter te ha invitado a gestionar $area"),
         "invite_text": Template(
             "Hola:\n\n$inviter ($inviter_email) te ha invitado a gestionar el Área de Cliente "
-            "\"$area\" con estos permisos:\n\n$permissions\n\n"
+            '"$area" con estos permisos:\n\n$permissions\n\n'
             "Acepta la invitación aquí (el enlace caduca el $expires):\n\n$link\n\n"
             "Si todavía no tienes cuenta, se te pedirá que te registres con esta dirección.\n"
         ),
@@ -53,10 +54,13 @@ class MailComposer:
     def verification(self, user: User, token: str) -> OutgoingMail:
         t = _TEXT.get(user.locale, _TEXT["en"])
         link = f"{self._base}/verify-email?token={quote(token)}"
-        text = t["verify_text"].substitute(name=user.name or user.email, link=link)  # type: ignore[union-attr]
+        text = t["verify_text"].substitute(name=user.name or user.email, link=link)
         return OutgoingMail(
-            to=user.email, subject=str(t["verify_subject"]), text=text,
-            html=_html(text), kind="verification",
+            to=user.email,
+            subject=str(t["verify_subject"]),
+            text=text,
+            html=_html(text),
+            kind="verification",
         )
 
     def invitation(
@@ -80,11 +84,15 @@ class MailComposer:
             "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
             "link": link,
         }
-        text = t["invite_text"].substitute(values)  # type: ignore[union-attr]
-        subject = t["invite_subject"].substitute(values)  # type: ignore[union-attr]
+        text = t["invite_text"].substitute(values)
+        subject = t["invite_subject"].substitute(values)
         return OutgoingMail(
-            to=invitation.email, subject=subject[:255], text=text, html=_html(text),
-            kind="invitation", headers={"Content-Language": locale},
+            to=invitation.email,
+            subject=subject[:255],
+            text=text,
+            html=_html(text),
+            kind="invitation",
+            headers={"Content-Language": locale},
         )
 
 

@@ -87,8 +87,7 @@ class Decider:
         """Swap in a policy; areas are reloaded lazily under it."""
         model = parse_model(bundle.model_text)
         sections = {
-            sec: {key: ast.value for key, ast in model.model[sec].items()}
-            for sec in model.model
+            sec: {key: ast.value for key, ast in model.model[sec].items()} for sec in model.model
         }
         fast = supports_fast_path(sections)
         table = ActionTable(bundle.p_lines)
@@ -193,10 +192,9 @@ class Decider:
         else:
             links.pop(change.subject, None)
         new = _Area(links, area.loaded_version)
-        if self.fast:
-            # Other subjects keep their answers unless the change touched a role they inherit.
-            if not any(change.subject in roles for roles in links.values()):
-                new.allowed = {s: a for s, a in area.allowed.items() if s != change.subject}
+        # Other subjects keep their answers unless the change touched a role they inherit.
+        if self.fast and not any(change.subject in roles for roles in links.values()):
+            new.allowed = {s: a for s, a in area.allowed.items() if s != change.subject}
         if not area.links:
             self._empty_areas = max(0, self._empty_areas - 1)
         self._areas[change.domain] = new
@@ -222,5 +220,3 @@ class Decider:
             thread.join(timeout=5)
 
         return _stop
-
-

@@ -99,14 +99,14 @@ class PeeweeCasbinAdapter(
     def save_policy(self, model: Any) -> bool:
         with self._db.atomic():
             self._model.delete().execute()
-            rows = []
+            rows: list[dict[str, str]] = []
             for sec in ("p", "g"):
                 if sec not in model.model:
                     continue
                 for ptype, assertion in model.model[sec].items():
                     rows.extend({"ptype": ptype, **_row_values(r)} for r in assertion.policy)
             for start in range(0, len(rows), 500):
-                self._model.insert_many(rows[start:start + 500]).execute()
+                self._model.insert_many(rows[start : start + 500]).execute()
         return True
 
     def add_policy(self, sec: str, ptype: str, rule: Sequence[str]) -> bool:
@@ -116,8 +116,7 @@ class PeeweeCasbinAdapter(
         rows = [{"ptype": ptype, **_row_values(r)} for r in rules]
         with self._db.atomic():
             for start in range(0, len(rows), 500):
-                (self._model.insert_many(rows[start:start + 500])
-                 .on_conflict_ignore().execute())
+                (self._model.insert_many(rows[start : start + 500]).on_conflict_ignore().execute())
         return True
 
     def remove_policy(self, sec: str, ptype: str, rule: Sequence[str]) -> bool:

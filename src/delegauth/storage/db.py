@@ -17,7 +17,7 @@ def open_database(url: str) -> peewee.Database:
     if scheme.startswith("sqlite"):
         path = url.split("://", 1)[1].lstrip("/") if url.startswith("sqlite:///") else ""
         if url.startswith("sqlite:////"):
-            path = "/" + url[len("sqlite:////"):]
+            path = "/" + url[len("sqlite:////") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return peewee.SqliteDatabase(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import peewee
 
@@ -18,12 +19,12 @@ class PeeweePolicyFeed:
 
     def domain_links(self, domain: str) -> list[tuple[str, str]]:
         with self._db.connection_context():
-            rows = (
+            query: Any = (
                 CasbinRuleRecord.select(CasbinRuleRecord.v0, CasbinRuleRecord.v1)
                 .where((CasbinRuleRecord.v2 == domain) & (CasbinRuleRecord.ptype == "g"))
                 .tuples()
             )
-            return list(rows)
+            return [(sub, role) for sub, role in query]
 
     def latest_version(self) -> int:
         with self._db.connection_context():
@@ -32,9 +33,11 @@ class PeeweePolicyFeed:
 
     def changes_since(self, version: int, limit: int) -> list[AreaChange]:
         with self._db.connection_context():
-            rows = (
+            query: Any = (
                 ChangeRecord.select(
-                    ChangeRecord.version, ChangeRecord.domain, ChangeRecord.subject,
+                    ChangeRecord.version,
+                    ChangeRecord.domain,
+                    ChangeRecord.subject,
                     ChangeRecord.roles,
                 )
                 .where(ChangeRecord.version > version)
@@ -42,4 +45,4 @@ class PeeweePolicyFeed:
                 .limit(limit)
                 .tuples()
             )
-            return [AreaChange(v, d, s, tuple(json.loads(r))) for v, d, s, r in rows]
+            return [AreaChange(v, d, s, tuple(json.loads(r))) for v, d, s, r in query]

@@ -146,7 +146,9 @@ class PeeweeStore:
         del data["id"]
         InvitationRecord.update(**data).where(InvitationRecord.id == invitation.id).execute()
 
-    def transition_invitation(self, invitation_id: str, to: InvitationStatus, now: datetime) -> bool:
+    def transition_invitation(
+        self, invitation_id: str, to: InvitationStatus, now: datetime
+    ) -> bool:
         """Move a pending invitation to ``to``; False if it was no longer pending.
 
         The emailed secret dies with the pending state, so a used link cannot be replayed.
