@@ -106,4 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level)
-    return _COMMANDS[args.command](settings, args)
+    from delegauth.policy.bundle import PolicyError
+
+    try:
+        return _COMMANDS[args.command](settings, args)
+    except PolicyError as ex:
+        print(f"delegauth: refusing to run with an invalid policy: {ex}", file=sys.stderr)
+        return 2
