@@ -13,7 +13,8 @@
     │   ├── AlreadyMember       the invitee already belongs to the area
     │   ├── AlreadyRegistered   the email already has an account
     │   └── NotPending          the invitation was already answered or expired
-    └── Unavailable             storage or policy cannot be reached: fail closed
+    ├── Unavailable             storage or policy cannot be reached: fail closed
+    └── DeliveryError           an email could not be handed to SMTP (mail.transport)
 
 The domain raises these and never picks HTTP status codes; the API maps them to
 problem+json in one table (delegauth.api.problems).
