@@ -132,10 +132,6 @@ class Decider:
             )
         return (obj, act) in allowed
 
-    def roles_of(self, subject: str, domain: str) -> frozenset[str]:
-        area = self._areas.get(domain) or self._load(domain)
-        return frozenset(area.links.get(subject, ()))
-
     def _engine_for(self, domain: str, area: _Area) -> CasbinEngine:
         rules = [("g", sub, role, domain) for sub, roles in area.links.items() for role in roles]
         return CasbinEngine(self.bundle, rules)
@@ -170,6 +166,10 @@ class Decider:
     def sync(self, batch: int = 1000) -> int:
         """Apply change-log entries newer than the last applied; return how many."""
         applied = 0
+        with self._lock:
+            if not self._areas:
+                # Nothing is loaded, so nothing needs the old entries: skip to the end.
+                self.applied_version = max(self.applied_version, self._feed.latest_version())
         while True:
             changes = self._feed.changes_since(self.applied_version, batch)
             with self._lock:
