@@ -178,6 +178,10 @@ class TokenService:
 
     def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid access token, or raise Unauthenticated."""
+        # A JWS in compact form is base64url and dots; anything else (bytes, lone
+        # surrogates from a JSON body) must not reach PyJWT's str.encode.
+        if not isinstance(token, str) or not token.isascii():
+            raise Unauthenticated("malformed token")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as ex:
@@ -194,26 +198,27 @@ class TokenService:
         key, public = found
         try:
             # NOTE: every security option is spelled out: the key's own algorithm only,
-            # all claims required, issuer and audience pinned, small leeway for clocks.
+            # all claims required, issuer and audience pinned. Time claims are checked
+            # below against the injected clock, which PyJWT cannot take.
             claims = jwt.decode(
                 token,
                 public,
                 algorithms=[key.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=LEEWAY_SECONDS,
                 options={
                     "require": list(REQUIRED_CLAIMS),
                     "verify_signature": True,
-                    "verify_exp": True,
-                    "verify_iat": True,
-                    "verify_nbf": True,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
                     "verify_aud": True,
                     "verify_iss": True,
                 },
             )
         except jwt.PyJWTError as ex:
             raise Unauthenticated("invalid token") from ex
+        _check_times(claims, self._clock())
         scope = claims.get("scope")
         if not isinstance(scope, str) or not isinstance(claims.get("sub"), str):
             raise Unauthenticated("invalid token claims")
@@ -227,3 +232,19 @@ class TokenService:
             exp=int(claims["exp"]),
             raw=claims,
         )
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    """Refuse expired or not-yet-valid claims, allowing LEEWAY_SECONDS of clock skew."""
+    values = [claims["exp"], claims["iat"], claims.get("nbf", claims["iat"])]
+    # NumericDate (RFC 7519 §2): a JSON number; never a string or a boolean.
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise Unauthenticated("invalid token claims")
+    try:
+        exp, iat, nbf = (int(v) for v in values)
+    except (ValueError, OverflowError) as ex:  # NaN and infinities
+        raise Unauthenticated("invalid token claims") from ex
+    if exp <= now - LEEWAY_SECONDS:
+        raise Unauthenticated("token expired")
+    if max(iat, nbf) > now + LEEWAY_SECONDS:
+        raise Unauthenticated("token not yet valid")

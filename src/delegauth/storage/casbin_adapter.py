@@ -47,11 +47,18 @@ def _row_values(rule: Sequence[str]) -> dict[str, str]:
     return values
 
 
-def _rule_of(row: CasbinRuleRecord) -> list[str]:
+def _rule_of(row: CasbinRuleRecord, arity: int | None = None) -> list[str]:
+    """The rule in ``row``: exactly ``arity`` fields if given, else without trailing blanks."""
     values = [getattr(row, name) for name in _FIELDS]
-    while values and values[-1] == "":
-        values.pop()
-    return values
+    if arity is None:
+        while values and values[-1] == "":
+            values.pop()
+        return values
+    if any(values[arity:]):
+        raise PolicyLoadError(
+            f"stored rule #{row.id} has more fields than type {row.ptype!r} defines ({arity})"
+        )
+    return values[:arity]
 
 
 class PeeweeCasbinAdapter(
@@ -87,12 +94,14 @@ class PeeweeCasbinAdapter(
         with self._db.connection_context():
             for row in query.iterator():
                 ptype = row.ptype
-                sec = ptype[0]
-                if sec not in model.model or ptype not in model.model[sec]:
+                sec = ptype[:1]
+                # Only policy sections: r, e and m also hold assertions, which a rule must not join.
+                assertion = model.model.get(sec, {}).get(ptype) if sec in ("p", "g") else None
+                if assertion is None:
                     raise PolicyLoadError(
                         f"stored rule #{row.id} has type {ptype!r}, which the model does not define"
                     )
-                model.add_policy(sec, ptype, _rule_of(row))
+                model.add_policy(sec, ptype, _rule_of(row, len(assertion.tokens)))
 
     # -- writing ---------------------------------------------------------------------
 
@@ -138,13 +147,37 @@ class PeeweeCasbinAdapter(
     ) -> bool:
         if not 0 <= field_index < len(_FIELDS) or field_index + len(field_values) > len(_FIELDS):
             return False
-        query = self._model.delete().where(self._model.ptype == ptype)
-        for offset, value in enumerate(field_values):
-            if value:
-                column = getattr(self._model, _FIELDS[field_index + offset])
-                query = query.where(column == value)
+        query = self._filtered_rows(self._model.delete(), ptype, field_index, field_values)
         with self._db.atomic():
             return bool(query.execute())
+
+    def update_filtered_policies(
+        self,
+        sec: str,
+        ptype: str,
+        new_rules: Sequence[Sequence[str]],
+        field_index: int,
+        *field_values: str,
+    ) -> list[list[str]]:
+        """Replace the rules matching the filter with ``new_rules``; return the old ones."""
+        if not 0 <= field_index < len(_FIELDS) or field_index + len(field_values) > len(_FIELDS):
+            return []
+        with self._db.atomic():
+            select = self._filtered_rows(self._model.select(), ptype, field_index, field_values)
+            old = [_rule_of(row) for row in select.order_by(self._model.id)]
+            self.remove_filtered_policy(sec, ptype, field_index, *field_values)
+            self.add_policies(sec, ptype, new_rules)
+        return old
+
+    def _filtered_rows(
+        self, query: Any, ptype: str, field_index: int, field_values: Sequence[str]
+    ) -> Any:
+        query = query.where(self._model.ptype == ptype)
+        for offset, value in enumerate(field_values):
+            if value:  # Casbin's convention: an empty value matches anything
+                column = getattr(self._model, _FIELDS[field_index + offset])
+                query = query.where(column == value)
+        return query
 
     def update_policy(
         self, sec: str, ptype: str, old_rule: Sequence[str], new_policy: Sequence[str]
