@@ -45,6 +45,7 @@ class SigningKey:
     def public_jwk(self) -> dict[str, Any]:
         algo = jwt.get_algorithm_by_name(self.algorithm)
         jwk = json.loads(algo.to_jwk(self.private().public_key()))
+        jwk.pop("key_ops", None)  # RFC 7517 §4.3: not together with "use"
         jwk.update({"kid": self.kid, "alg": self.algorithm, "use": "sig"})
         return dict(jwk)
 
