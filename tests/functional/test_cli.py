@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from delegauth.storage.schema import MIGRATIONS_DIR
 from delegauth.tokens import KeyRing, TokenService
 from tests.conftest import POLICIES
 
@@ -31,7 +32,8 @@ def test_migrate_is_versioned_and_idempotent(database_url: str, tmp_path: Path) 
     assert first.returncode == 0, first.stderr
     applied = json.loads(first.stdout)["applied"]
     if database_url.startswith("sqlite"):
-        assert applied == ["0001_initial"]
+        shipped = sorted(p.stem for p in Path(MIGRATIONS_DIR).glob("[0-9]*.py"))
+        assert applied == shipped and applied[0] == "0001_initial"
     second = _run(["migrate"], env)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["applied"] == []

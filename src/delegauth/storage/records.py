@@ -20,6 +20,13 @@ __all__ = [
     "MailRecord",
     "SecretRecord",
     "UserRecord",
+    "OAuthClientRecord",
+    "AuthCodeRecord",
+    "RefreshTokenRecord",
+    "RevokedAccessRecord",
+    "AccessIssueRecord",
+    "BrowserSessionRecord",
+    "SignInFailureRecord",
     "database_proxy",
 ]
 
@@ -168,6 +175,99 @@ class ChangeRecord(_Base):
         table_name = "policy_changes"
 
 
+class OAuthClientRecord(_Base):
+    client_id = pw.CharField(primary_key=True, max_length=64)
+    secret_hash = pw.CharField(max_length=128, null=True)  # None: a public client
+    name = pw.CharField(max_length=100)
+    redirect_uris = pw.TextField(default="[]")  # JSON list, matched exactly
+    grant_types = pw.TextField(default="[]")
+    scopes = pw.TextField(default="[]")
+    first_party = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "oauth_clients"
+
+
+class AuthCodeRecord(_Base):
+    code_hash = pw.CharField(primary_key=True, max_length=64)
+    client_id = pw.CharField(max_length=64)
+    user_id = pw.CharField(max_length=40)
+    area_id = pw.CharField(max_length=40)
+    redirect_uri = pw.TextField()
+    scope = pw.TextField(default="")
+    nonce = pw.CharField(max_length=255, null=True)
+    code_challenge = pw.CharField(max_length=128)
+    code_challenge_method = pw.CharField(max_length=8)
+    auth_time = pw.DateTimeField()
+    expires_at = pw.DateTimeField()
+    used_at = pw.DateTimeField(null=True)
+    family_id = pw.CharField(max_length=64, null=True)  # what redeeming it issued
+
+    class Meta:
+        table_name = "oauth_codes"
+
+
+class RefreshTokenRecord(_Base):
+    token_hash = pw.CharField(primary_key=True, max_length=64)
+    family_id = pw.CharField(max_length=64, index=True)
+    client_id = pw.CharField(max_length=64)
+    user_id = pw.CharField(max_length=40)
+    area_id = pw.CharField(max_length=40)
+    scope = pw.TextField(default="")
+    created_at = pw.DateTimeField()
+    expires_at = pw.DateTimeField()  # the family's absolute end
+    rotated_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "oauth_refresh_tokens"
+        indexes = ((("user_id", "area_id"), False),)
+
+
+class RevokedAccessRecord(_Base):
+    """Access tokens revoked before their expiry (by jti or by refresh family)."""
+
+    jti = pw.CharField(primary_key=True, max_length=64)
+    expires_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "oauth_revoked_access"
+
+
+class AccessIssueRecord(_Base):
+    """Which refresh family (if any) an access token came from, for family revocation."""
+
+    jti = pw.CharField(primary_key=True, max_length=64)
+    family_id = pw.CharField(max_length=64, index=True)
+    expires_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "oauth_access_issues"
+
+
+class BrowserSessionRecord(_Base):
+    id_hash = pw.CharField(primary_key=True, max_length=64)
+    user_id = pw.CharField(max_length=40, index=True)
+    csrf = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField()
+    expires_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "browser_sessions"
+
+
+class SignInFailureRecord(_Base):
+    """Failed sign-ins per key (canonical email, client address) for rate limiting."""
+
+    id = pw.AutoField()
+    key = pw.CharField(max_length=128, index=True)
+    at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "signin_failures"
+
+
 MODELS: list[type[pw.Model]] = [
     UserRecord,
     AreaRecord,
@@ -178,4 +278,11 @@ MODELS: list[type[pw.Model]] = [
     AuditRecord,
     MailRecord,
     ChangeRecord,
+    OAuthClientRecord,
+    AuthCodeRecord,
+    RefreshTokenRecord,
+    RevokedAccessRecord,
+    AccessIssueRecord,
+    BrowserSessionRecord,
+    SignInFailureRecord,
 ]
