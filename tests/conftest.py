@@ -91,8 +91,9 @@ def clock() -> FrozenClock:
 def settings(database_url: str, tmp_path: Any) -> Settings:
     return Settings(
         database_url=database_url,
-        issuer="http://delegauth.test",
-        public_url="http://delegauth.test",
+        # Loopback: Authlib accepts plain http only there (RFC 8252 §7.3).
+        issuer="http://localhost",
+        public_url="http://localhost",
         policies_dir=POLICIES,
         key_dir=str(tmp_path / "keys"),
         smtp_url="log:",

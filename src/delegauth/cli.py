@@ -7,8 +7,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from delegauth.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from delegauth.oauth.clients import ClientRegistry
+    from delegauth.storage.oauth_store import ClientRow
 
 __all__ = ["main"]
 
@@ -82,6 +87,57 @@ def _cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(settings: Settings) -> ClientRegistry:
+    from delegauth.api.app import utcnow
+    from delegauth.oauth.clients import ClientRegistry
+    from delegauth.storage.db import open_database
+    from delegauth.storage.oauth_store import PeeweeOAuthStore
+    from delegauth.storage.records import database_proxy
+
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    return ClientRegistry(PeeweeOAuthStore(db), utcnow)
+
+
+def _client_json(row: ClientRow, secret: str | None = None) -> dict[str, object]:
+    data = {k: v for k, v in vars(row).items() if k not in ("secret_hash", "created_at")}
+    data["type"] = "public" if row.secret_hash is None else "confidential"
+    data["created_at"] = str(row.created_at)
+    if secret is not None:
+        data["client_secret"] = secret  # shown once, stored only as a hash
+    return data
+
+
+def _cmd_clients(settings: Settings, args: argparse.Namespace) -> int:
+    from delegauth.errors import InvalidInput
+
+    registry = _registry(settings)
+    if args.action == "list":
+        print(json.dumps([_client_json(r) for r in registry.list()], indent=2))
+        return 0
+    if args.action == "delete":
+        if not registry.delete(args.client_id):
+            print(f"no such client: {args.client_id}", file=sys.stderr)
+            return 1
+        print(json.dumps({"deleted": args.client_id}))
+        return 0
+    try:
+        row, secret = registry.create(
+            args.client_id,
+            name=args.name or "",
+            public=args.public,
+            redirect_uris=args.redirect_uri or [],
+            grant_types=args.grant_type or ["authorization_code", "refresh_token"],
+            scopes=(args.scope or "openid profile email offline_access").split(),
+            first_party=args.first_party,
+        )
+    except InvalidInput as ex:
+        print(f"delegauth: {ex.detail}", file=sys.stderr)
+        return 2
+    print(json.dumps(_client_json(row, secret), indent=2))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,10 +152,33 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--service", help="service client id")
     token.add_argument("--area", help="area id (a_…) the token is scoped to")
     token.add_argument("--scope", default="", help="space-separated scopes")
+    clients = sub.add_parser("clients", help="register and manage OAuth clients")
+    csub = clients.add_subparsers(dest="action", required=True)
+    create = csub.add_parser("create", help="register a client; prints its one-time secret")
+    create.add_argument("client_id")
+    create.add_argument("--name")
+    create.add_argument("--public", action="store_true", help="no secret (PKCE only)")
+    create.add_argument("--redirect-uri", action="append", help="exact redirect URI (repeat)")
+    create.add_argument(
+        "--grant-type",
+        action="append",
+        help="authorization_code, refresh_token, client_credentials or "
+        "urn:ietf:params:oauth:grant-type:token-exchange (repeat)",
+    )
+    create.add_argument("--scope", help='space-separated, e.g. "openid decisions"')
+    create.add_argument("--first-party", action="store_true", help="skip the consent step")
+    csub.add_parser("list", help="list clients (never their secrets)")
+    delete = csub.add_parser("delete", help="delete a client and revoke its refresh tokens")
+    delete.add_argument("client_id")
     return parser
 
 
-_COMMANDS = {"migrate": _cmd_migrate, "serve": _cmd_serve, "token": _cmd_token}
+_COMMANDS = {
+    "migrate": _cmd_migrate,
+    "serve": _cmd_serve,
+    "token": _cmd_token,
+    "clients": _cmd_clients,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

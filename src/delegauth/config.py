@@ -32,6 +32,7 @@ class Settings:
     mail_from: str = "delegauth <no-reply@localhost>"
     key_dir: str = "var/keys"
     access_token_minutes: int = 10
+    refresh_token_days: int = 30
     invitation_days: int = 7
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,20 @@ class TokenService:
         self._clock = clock
         self._signing: dict[str, Any] = {}  # kid -> loaded private key
 
-    def issue(
+    @property
+    def lifetime_s(self) -> int:
+        return self._lifetime
+
+    def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        key = self._keys.current
+        private = self._signing.get(key.kid)
+        if private is None:
+            private = self._signing[key.kid] = key.private()
+        return jwt.encode(
+            claims, private, algorithm=key.algorithm, headers={"typ": typ, "kid": key.kid}
+        )
+
+    def issue_access(
         self,
         *,
         sub: str,
@@ -153,11 +167,8 @@ class TokenService:
         role: str | None = None,
         permissions: list[str] | str | None = None,
         lifetime_s: int | None = None,
-    ) -> str:
-        key = self._keys.current
-        private = self._signing.get(key.kid)
-        if private is None:
-            private = self._signing[key.kid] = key.private()
+    ) -> tuple[str, dict[str, Any]]:
+        """Sign an access token; return it with its claims."""
         now = int(self._clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -173,9 +184,36 @@ class TokenService:
             claims["area"] = area
             claims["role"] = role
             claims["permissions"] = permissions
-        return jwt.encode(
-            claims, private, algorithm=key.algorithm, headers={"typ": ACCESS_TYPE, "kid": key.kid}
-        )
+        return self._sign(claims, ACCESS_TYPE), claims
+
+    def issue(self, **kwargs: Any) -> str:
+        """Sign an access token (see issue_access)."""
+        return self.issue_access(**kwargs)[0]
+
+    def issue_id_token(
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        nonce: str | None = None,
+        auth_time: Any = None,
+        **extra: Any,
+    ) -> str:
+        """An OpenID Connect ID token: typ JWT, audience the client (never an access token)."""
+        now = int(self._clock())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + self._lifetime,
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        if auth_time is not None:
+            claims["auth_time"] = int(auth_time.replace(tzinfo=UTC).timestamp())
+        claims.update({k: v for k, v in extra.items() if v is not None})
+        return self._sign(claims, "JWT")
 
     def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid access token, or raise Unauthenticated."""

@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from delegauth.tokens import KeyRing, TokenService
 from tests.conftest import POLICIES
 
-ISSUER = "http://delegauth.e2e"
+ISSUER = "http://localhost"  # shared by the replicas, as behind a load balancer
 
 
 def free_port() -> int:

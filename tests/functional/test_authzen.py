@@ -171,7 +171,7 @@ def test_batch_semantics(api: Api, world) -> None:
 
 def test_metadata(api: Api) -> None:
     res = api.call("GET", "/.well-known/authzen-configuration")
-    assert res.json["policy_decision_point"] == "http://delegauth.test"
+    assert res.json["policy_decision_point"] == "http://localhost"
     assert res.json["access_evaluation_endpoint"].endswith("/access/v1/evaluation")
     assert res.json["access_evaluations_endpoint"].endswith("/access/v1/evaluations")
 

@@ -14,23 +14,28 @@ from typing import Any
 import falcon
 import peewee
 
-from delegauth.api import accounts, areas, authzen
+from delegauth.api import accounts, areas, authzen, oauth, pages
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import PermissionsResource
 from delegauth.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
 from delegauth.api.problems import install_error_handlers
+from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 from delegauth.domain.ports import Clock, PasswordHasher
 from delegauth.mail.composer import MailComposer
+from delegauth.oauth.clients import ClientRegistry
+from delegauth.oauth.issuing import TokenIssuer
+from delegauth.oauth.server import DelegauthAuthorizationServer
 from delegauth.passwords import Argon2Hasher
 from delegauth.policy.bundle import load_bundle
 from delegauth.policy.decider import Decider
 from delegauth.storage.db import open_database
 from delegauth.storage.feed import PeeweePolicyFeed
+from delegauth.storage.oauth_store import PeeweeOAuthStore
 from delegauth.storage.records import database_proxy
 from delegauth.storage.store import PeeweeStore
 from delegauth.tokens import KeyRing, TokenService
@@ -51,10 +56,16 @@ class Services:
     db: peewee.Database
     store: PeeweeStore
     decider: Decider
+    keys: KeyRing
     tokens: TokenService
     accounts: Accounts
     invitations: Invitations
     members: Members
+    oauth_store: PeeweeOAuthStore
+    clients: ClientRegistry
+    authorization_server: DelegauthAuthorizationServer
+    sessions: BrowserSessions
+    limiter: SignInLimiter
     stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -80,7 +91,11 @@ def build_services(
     decider.sync()
     keys = keys if keys is not None else KeyRing.load_or_create(settings.key_dir)
     tokens = TokenService(
-        keys, settings.issuer, settings.issuer, lifetime_s=settings.access_token_minutes * 60
+        keys,
+        settings.issuer,
+        settings.issuer,
+        lifetime_s=settings.access_token_minutes * 60,
+        clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
     )
 
     def changed(version: int) -> None:
@@ -92,20 +107,31 @@ def build_services(
 
     composer = MailComposer(bundle.catalogue, settings.public_url)
     hasher = hasher if hasher is not None else Argon2Hasher()
+    accounts = Accounts(
+        store,
+        hasher,
+        composer,
+        clock,
+        verification_ttl=timedelta(hours=settings.verification_hours),
+        on_policy_change=changed,
+    )
+    oauth_store = PeeweeOAuthStore(db)
+    clients = ClientRegistry(oauth_store, clock)
+    issuer = TokenIssuer(
+        tokens,
+        oauth_store,
+        accounts,
+        clock,
+        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+    )
     services = Services(
         settings=settings,
         db=db,
         store=store,
         decider=decider,
+        keys=keys,
         tokens=tokens,
-        accounts=Accounts(
-            store,
-            hasher,
-            composer,
-            clock,
-            verification_ttl=timedelta(hours=settings.verification_hours),
-            on_policy_change=changed,
-        ),
+        accounts=accounts,
         invitations=Invitations(
             store,
             bundle.catalogue,
@@ -115,6 +141,20 @@ def build_services(
             on_policy_change=changed,
         ),
         members=Members(store, bundle.catalogue, clock, on_policy_change=changed),
+        oauth_store=oauth_store,
+        clients=clients,
+        authorization_server=DelegauthAuthorizationServer(
+            clients=clients,
+            tokens=tokens,
+            store=store,
+            oauth=oauth_store,
+            issuer=issuer,
+            clock=clock,
+        ),
+        sessions=BrowserSessions(
+            oauth_store, clock, secure=settings.public_url.startswith("https://")
+        ),
+        limiter=SignInLimiter(oauth_store, clock),
     )
     background = settings.background if start_background is None else start_background
     if background:
@@ -204,6 +244,34 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route(
         "/.well-known/authzen-configuration", authzen.MetadataResource(settings.public_url)
     )
+
+    server = services.authorization_server
+    base = settings.public_url
+    app.add_route(
+        "/.well-known/oauth-authorization-server",
+        oauth.DiscoveryResource(settings.issuer, openid=False),
+    )
+    app.add_route(
+        "/.well-known/openid-configuration", oauth.DiscoveryResource(settings.issuer, openid=True)
+    )
+    app.add_route("/.well-known/jwks.json", oauth.JwksResource(services.keys))
+    app.add_route(
+        "/oauth/authorize",
+        oauth.AuthorizeResource(
+            server, services.accounts, services.store, services.sessions, base, settings.issuer
+        ),
+    )
+    app.add_route("/oauth/token", oauth.TokenResource(server, base))
+    app.add_route("/oauth/introspect", oauth.EndpointResource(server, base, "introspection"))
+    app.add_route("/oauth/revoke", oauth.EndpointResource(server, base, "revocation"))
+    app.add_route("/oauth/userinfo", oauth.UserinfoResource(auth, services.accounts))
+    app.add_route(
+        "/signin", pages.SignInPage(services.accounts, services.sessions, services.limiter)
+    )
+    app.add_route("/signup", pages.SignUpPage(services.accounts, services.sessions))
+    app.add_route("/signout", pages.SignOutPage(services.sessions))
+    app.add_route("/", pages.HomePage(services.accounts, services.sessions))
+    app.add_route("/static/delegauth.css", pages.StaticCss())
     return app
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 import falcon
 
 from delegauth.errors import InvalidInput
 
-__all__ = ["read_json"]
+__all__ = ["read_form", "read_json", "send_json"]
+
+MAX_FORM_BYTES = 16 * 1024
 
 
 def read_json(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
@@ -37,3 +40,19 @@ def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(body, separators=(",", ":"))
+
+
+def read_form(req: falcon.Request) -> dict[str, list[str]]:
+    """The urlencoded body of a POST (bounded), as lists of values."""
+    if req.method != "POST":
+        return {}
+    ctype = (req.content_type or "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise falcon.HTTPUnsupportedMediaType(description="send a urlencoded form")
+    raw = req.bounded_stream.read(MAX_FORM_BYTES + 1)
+    if len(raw) > MAX_FORM_BYTES:
+        raise falcon.HTTPContentTooLarge(description="the form is too large")
+    try:
+        return parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as ex:
+        raise falcon.HTTPBadRequest(description="the form is not UTF-8") from ex

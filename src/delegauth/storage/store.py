@@ -36,6 +36,7 @@ from delegauth.storage.records import (
     GrantRecord,
     InvitationRecord,
     MailRecord,
+    RefreshTokenRecord,
     SecretRecord,
     UserRecord,
 )
@@ -244,6 +245,8 @@ class PeeweeStore:
             )
             if changed != 1:
                 raise Conflict("the grant was changed concurrently; reload and try again")
+        if previous is not None:
+            self._revoke_refresh(grant.area_id, grant.user_id)
         old = set(previous.casbin_rules()) if previous is not None else set()
         new = set(grant.casbin_rules())
         if old - new:
@@ -267,7 +270,17 @@ class PeeweeStore:
         self.rules.remove_filtered_policy(
             "g", "g", 0, casbin_user(grant.user_id), "", casbin_area(grant.area_id)
         )
+        self._revoke_refresh(grant.area_id, grant.user_id)
         return self._log_change(grant.area_id, grant.user_id, [])
+
+    @staticmethod
+    def _revoke_refresh(area_id: str, user_id: str) -> None:
+        """A changed or removed grant ends the refresh tokens issued under it."""
+        RefreshTokenRecord.update(revoked_at=datetime.now(UTC).replace(tzinfo=None)).where(
+            (RefreshTokenRecord.user_id == user_id)
+            & (RefreshTokenRecord.area_id == area_id)
+            & RefreshTokenRecord.revoked_at.is_null()
+        ).execute()
 
     def _log_change(self, area_id: str, user_id: str, roles: list[str]) -> int:
         if is_postgres(self.db):

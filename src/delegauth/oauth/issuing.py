@@ -1,0 +1,150 @@
+"""What the grants issue: area-scoped RFC 9068 access tokens, rotating refresh tokens
+and OpenID Connect ID tokens, all signed by delegauth.tokens (PyJWT)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from delegauth.domain.accounts import Accounts
+from delegauth.domain.catalogue import PermissionSet
+from delegauth.domain.entities import Role
+from delegauth.domain.ports import Store
+from delegauth.domain.tokens import hash_secret
+from delegauth.storage.oauth_store import PeeweeOAuthStore, RefreshRow
+from delegauth.tokens import TokenService
+
+__all__ = ["Principal", "TokenIssuer"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A signed-in user acting in one chosen Client Area."""
+
+    user_id: str
+    area_id: str
+    role: Role
+    permissions: PermissionSet
+    auth_time: datetime | None = None
+    nonce: str | None = None
+
+    def get_user_id(self) -> str:  # Authlib asks this of users
+        return self.user_id
+
+
+def principal_for(store: Store, user_id: str, area_id: str, **extra: Any) -> Principal | None:
+    """The user's current standing in the area, or None when they have no grant there."""
+    grant = store.get_grant(area_id, user_id)
+    if grant is None:
+        return None
+    return Principal(user_id, area_id, grant.role, grant.held(), **extra)
+
+
+class TokenIssuer:
+    """Authlib's token generator, plus the bookkeeping of refresh-token families."""
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        oauth: PeeweeOAuthStore,
+        accounts: Accounts,
+        clock: Callable[[], datetime],
+        *,
+        refresh_lifetime: timedelta = timedelta(days=30),
+    ) -> None:
+        self._tokens = tokens
+        self._oauth = oauth
+        self._accounts = accounts
+        self._clock = clock
+        self._refresh_lifetime = refresh_lifetime
+
+    @property
+    def access_lifetime(self) -> int:
+        return self._tokens.lifetime_s
+
+    def __call__(
+        self,
+        grant_type: str,
+        client: Any,
+        user: Principal | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        scopes = (scope or "").split()
+        if user is None:  # client credentials: the service itself
+            access, claims = self._tokens.issue_access(
+                sub=client.client_id, client_id=client.client_id, scope=scopes
+            )
+        else:
+            access, claims = self._tokens.issue_access(
+                sub=user.user_id,
+                client_id=client.client_id,
+                scope=scopes,
+                area=user.area_id,
+                role=str(user.role),
+                permissions=user.permissions.to_json(),
+            )
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": access,
+            "expires_in": self._tokens.lifetime_s,
+            "scope": " ".join(scopes),
+            # Taken out again by save() before the response is sent.
+            "_jti": claims["jti"],
+            "_exp": claims["exp"],
+        }
+        if user is not None and include_refresh_token:
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        if user is not None and "openid" in scopes:
+            who = self._accounts.get_user(user.user_id)
+            token["id_token"] = self._tokens.issue_id_token(
+                sub=user.user_id,
+                client_id=client.client_id,
+                nonce=user.nonce,
+                auth_time=user.auth_time,
+                email=who.email if "email" in scopes else None,
+                email_verified=who.email_verified if "email" in scopes else None,
+                name=who.name if "profile" in scopes else None,
+                area=user.area_id,
+            )
+        return token
+
+    def save(
+        self,
+        token: dict[str, Any],
+        client_id: str,
+        user: Principal | None,
+        family: RefreshRow | None = None,
+    ) -> str | None:
+        """Record what was issued: its access token's jti and any refresh token, in the
+        family of ``family`` (a rotated refresh token) or a new one. Return the family id."""
+        if user is None:
+            return None
+        refresh = token.get("refresh_token")
+        now = self._clock()
+        family_id = family.family_id if family else secrets.token_urlsafe(16)
+        family_end = family.expires_at if family else now + self._refresh_lifetime
+        jti, exp = token.pop("_jti"), token.pop("_exp")
+        self._oauth.record_access(
+            jti, family_id, datetime.fromtimestamp(exp, UTC).replace(tzinfo=None)
+        )
+        if refresh:
+            self._oauth.add_refresh(
+                RefreshRow(
+                    token_hash=hash_secret(refresh),
+                    family_id=family_id,
+                    client_id=client_id,
+                    user_id=user.user_id,
+                    area_id=user.area_id,
+                    scope=token.get("scope", ""),
+                    created_at=now,
+                    expires_at=family_end,
+                    rotated_at=None,
+                    revoked_at=None,
+                )
+            )
+        return family_id

@@ -1,0 +1,170 @@
+"""The Authlib AuthorizationServer of delegauth, and its thin Falcon adapter.
+
+The adapter only turns a Falcon request into Authlib's OAuth2Request and hands
+back Authlib's (status, body, headers) for the resource to render.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import falcon
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc9207 import IssuerParameter
+
+from delegauth.api.body import read_form
+from delegauth.domain.ports import Store
+from delegauth.oauth.clients import SCOPES, ClientRegistry
+from delegauth.oauth.grants import StrictPkce, make_grants
+from delegauth.oauth.issuing import TokenIssuer
+from delegauth.oauth.rfc7009 import Revocation
+from delegauth.oauth.rfc7662 import Introspection
+from delegauth.oauth.rfc8693 import make_token_exchange
+from delegauth.storage.oauth_store import PeeweeOAuthStore
+from delegauth.tokens import TokenService
+
+__all__ = ["AuthlibResponse", "DelegauthAuthorizationServer", "oauth_request"]
+
+
+class _Headers(dict[str, str]):
+    """Case-insensitive header lookup, as Authlib expects of request headers."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+class _Payload(OAuth2Payload):
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._datalist = defaultdict(list, values)
+        self._data = {k: v[0] for k, v in values.items() if v}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class _Request(OAuth2Request):
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: _Headers,
+        args: dict[str, list[str]],
+        form: dict[str, list[str]],
+    ) -> None:
+        super().__init__(method, uri, headers=headers)
+        self._args = {k: v[0] for k, v in args.items() if v}
+        self._form = {k: v[0] for k, v in form.items() if v}
+        merged: dict[str, list[str]] = {**args, **form}
+        self.payload = _Payload(merged)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+def oauth_request(
+    req: falcon.Request, public_url: str, form: dict[str, list[str]] | None = None
+) -> OAuth2Request:
+    """Authlib's request for a Falcon request (the URI is rebuilt on the public base URL)."""
+    headers = _Headers({k.lower(): v for k, v in req.headers.items()})
+    args = parse_qs(urlsplit(req.relative_uri).query, keep_blank_values=True)
+    body = read_form(req) if form is None else form
+    return _Request(req.method, public_url.rstrip("/") + req.relative_uri, headers, args, body)
+
+
+@dataclass
+class AuthlibResponse:
+    status: int
+    body: Any
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def location(self) -> str | None:
+        for name, value in self.headers:
+            if name.lower() == "location":
+                return value
+        return None
+
+    @location.setter
+    def location(self, value: str) -> None:
+        self.headers = [(n, v) for n, v in self.headers if n.lower() != "location"]
+        self.headers.append(("Location", value))
+
+    def render(self, resp: falcon.Response) -> None:
+        resp.status = self.status
+        for name, value in self.headers:
+            resp.set_header(name, value)
+        if isinstance(self.body, dict):
+            resp.content_type = "application/json"
+            resp.text = json.dumps(self.body)
+        elif self.body:
+            resp.text = str(self.body)
+
+
+class _Issuer(IssuerParameter):
+    def __init__(self, issuer: str) -> None:
+        self._issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self._issuer
+
+
+class DelegauthAuthorizationServer(AuthorizationServer):
+    def __init__(
+        self,
+        *,
+        clients: ClientRegistry,
+        tokens: TokenService,
+        store: Store,
+        oauth: PeeweeOAuthStore,
+        issuer: TokenIssuer,
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self._clients = clients
+        self.register_token_generator("default", issuer)
+        code, refresh, service = make_grants(store, oauth, issuer, clock)
+        self.register_grant(code, [StrictPkce(required=True)])
+        self.register_grant(refresh)
+        self.register_grant(service)
+        self.register_grant(make_token_exchange(store, oauth, tokens))
+        self.register_endpoint(Introspection(self, tokens, store, oauth, clock))
+        self.register_endpoint(Revocation(self, tokens, oauth, clock))
+        self.register_extension(_Issuer(tokens.issuer))
+
+    def query_client(self, client_id: str) -> Any:
+        return self._clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        pass  # each grant records what it issued (grants.py)
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request  # already built by oauth_request()
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> AuthlibResponse:
+        return AuthlibResponse(status, body, list(headers or []))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass

@@ -1,0 +1,249 @@
+"""PeeweeOAuthStore: OAuth clients, codes, refresh-token families, revocations, sessions.
+
+Every secret (client secret, code, refresh token, session id) is stored as a hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+
+from delegauth.errors import Unavailable
+from delegauth.storage.records import (
+    AccessIssueRecord,
+    AuthCodeRecord,
+    BrowserSessionRecord,
+    OAuthClientRecord,
+    RefreshTokenRecord,
+    RevokedAccessRecord,
+    SignInFailureRecord,
+)
+
+__all__ = ["ClientRow", "CodeRow", "PeeweeOAuthStore", "RefreshRow", "SessionRow"]
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    client_id: str
+    secret_hash: str | None
+    name: str
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    first_party: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    code_hash: str
+    client_id: str
+    user_id: str
+    area_id: str
+    redirect_uri: str
+    scope: str
+    nonce: str | None
+    code_challenge: str
+    code_challenge_method: str
+    auth_time: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    family_id: str | None
+
+
+@dataclass(frozen=True)
+class RefreshRow:
+    token_hash: str
+    family_id: str
+    client_id: str
+    user_id: str
+    area_id: str
+    scope: str
+    created_at: datetime
+    expires_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id_hash: str
+    user_id: str
+    csrf: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def _client(row: OAuthClientRecord) -> ClientRow:
+    return ClientRow(
+        client_id=row.client_id,
+        secret_hash=row.secret_hash,
+        name=row.name,
+        redirect_uris=tuple(json.loads(row.redirect_uris)),
+        grant_types=tuple(json.loads(row.grant_types)),
+        scopes=tuple(json.loads(row.scopes)),
+        first_party=bool(row.first_party),
+        created_at=row.created_at,
+    )
+
+
+class PeeweeOAuthStore:
+    def __init__(self, db: peewee.Database) -> None:
+        self._db = db
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            with self._db.connection_context(), self._db.atomic():
+                yield
+        except (peewee.OperationalError, peewee.InterfaceError) as ex:
+            raise Unavailable("the database is unavailable") from ex
+
+    # -- clients ---------------------------------------------------------------------
+
+    def add_client(self, client: ClientRow) -> None:
+        with self.transaction():
+            OAuthClientRecord.insert(
+                client_id=client.client_id,
+                secret_hash=client.secret_hash,
+                name=client.name,
+                redirect_uris=json.dumps(list(client.redirect_uris)),
+                grant_types=json.dumps(list(client.grant_types)),
+                scopes=json.dumps(list(client.scopes)),
+                first_party=client.first_party,
+                created_at=client.created_at,
+            ).execute()
+
+    def get_client(self, client_id: str) -> ClientRow | None:
+        with self.transaction():
+            row = OAuthClientRecord.get_or_none(OAuthClientRecord.client_id == client_id)
+            return None if row is None else _client(row)
+
+    def list_clients(self) -> list[ClientRow]:
+        with self.transaction():
+            return [
+                _client(r)
+                for r in OAuthClientRecord.select().order_by(OAuthClientRecord.created_at)
+            ]
+
+    def delete_client(self, client_id: str, now: datetime) -> bool:
+        with self.transaction():
+            deleted = (
+                OAuthClientRecord.delete().where(OAuthClientRecord.client_id == client_id).execute()
+            )
+            RefreshTokenRecord.update(revoked_at=now).where(
+                (RefreshTokenRecord.client_id == client_id)
+                & RefreshTokenRecord.revoked_at.is_null()
+            ).execute()
+            return bool(deleted)
+
+    # -- authorization codes ---------------------------------------------------------
+
+    def add_code(self, code: CodeRow) -> None:
+        with self.transaction():
+            AuthCodeRecord.insert(**vars(code)).execute()
+
+    def get_code(self, code_hash: str) -> CodeRow | None:
+        with self.transaction():
+            row = AuthCodeRecord.get_or_none(AuthCodeRecord.code_hash == code_hash)
+            return None if row is None else CodeRow(**row.__data__)
+
+    def use_code(self, code_hash: str, family_id: str, now: datetime) -> bool:
+        """Mark a code used, recording the family its tokens belong to; False if already used."""
+        with self.transaction():
+            return (
+                AuthCodeRecord.update(used_at=now, family_id=family_id)
+                .where((AuthCodeRecord.code_hash == code_hash) & AuthCodeRecord.used_at.is_null())
+                .execute()
+                == 1
+            )
+
+    # -- refresh-token families and access-token revocation --------------------------
+
+    def add_refresh(self, row: RefreshRow) -> None:
+        with self.transaction():
+            RefreshTokenRecord.insert(**vars(row)).execute()
+
+    def get_refresh(self, token_hash: str) -> RefreshRow | None:
+        with self.transaction():
+            row = RefreshTokenRecord.get_or_none(RefreshTokenRecord.token_hash == token_hash)
+            return None if row is None else RefreshRow(**row.__data__)
+
+    def rotate_refresh(self, token_hash: str, now: datetime) -> bool:
+        """Mark a refresh token used; False if it was already rotated or revoked."""
+        with self.transaction():
+            return (
+                RefreshTokenRecord.update(rotated_at=now)
+                .where(
+                    (RefreshTokenRecord.token_hash == token_hash)
+                    & RefreshTokenRecord.rotated_at.is_null()
+                    & RefreshTokenRecord.revoked_at.is_null()
+                )
+                .execute()
+                == 1
+            )
+
+    def record_access(self, jti: str, family_id: str, expires_at: datetime) -> None:
+        with self.transaction():
+            AccessIssueRecord.insert(jti=jti, family_id=family_id, expires_at=expires_at).execute()
+
+    def revoke_family(self, family_id: str, now: datetime) -> None:
+        """Revoke every refresh token of a family and the access tokens it issued."""
+        with self.transaction():
+            RefreshTokenRecord.update(revoked_at=now).where(
+                (RefreshTokenRecord.family_id == family_id)
+                & RefreshTokenRecord.revoked_at.is_null()
+            ).execute()
+            issued = AccessIssueRecord.select().where(
+                (AccessIssueRecord.family_id == family_id) & (AccessIssueRecord.expires_at > now)
+            )
+            for row in issued:
+                self.revoke_access(row.jti, row.expires_at)
+
+    def revoke_access(self, jti: str, expires_at: datetime) -> None:
+        with self.transaction():
+            RevokedAccessRecord.insert(
+                jti=jti, expires_at=expires_at
+            ).on_conflict_ignore().execute()
+
+    def is_access_revoked(self, jti: str) -> bool:
+        with self.transaction():
+            return RevokedAccessRecord.select().where(RevokedAccessRecord.jti == jti).exists()
+
+    # -- browser sessions and sign-in failures ---------------------------------------
+
+    def add_session(self, row: SessionRow) -> None:
+        with self.transaction():
+            BrowserSessionRecord.insert(**vars(row)).execute()
+
+    def get_session(self, id_hash: str, now: datetime) -> SessionRow | None:
+        with self.transaction():
+            row = BrowserSessionRecord.get_or_none(
+                (BrowserSessionRecord.id_hash == id_hash) & (BrowserSessionRecord.expires_at > now)
+            )
+            return None if row is None else SessionRow(**row.__data__)
+
+    def delete_session(self, id_hash: str) -> None:
+        with self.transaction():
+            BrowserSessionRecord.delete().where(BrowserSessionRecord.id_hash == id_hash).execute()
+
+    def count_failures(self, key: str, since: datetime) -> int:
+        with self.transaction():
+            return int(
+                SignInFailureRecord.select()
+                .where((SignInFailureRecord.key == key) & (SignInFailureRecord.at > since))
+                .count()
+            )
+
+    def add_failure(self, key: str, now: datetime) -> None:
+        with self.transaction():
+            SignInFailureRecord.insert(key=key, at=now).execute()
+
+    def clear_failures(self, key: str) -> None:
+        with self.transaction():
+            SignInFailureRecord.delete().where(SignInFailureRecord.key == key).execute()

@@ -1,0 +1,397 @@
+"""Login with Client Area selection, driven from outside by Authlib's OAuth client.
+
+A real server on a loopback port; tokens verified with PyJWT's PyJWKClient against
+the served JWKS.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from tests.conftest import PASSWORD, POLICIES, _fresh_pg, _require_pg
+from tests.e2e.browser import Browser, parse
+from tests.e2e.conftest import ISSUER, Server, start_server
+
+REDIRECT = "https://app.example.com/callback"
+
+
+def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    res = subprocess.run(
+        [sys.executable, "-m", "delegauth", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return dict(json.loads(res.stdout))
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("oauth")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp}/db.sqlite3"
+    else:
+        _fresh_pg().close_all()  # type: ignore[attr-defined]
+        url = _require_pg()
+    env = {
+        "DELEGAUTH_DATABASE_URL": url,
+        "DELEGAUTH_ISSUER": ISSUER,
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp / "keys"),
+        "DELEGAUTH_SMTP_URL": "log:",
+        "DELEGAUTH_CHANGE_POLL_MS": "20",
+    }
+    srv = start_server(env, tmp / "server.log")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def clients(server: Server) -> dict[str, dict[str, Any]]:
+    env = server.env
+    return {
+        "web": _cli(
+            env,
+            "clients",
+            "create",
+            "web",
+            "--first-party",
+            "--redirect-uri",
+            REDIRECT,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--scope",
+            "openid profile email offline_access",
+        ),
+        "spa": _cli(
+            env,
+            "clients",
+            "create",
+            "spa",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            "http://127.0.0.1:9999/cb",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid",
+        ),
+        "thirdparty": _cli(
+            env,
+            "clients",
+            "create",
+            "thirdparty",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid profile",
+        ),
+        "billing": _cli(
+            env,
+            "clients",
+            "create",
+            "billing",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "decisions introspect",
+        ),
+    }
+
+
+def _signup(server: Server, email: str) -> tuple[str, str]:
+    res = requests.post(
+        server.url("/v1/signup"), json={"email": email, "password": PASSWORD}, timeout=10
+    )
+    assert res.status_code == 201, res.text
+    return res.json()["user"]["id"], res.json()["area"]["id"]
+
+
+def _oauth(server: Server, client: dict[str, Any], **kw: Any) -> OAuth2Session:
+    return OAuth2Session(
+        client["client_id"],
+        client.get("client_secret"),
+        redirect_uri=client["redirect_uris"][0],
+        code_challenge_method="S256",
+        **kw,
+    )
+
+
+def _login(
+    server: Server,
+    browser: Browser,
+    client: dict[str, Any],
+    email: str,
+    scope: str = "openid profile email offline_access",
+    choose: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> tuple[OAuth2Session, dict[str, Any], str]:
+    """Walk authorize -> sign-in -> (chooser) -> redirect; return the session, token, chooser html."""
+    session = _oauth(server, client, scope=scope)
+    verifier = generate_token(48)
+    url, state = session.create_authorization_url(
+        server.url("/oauth/authorize"), code_verifier=verifier, **(extra or {})
+    )
+    res = browser.follow(browser.get(url), stop_at=client["redirect_uris"][0])
+    if "/signin" in res.url and res.status_code == 200:
+        res = browser.follow(
+            browser.submit(res, {"email": email, "password": PASSWORD}),
+            stop_at=client["redirect_uris"][0],
+        )
+    chooser = ""
+    if res.status_code == 200:
+        chooser = res.text
+        values = {"area": choose} if choose else {}
+        button = ("consent", "allow") if "consent" in res.text else None
+        res = browser.submit(res, values, button)
+    assert res.status_code == 302, res.text[:2000]
+    location = res.headers["Location"]
+    assert location.startswith(client["redirect_uris"][0])
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == [state]
+    assert query["iss"] == [ISSUER]
+    token = session.fetch_token(
+        server.url("/oauth/token"), authorization_response=location, code_verifier=verifier
+    )
+    return session, dict(token), chooser
+
+
+def _verify(server: Server, token: str) -> dict[str, Any]:
+    jwks = jwt.PyJWKClient(server.url("/.well-known/jwks.json"))
+    key = jwks.get_signing_key_from_jwt(token)
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    return dict(jwt.decode(token, key.key, algorithms=["RS256"], audience=ISSUER, issuer=ISSUER))
+
+
+def _invite_and_accept(
+    server: Server,
+    owner: tuple[str, str],
+    email: str,
+    user: tuple[str, str],
+    perms: Any,
+    minter: Any,
+) -> None:
+    otok = minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
+    res = requests.post(
+        server.url(f"/v1/areas/{owner[1]}/invitations"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {otok}"},
+        json={"email": email, "permissions": perms},
+    )
+    assert res.status_code == 201, res.text
+    inv = res.json()["invitation"]["id"]
+    # verify the invitee's email straight in the database (the mail flow has its own tests)
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import UserRecord, database_proxy
+
+    db = open_database(server.env["DELEGAUTH_DATABASE_URL"])
+    database_proxy.initialize(db)
+    with db.connection_context():
+        UserRecord.update(email_verified=True).where(UserRecord.id == user[0]).execute()
+    utok = minter.issue(sub=user[0], client_id="t", scope=[], area=user[1])
+    res = requests.post(
+        server.url(f"/v1/invitations/{inv}/accept"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {utok}"},
+    )
+    assert res.status_code == 201, res.text
+
+
+@pytest.fixture(scope="module")
+def minter(server: Server) -> Any:
+    from delegauth.tokens import KeyRing, TokenService
+
+    return TokenService(KeyRing.load_or_create(server.env["DELEGAUTH_KEY_DIR"]), ISSUER, ISSUER)
+
+
+def test_discovery_and_jwks(server: Server) -> None:
+    meta = requests.get(server.url("/.well-known/oauth-authorization-server"), timeout=10).json()
+    assert meta["issuer"] == ISSUER
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    oidc = requests.get(server.url("/.well-known/openid-configuration"), timeout=10).json()
+    assert oidc["id_token_signing_alg_values_supported"] == ["RS256"]
+    jwks = requests.get(server.url("/.well-known/jwks.json"), timeout=10).json()
+    assert jwks["keys"] and all("d" not in k and "p" not in k for k in jwks["keys"])
+
+
+def test_single_area_user_gets_no_chooser(server: Server, clients: dict) -> None:
+    email = f"solo-{secrets.token_hex(4)}@example.com"
+    uid, area = _signup(server, email)
+    _s, token, chooser = _login(server, Browser(server.base), clients["web"], email)
+    assert chooser == ""
+    claims = _verify(server, token["access_token"])
+    assert (claims["sub"], claims["area"], claims["role"]) == (uid, area, "owner")
+    assert claims["permissions"] == "all" and claims["client_id"] == "web"
+    assert "refresh_token" in token and "id_token" in token
+    idt = jwt.decode(token["id_token"], options={"verify_signature": False})
+    assert idt["aud"] == "web" and idt["sub"] == uid
+    # The ID token is not an access token.
+    res = requests.get(
+        server.url("/v1/me"), headers={"Authorization": f"Bearer {token['id_token']}"}, timeout=10
+    )
+    assert res.status_code == 401
+    me = requests.get(
+        server.url("/v1/me"),
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=10,
+    )
+    assert me.status_code == 200 and me.json()["current_area"] == area
+    info = requests.get(
+        server.url("/oauth/userinfo"),
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=10,
+    )
+    assert info.json()["email"] == email
+
+
+def test_chooser_refresh_exchange_and_removal(server: Server, clients: dict, minter) -> None:
+    owner_email = f"owner-{secrets.token_hex(4)}@example.com"
+    helper_email = f"helper-{secrets.token_hex(4)}@example.com"
+    owner = _signup(server, owner_email)
+    helper = _signup(server, helper_email)
+    _invite_and_accept(server, owner, helper_email, helper, ["invoices"], minter)
+
+    browser = Browser(server.base)
+    session, token, chooser = _login(server, browser, clients["web"], helper_email, choose=owner[1])
+    form = parse(chooser)
+    assert [r["value"] for r in form.forms[0]["radios"]] == [helper[1], owner[1]]
+    assert all(r.get("name") == "area" for r in form.forms[0]["radios"])
+    claims = _verify(server, token["access_token"])
+    assert (claims["area"], claims["role"], claims["permissions"]) == (
+        owner[1],
+        "delegate",
+        ["invoices"],
+    )
+
+    # A backend service decides with its own client-credentials token.
+    svc = OAuth2Session("billing", clients["billing"]["client_secret"], scope="decisions")
+    svc_token = svc.fetch_token(server.url("/oauth/token"), grant_type="client_credentials")
+    decision = lambda: requests.post(  # noqa: E731
+        server.url("/access/v1/evaluation"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {svc_token['access_token']}"},
+        json={
+            "subject": {"type": "user", "id": helper[0]},
+            "action": {"name": "pay"},
+            "resource": {"type": "invoice", "id": "1", "properties": {"area": owner[1]}},
+        },
+    ).json()["decision"]
+    assert decision() is True
+
+    # Token exchange: switch to the helper's own area without signing in again.
+    web = clients["web"]
+    res = requests.post(
+        server.url("/oauth/token"),
+        auth=(web["client_id"], web["client_secret"]),
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": token["access_token"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": helper[1],
+        },
+        timeout=10,
+    )
+    assert res.status_code == 200, res.text
+    assert _verify(server, res.json()["access_token"])["area"] == helper[1]
+    stranger = _signup(server, f"x-{secrets.token_hex(4)}@example.com")
+    res = requests.post(
+        server.url("/oauth/token"),
+        auth=(web["client_id"], web["client_secret"]),
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": token["access_token"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": stranger[1],
+        },
+        timeout=10,
+    )
+    assert res.status_code == 400 and res.json()["error"] == "invalid_target"
+    res = requests.post(
+        server.url("/oauth/token"),
+        auth=(web["client_id"], web["client_secret"]),
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": token["access_token"],
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": helper[1],
+            "scope": "openid decisions",
+        },
+        timeout=10,
+    )
+    assert res.status_code == 400 and res.json()["error"] == "invalid_scope"
+
+    # Refresh rotates.
+    refreshed = session.refresh_token(
+        server.url("/oauth/token"), refresh_token=token["refresh_token"]
+    )
+    assert refreshed["refresh_token"] != token["refresh_token"]
+
+    # The owner removes the helper: refresh refused, introspection inactive, decision deny.
+    otok = minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
+    res = requests.delete(
+        server.url(f"/v1/areas/{owner[1]}/members/{helper[0]}"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {otok}"},
+    )
+    assert res.status_code == 200
+    res = requests.post(
+        server.url("/oauth/token"),
+        auth=(web["client_id"], web["client_secret"]),
+        data={"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
+        timeout=10,
+    )
+    assert res.status_code == 400 and res.json()["error"] == "invalid_grant"
+    res = requests.post(
+        server.url("/oauth/introspect"),
+        timeout=10,
+        auth=("billing", clients["billing"]["client_secret"]),
+        data={"token": refreshed["access_token"]},
+    )
+    assert res.json() == {"active": False}
+    import time
+
+    deadline = time.monotonic() + 10
+    while decision() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert decision() is False
+
+
+def test_third_party_client_shows_consent(server: Server, clients: dict) -> None:
+    email = f"tp-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    _s, token, page = _login(
+        server, Browser(server.base), clients["thirdparty"], email, scope="openid profile"
+    )
+    assert 'name="consent"' in page and "openid" in page
+    assert "access_token" in token
