@@ -7,12 +7,11 @@ the served JWKS.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +20,6 @@ import pytest
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from tests.conftest import PASSWORD, POLICIES, _fresh_pg, _require_pg
 from tests.e2e.browser import Browser, parse
@@ -156,7 +154,7 @@ def _login(
     choose: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> tuple[OAuth2Session, dict[str, Any], str]:
-    """Walk authorize -> sign-in -> (chooser) -> redirect; return the session, token, chooser html."""
+    """Walk authorize, sign-in, chooser; return the session, the token and the chooser page."""
     session = _oauth(server, client, scope=scope)
     verifier = generate_token(48)
     url, state = session.create_authorization_url(
