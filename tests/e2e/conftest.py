@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ import requests
 from aiosmtpd.controller import Controller
 
 from delegauth.tokens import KeyRing, TokenService
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, _fresh_pg, _require_pg
 
 ISSUER = "http://localhost"  # shared by the replicas, as behind a load balancer
 
@@ -156,3 +157,112 @@ def servers(server_env: dict[str, str], tmp_path: Path) -> Iterator[list[Server]
 @pytest.fixture
 def minter(server_env: dict[str, str], servers: list[Server]) -> TokenService:
     return TokenService(KeyRing.load_or_create(server_env["DELEGAUTH_KEY_DIR"]), ISSUER, ISSUER)
+
+
+REDIRECT = "https://app.example.com/callback"
+
+
+def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    res = subprocess.run(
+        [sys.executable, "-m", "delegauth", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return dict(json.loads(res.stdout))
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("oauth")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp}/db.sqlite3"
+    else:
+        _fresh_pg().close_all()  # type: ignore[attr-defined]
+        url = _require_pg()
+    env = {
+        "DELEGAUTH_DATABASE_URL": url,
+        "DELEGAUTH_ISSUER": ISSUER,
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp / "keys"),
+        "DELEGAUTH_SMTP_URL": "log:",
+        "DELEGAUTH_CHANGE_POLL_MS": "20",
+    }
+    srv = start_server(env, tmp / "server.log")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def clients(server: Server) -> dict[str, dict[str, Any]]:
+    env = server.env
+    return {
+        "web": _cli(
+            env,
+            "clients",
+            "create",
+            "web",
+            "--first-party",
+            "--redirect-uri",
+            REDIRECT,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--scope",
+            "openid profile email offline_access",
+        ),
+        "spa": _cli(
+            env,
+            "clients",
+            "create",
+            "spa",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            "http://127.0.0.1:9999/cb",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid",
+        ),
+        "thirdparty": _cli(
+            env,
+            "clients",
+            "create",
+            "thirdparty",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid profile",
+        ),
+        "billing": _cli(
+            env,
+            "clients",
+            "create",
+            "billing",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "decisions introspect",
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def module_minter(server: Server) -> Any:
+    from delegauth.tokens import KeyRing, TokenService
+
+    return TokenService(KeyRing.load_or_create(server.env["DELEGAUTH_KEY_DIR"]), ISSUER, ISSUER)

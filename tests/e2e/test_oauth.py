@@ -6,125 +6,18 @@ the served JWKS.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import subprocess
-import sys
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-import pytest
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.conftest import PASSWORD, POLICIES, _fresh_pg, _require_pg
+from tests.conftest import PASSWORD
 from tests.e2e.browser import Browser, parse
-from tests.e2e.conftest import ISSUER, Server, start_server
-
-REDIRECT = "https://app.example.com/callback"
-
-
-def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    res = subprocess.run(
-        [sys.executable, "-m", "delegauth", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert res.returncode == 0, res.stderr
-    return dict(json.loads(res.stdout))
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("oauth")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp}/db.sqlite3"
-    else:
-        _fresh_pg().close_all()  # type: ignore[attr-defined]
-        url = _require_pg()
-    env = {
-        "DELEGAUTH_DATABASE_URL": url,
-        "DELEGAUTH_ISSUER": ISSUER,
-        "DELEGAUTH_POLICIES_DIR": POLICIES,
-        "DELEGAUTH_KEY_DIR": str(tmp / "keys"),
-        "DELEGAUTH_SMTP_URL": "log:",
-        "DELEGAUTH_CHANGE_POLL_MS": "20",
-    }
-    srv = start_server(env, tmp / "server.log")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def clients(server: Server) -> dict[str, dict[str, Any]]:
-    env = server.env
-    return {
-        "web": _cli(
-            env,
-            "clients",
-            "create",
-            "web",
-            "--first-party",
-            "--redirect-uri",
-            REDIRECT,
-            "--grant-type",
-            "authorization_code",
-            "--grant-type",
-            "refresh_token",
-            "--grant-type",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-            "--scope",
-            "openid profile email offline_access",
-        ),
-        "spa": _cli(
-            env,
-            "clients",
-            "create",
-            "spa",
-            "--public",
-            "--first-party",
-            "--redirect-uri",
-            "http://127.0.0.1:9999/cb",
-            "--grant-type",
-            "authorization_code",
-            "--grant-type",
-            "refresh_token",
-            "--scope",
-            "openid",
-        ),
-        "thirdparty": _cli(
-            env,
-            "clients",
-            "create",
-            "thirdparty",
-            "--redirect-uri",
-            REDIRECT,
-            "--scope",
-            "openid profile",
-        ),
-        "billing": _cli(
-            env,
-            "clients",
-            "create",
-            "billing",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "decisions introspect",
-        ),
-    }
+from tests.e2e.conftest import ISSUER, Server
 
 
 def _signup(server: Server, email: str) -> tuple[str, str]:
@@ -225,13 +118,6 @@ def _invite_and_accept(
     assert res.status_code == 201, res.text
 
 
-@pytest.fixture(scope="module")
-def minter(server: Server) -> Any:
-    from delegauth.tokens import KeyRing, TokenService
-
-    return TokenService(KeyRing.load_or_create(server.env["DELEGAUTH_KEY_DIR"]), ISSUER, ISSUER)
-
-
 def test_discovery_and_jwks(server: Server) -> None:
     meta = requests.get(server.url("/.well-known/oauth-authorization-server"), timeout=10).json()
     assert meta["issuer"] == ISSUER
@@ -273,7 +159,10 @@ def test_single_area_user_gets_no_chooser(server: Server, clients: dict) -> None
     assert info.json()["email"] == email
 
 
-def test_chooser_refresh_exchange_and_removal(server: Server, clients: dict, minter) -> None:
+def test_chooser_refresh_exchange_and_removal(
+    server: Server, clients: dict, module_minter: Any
+) -> None:
+    minter = module_minter
     owner_email = f"owner-{secrets.token_hex(4)}@example.com"
     helper_email = f"helper-{secrets.token_hex(4)}@example.com"
     owner = _signup(server, owner_email)

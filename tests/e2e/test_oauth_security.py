@@ -1,0 +1,274 @@
+"""Attacks on the login flow: PKCE downgrade, redirect-URI variants, code replay,
+refresh reuse, open redirects, CSRF and sign-in guessing."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from tests.conftest import PASSWORD
+from tests.e2e.browser import Browser, parse
+from tests.e2e.conftest import REDIRECT, Server
+from tests.e2e.test_oauth import _signup
+
+
+def _signed_in(server: Server, email: str) -> Browser:
+    browser = Browser(server.base)
+    page = browser.get("/signin")
+    res = browser.submit(page, {"email": email, "password": PASSWORD})
+    assert res.status_code == 303, res.text
+    return browser
+
+
+def _authorize(browser: Browser, **params: str) -> requests.Response:
+    base = {
+        "response_type": "code",
+        "client_id": "web",
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": "st4te",
+    }
+    base.update(params)
+    return browser.get("/oauth/authorize?" + urlencode({k: v for k, v in base.items() if v}))
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = generate_token(48)
+    return verifier, create_s256_code_challenge(verifier)
+
+
+def test_pkce_is_required_and_plain_is_refused(server: Server, clients: dict) -> None:
+    email = f"p-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    _v, challenge = _pkce()
+    for extra in (
+        {},
+        {"code_challenge": challenge, "code_challenge_method": "plain"},
+        {"code_challenge": challenge},
+    ):
+        res = _authorize(browser, **extra)
+        assert res.status_code == 302
+        query = parse_qs(urlsplit(res.headers["Location"]).query)
+        assert query["error"] == ["invalid_request"], (extra, query)
+        assert query["state"] == ["st4te"] and "iss" in query
+        assert "code" not in query
+
+
+def test_redirect_uri_must_match_exactly(server: Server, clients: dict) -> None:
+    email = f"r-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    _v, challenge = _pkce()
+    variants = [
+        REDIRECT + "/extra",
+        REDIRECT + "x",
+        REDIRECT.replace("app.example.com", "APP.example.com"),
+        REDIRECT.replace("/callback", "/CALLBACK"),
+        REDIRECT.replace("https://", "https://evil@"),
+        REDIRECT.replace("https://app.example.com", "https://app.example.com@evil.example"),
+        REDIRECT.replace("/callback", "%2Fcallback"),
+        REDIRECT.replace("/callback", "/callback%2F..%2Fevil"),
+        REDIRECT + "?next=https://evil.example",
+        REDIRECT + "#frag",
+        "https://evil.example/callback",
+    ]
+    for uri in variants:
+        res = _authorize(
+            browser, redirect_uri=uri, code_challenge=challenge, code_challenge_method="S256"
+        )
+        # Never a redirect anywhere: an error page on our own origin.
+        assert res.status_code == 400, (uri, res.status_code, res.headers.get("Location"))
+        assert "Location" not in res.headers
+    res = _authorize(
+        browser, client_id="nope", code_challenge=challenge, code_challenge_method="S256"
+    )
+    assert res.status_code == 400 and "Location" not in res.headers
+
+
+def _code(server: Server, browser: Browser, challenge: str) -> str:
+    res = _authorize(browser, code_challenge=challenge, code_challenge_method="S256")
+    assert res.status_code == 302, res.text
+    return parse_qs(urlsplit(res.headers["Location"]).query)["code"][0]
+
+
+def _token(clients: dict, server: Server, **data: str) -> requests.Response:
+    web = clients["web"]
+    return requests.post(
+        server.url("/oauth/token"),
+        auth=(web["client_id"], web["client_secret"]),
+        data=data,
+        timeout=10,
+    )
+
+
+def test_code_replay_revokes_what_it_issued(server: Server, clients: dict) -> None:
+    email = f"c-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    verifier, challenge = _pkce()
+    code = _code(server, browser, challenge)
+    first = _token(
+        clients,
+        server,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    assert first.status_code == 200, first.text
+    replay = _token(
+        clients,
+        server,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    # The refresh token from the first redemption is dead, and so is its access token.
+    res = _token(
+        clients, server, grant_type="refresh_token", refresh_token=first.json()["refresh_token"]
+    )
+    assert res.status_code == 400
+    web = clients["web"]
+    res = requests.post(
+        server.url("/oauth/introspect"),
+        timeout=10,
+        auth=(web["client_id"], web["client_secret"]),
+        data={"token": first.json()["access_token"]},
+    )
+    assert res.json() == {"active": False}
+
+
+def test_wrong_verifier_and_wrong_client(server: Server, clients: dict) -> None:
+    email = f"v-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    _verifier, challenge = _pkce()
+    code = _code(server, browser, challenge)
+    res = _token(
+        clients,
+        server,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=generate_token(48),
+    )
+    assert res.status_code == 400 and res.json()["error"] == "invalid_grant"
+    res = _token(clients, server, grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
+    assert res.status_code == 400
+
+
+def test_refresh_reuse_revokes_the_family(server: Server, clients: dict) -> None:
+    email = f"f-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    verifier, challenge = _pkce()
+    code = _code(server, browser, challenge)
+    tok = _token(
+        clients,
+        server,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    ).json()
+    second = _token(clients, server, grant_type="refresh_token", refresh_token=tok["refresh_token"])
+    assert second.status_code == 200
+    reuse = _token(clients, server, grant_type="refresh_token", refresh_token=tok["refresh_token"])
+    assert reuse.status_code == 400
+    # The whole family is gone, including the newest refresh token.
+    res = _token(
+        clients, server, grant_type="refresh_token", refresh_token=second.json()["refresh_token"]
+    )
+    assert res.status_code == 400 and res.json()["error"] == "invalid_grant"
+
+
+def test_prompt_select_account_and_area_hint(server: Server, clients: dict) -> None:
+    email = f"s-{secrets.token_hex(4)}@example.com"
+    uid, area = _signup(server, email)
+    browser = _signed_in(server, email)
+    _v, challenge = _pkce()
+    res = _authorize(
+        browser, code_challenge=challenge, code_challenge_method="S256", prompt="select_account"
+    )
+    assert res.status_code == 200 and 'name="area"' in res.text
+    assert res.headers["Referrer-Policy"] == "no-referrer"
+    assert "script" not in res.headers["Content-Security-Policy"].replace("default-src", "")
+    radios = parse(res.text).forms[0]["radios"]
+    assert [r["value"] for r in radios] == [area]
+    # A chooser post without the session's CSRF token is refused.
+    res2 = requests.post(
+        server.url("/oauth/authorize"),
+        cookies=browser.s.cookies,
+        data={
+            **{f["name"]: f.get("value", "") for f in parse(res.text).forms[0]["fields"]},
+            "csrf": "forged",
+            "area": area,
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert res2.status_code == 403
+    # An area the user cannot reach is refused, not silently replaced.
+    other = _signup(server, f"o-{secrets.token_hex(4)}@example.com")
+    res3 = browser.submit(res, {"area": other[1]})
+    assert res3.status_code == 400
+
+
+def test_signin_open_redirects_csrf_and_rate_limit(server: Server) -> None:
+    email = f"l-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    for target in (
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "/oauth/authorize\r\nLocation: https://evil.example",
+    ):
+        browser = Browser(server.base)
+        page = browser.get("/signin?" + urlencode({"return_to": target}))
+        res = browser.submit(page, {"email": email, "password": PASSWORD})
+        assert res.status_code == 303
+        assert res.headers["Location"] == "/", target
+    # Without the CSRF cookie the form is refused.
+    res = requests.post(
+        server.url("/signin"),
+        data={"email": email, "password": PASSWORD, "csrf": "x" * 32},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert res.status_code == 403
+    # Five failures lock the account's sign-in for a while, even with the right password.
+    victim = f"v-{secrets.token_hex(4)}@example.com"
+    _signup(server, victim)
+    browser = Browser(server.base)
+    for _ in range(5):
+        page = browser.get("/signin")
+        assert (
+            browser.submit(page, {"email": victim, "password": "wrong password!"}).status_code
+            == 401
+        )
+    page = browser.get("/signin")
+    res = browser.submit(page, {"email": victim, "password": PASSWORD})
+    assert res.status_code == 429
+
+
+def test_pages_have_labels_and_speak_spanish(server: Server) -> None:
+    browser = Browser(server.base, language="es-ES,es;q=0.9")
+    page = browser.get("/signin")
+    assert page.status_code == 200
+    assert '<html lang="es">' in page.text and "Iniciar sesión" in page.text
+    forms = parse(page.text)
+    named = {f["name"]: f.get("id") for f in forms.forms[0]["fields"] if f.get("type") != "hidden"}
+    assert set(named) == {"email", "password"}
+    for field_id in named.values():
+        assert forms.labels.get(field_id), field_id
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    signup = Browser(server.base).get("/signup")
+    assert 'name="password"' in signup.text and "Create your account" in signup.text
