@@ -38,7 +38,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     # Fail before forking when the policy is unusable, and create keys exactly once.
     load_bundle(settings.policies_dir)
-    KeyRing.load_or_create(settings.key_dir)
+    KeyRing.load_or_create(settings.key_dir, algorithm=settings.signing_algorithm)
     if not args.no_migrate:
         _cmd_migrate(settings, args)
 
@@ -138,6 +138,26 @@ def _cmd_clients(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from delegauth.tokens import KeyRing
+
+    if args.action == "rotate":
+        key = KeyRing.rotate(settings.key_dir, args.alg or settings.signing_algorithm)
+        print(
+            json.dumps(
+                {
+                    "rotated": key.kid,
+                    "alg": key.algorithm,
+                    "old_keys_verify_for_s": settings.key_overlap_s,
+                }
+            )
+        )
+        return 0
+    ring = KeyRing.load_or_create(settings.key_dir, retire_after_s=settings.key_overlap_s)
+    print(json.dumps({"current": ring.current.kid, "jwks": ring.jwks()}, indent=2))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +188,13 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", help='space-separated, e.g. "openid decisions"')
     create.add_argument("--first-party", action="store_true", help="skip the consent step")
     csub.add_parser("list", help="list clients (never their secrets)")
+    keys = sub.add_parser("keys", help="signing keys")
+    ksub = keys.add_subparsers(dest="action", required=True)
+    rotate = ksub.add_parser(
+        "rotate", help="add a new signing key; old ones verify until their tokens expire"
+    )
+    rotate.add_argument("--alg", choices=["RS256", "ES256", "EdDSA"])
+    ksub.add_parser("list", help="print the current key id and the public JWKS")
     delete = csub.add_parser("delete", help="delete a client and revoke its refresh tokens")
     delete.add_argument("client_id")
     return parser
@@ -178,6 +205,7 @@ _COMMANDS = {
     "serve": _cmd_serve,
     "token": _cmd_token,
     "clients": _cmd_clients,
+    "keys": _cmd_keys,
 }
 
 

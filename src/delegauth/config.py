@@ -33,6 +33,8 @@ class Settings:
     key_dir: str = "var/keys"
     access_token_minutes: int = 10
     refresh_token_days: int = 30
+    # Algorithm of keys created at first start and by `keys rotate`: RS256, ES256 or EdDSA.
+    signing_algorithm: str = "RS256"
     invitation_days: int = 7
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"
@@ -44,6 +46,11 @@ class Settings:
     mail_max_attempts: int = 8
     background: bool = True
     log_level: str = "INFO"
+
+    @property
+    def key_overlap_s(self) -> int:
+        """How long a replaced signing key keeps verifying: past every token it signed."""
+        return self.access_token_minutes * 60 + 120
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

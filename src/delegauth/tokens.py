@@ -8,6 +8,7 @@ carry ``crit`` extensions we do not implement.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -20,15 +21,16 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from delegauth.errors import Unauthenticated
 
-__all__ = ["AccessClaims", "KeyRing", "TokenService"]
+__all__ = ["ALGORITHMS", "AccessClaims", "KeyRing", "SigningKey", "TokenService", "new_key"]
 
 ACCESS_TYPE = "at+jwt"
-# NOTE: the only algorithms ever accepted. Never derive this list from the token.
-ALGORITHMS = ("RS256",)
+# NOTE: the only algorithms ever accepted. Never derive this list from the token: each
+# key carries its own algorithm and a token must use exactly that one.
+ALGORITHMS = ("RS256", "ES256", "EdDSA")
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope")
 FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
 LEEWAY_SECONDS = 30
@@ -39,6 +41,7 @@ class SigningKey:
     kid: str
     algorithm: str
     private_pem: bytes
+    created: int = 0  # unix seconds
 
     def private(self) -> Any:
         return serialization.load_pem_private_key(self.private_pem, password=None)
@@ -51,65 +54,166 @@ class SigningKey:
         return dict(jwk)
 
 
-class KeyRing:
-    """Signing keys in a directory: the newest signs, all of them verify."""
-
-    def __init__(self, keys: list[SigningKey]) -> None:
-        if not keys:
-            raise ValueError("a KeyRing needs at least one key")
-        self.keys = keys
-        self._by_kid = {k.kid: k for k in keys}
-        self._public = {
-            k.kid: jwt.get_algorithm_by_name(k.algorithm).from_jwk(json.dumps(k.public_jwk()))
-            for k in keys
-        }
-
-    @property
-    def current(self) -> SigningKey:
-        return self.keys[-1]
-
-    def public_key(self, kid: str) -> tuple[SigningKey, Any] | None:
-        key = self._by_kid.get(kid)
-        return None if key is None else (key, self._public[kid])
-
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.public_jwk() for k in self.keys]}
-
-    @classmethod
-    def generate(cls) -> KeyRing:
-        return cls([_new_rsa_key()])
-
-    @classmethod
-    def load_or_create(cls, directory: str | Path) -> KeyRing:
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        files = sorted(root.glob("*.pem"))
-        if not files:
-            key = _new_rsa_key()
-            _write_private(root / f"{int(time.time()):012d}-{key.kid}.RS256.pem", key.private_pem)
-            files = sorted(root.glob("*.pem"))
-        keys = []
-        for path in files:
-            _stamp, kid_alg = path.stem.split("-", 1)
-            kid, alg = kid_alg.rsplit(".", 1)
-            keys.append(SigningKey(kid=kid, algorithm=alg, private_pem=path.read_bytes()))
-        return cls(keys)
-
-
-def _new_rsa_key() -> SigningKey:
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def new_key(algorithm: str = "RS256", created: int | None = None) -> SigningKey:
+    if algorithm == "RS256":
+        private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(f"unsupported algorithm {algorithm!r}; use one of {ALGORITHMS}")
     pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return SigningKey(kid=secrets.token_urlsafe(12), algorithm="RS256", private_pem=pem)
+    return SigningKey(
+        kid=secrets.token_hex(8),
+        algorithm=algorithm,
+        private_pem=pem,
+        created=int(time.time()) if created is None else created,
+    )
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+class KeyRing:
+    """Signing keys: the newest signs; older ones still verify until their tokens expire.
+
+    In a directory, each key is a file ``<created>-<kid>.<alg>.pem`` (mode 0600).
+    ``retire_after_s`` is how long a replaced key keeps verifying (and stays in the
+    JWKS): at least the longest token lifetime.
+    """
+
+    def __init__(
+        self,
+        keys: list[SigningKey],
+        *,
+        directory: Path | None = None,
+        retire_after_s: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._directory = directory
+        self._retire_after = retire_after_s
+        self._clock = clock
+        self._checked = clock()
+        self._stamp = self._dir_stamp()
+        self._install(keys)
+
+    def _install(self, keys: list[SigningKey]) -> None:
+        if not keys:
+            raise ValueError("a KeyRing needs at least one key")
+        keys = sorted(keys, key=lambda k: (k.created, k.kid))
+        now = self._clock()
+        live = [
+            k
+            for i, k in enumerate(keys)
+            if i == len(keys) - 1 or keys[i + 1].created + self._retire_after > now
+        ]
+        public = {
+            k.kid: jwt.get_algorithm_by_name(k.algorithm).from_jwk(json.dumps(k.public_jwk()))
+            for k in live
+        }
+        # One assignment each, so readers in other threads see old or new, never a mix.
+        self._state = (live, {k.kid: k for k in live}, public)
+
+    @property
+    def keys(self) -> list[SigningKey]:
+        return self._state[0]
+
+    @property
+    def current(self) -> SigningKey:
+        return self._state[0][-1]
+
+    def public_key(self, kid: str) -> tuple[SigningKey, Any] | None:
+        _keys, by_kid, public = self._state
+        key = by_kid.get(kid)
+        return None if key is None else (key, public[kid])
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.public_jwk() for k in self.keys]}
+
+    def _dir_stamp(self) -> float:
+        if self._directory is None:
+            return 0.0
+        try:
+            return self._directory.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def refresh(self, min_interval_s: float = 5.0) -> None:
+        """Pick up keys rotated by another process (at most every ``min_interval_s``)."""
+        if self._directory is None or self._clock() - self._checked < min_interval_s:
+            return
+        self._checked = self._clock()
+        stamp = self._dir_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._install(_read_keys(self._directory))
+
+    @classmethod
+    def generate(cls, algorithm: str = "RS256") -> KeyRing:
+        return cls([new_key(algorithm)])
+
+    @classmethod
+    def load_or_create(
+        cls, directory: str | Path, *, algorithm: str = "RS256", retire_after_s: int = 3600
+    ) -> KeyRing:
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(root, 0o700)
+        with _locked(root):
+            if not any(root.glob("*.pem")):
+                _write_key(root, new_key(algorithm))
+            keys = _read_keys(root)
+        return cls(keys, directory=root, retire_after_s=retire_after_s)
+
+    @staticmethod
+    def rotate(directory: str | Path, algorithm: str = "RS256") -> SigningKey:
+        """Add a new current key to a key directory; running services pick it up."""
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _locked(root):
+            # Strictly newer than every existing key, so "newest signs" is unambiguous.
+            latest = max((k.created for k in _read_keys(root)), default=0)
+            key = new_key(algorithm, created=max(int(time.time()), latest + 1))
+            _write_key(root, key)
+        return key
+
+
+class _locked:
+    """An exclusive lock on a key directory (replicas starting at once create one key)."""
+
+    def __init__(self, root: Path) -> None:
+        self._path = root / ".lock"
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def _read_keys(root: Path) -> list[SigningKey]:
+    keys = []
+    for path in sorted(root.glob("*.pem")):
+        stamp, kid_alg = path.stem.split("-", 1)
+        kid, alg = kid_alg.rsplit(".", 1)
+        if alg in ALGORITHMS:
+            keys.append(SigningKey(kid, alg, path.read_bytes(), int(stamp)))
+    return keys
+
+
+def _write_key(root: Path, key: SigningKey) -> None:
+    final = root / f"{key.created:012d}-{key.kid}.{key.algorithm}.pem"
+    temp = root / f".{key.kid}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        fh.write(key.private_pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, final)  # readers never see a half-written key
 
 
 @dataclass(frozen=True)
@@ -149,6 +253,7 @@ class TokenService:
         return self._lifetime
 
     def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        self._keys.refresh(60.0)
         key = self._keys.current
         private = self._signing.get(key.kid)
         if private is None:
@@ -231,10 +336,16 @@ class TokenService:
             raise Unauthenticated("algorithm not allowed")
         if any(name in header for name in FORBIDDEN_HEADERS) or "crit" in header:
             raise Unauthenticated("token header not allowed")
-        found = self._keys.public_key(str(header.get("kid", "")))
+        kid = str(header.get("kid", ""))
+        found = self._keys.public_key(kid)
+        if found is None:
+            self._keys.refresh()  # a replica may have rotated keys
+            found = self._keys.public_key(kid)
         if found is None:
             raise Unauthenticated("unknown signing key")
         key, public = found
+        if header.get("alg") != key.algorithm:
+            raise Unauthenticated("algorithm does not match the key")
         try:
             # NOTE: every security option is spelled out: the key's own algorithm only,
             # all claims required, issuer and audience pinned. Time claims are checked

@@ -63,3 +63,37 @@ def test_token_command_mints_a_verifiable_token(tmp_path: Path) -> None:
     )
     claims = tokens.verify(res.stdout.strip())
     assert claims.sub == "billing" and "decisions" in claims.scope
+
+
+def test_keys_rotate_publishes_both_keys(tmp_path: Path) -> None:
+    env = {"DELEGAUTH_KEY_DIR": str(tmp_path / "keys")}
+    first = json.loads(_run(["keys", "list"], env).stdout)
+    rotated = _run(["keys", "rotate", "--alg", "ES256"], env)
+    assert rotated.returncode == 0, rotated.stderr
+    new_kid = json.loads(rotated.stdout)["rotated"]
+    after = json.loads(_run(["keys", "list"], env).stdout)
+    assert after["current"] == new_kid
+    published = {k["kid"]: k["alg"] for k in after["jwks"]["keys"]}
+    assert published == {first["current"]: "RS256", new_kid: "ES256"}
+
+
+def test_clients_create_list_delete(tmp_path: Path) -> None:
+    env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    assert _run(["migrate"], env).returncode == 0
+    made = _run(
+        ["clients", "create", "svc", "--grant-type", "client_credentials", "--scope", "decisions"],
+        env,
+    )
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["type"] == "confidential" and len(created["client_secret"]) >= 40
+    listed = json.loads(_run(["clients", "list"], env).stdout)
+    assert [c["client_id"] for c in listed] == ["svc"]
+    assert "client_secret" not in listed[0] and "secret_hash" not in listed[0]
+    bad = _run(["clients", "create", "web", "--redirect-uri", "http://evil.example/cb"], env)
+    assert bad.returncode == 2 and "https" in bad.stderr
+    bad = _run(["clients", "create", "pub", "--public", "--grant-type", "client_credentials"], env)
+    assert bad.returncode == 2
+    assert _run(["clients", "delete", "svc"], env).returncode == 0
+    assert json.loads(_run(["clients", "list"], env).stdout) == []
+    assert _run(["clients", "delete", "svc"], env).returncode == 1

@@ -89,7 +89,15 @@ def build_services(
     bundle = load_bundle(settings.policies_dir)
     decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=settings.max_staleness_s)
     decider.sync()
-    keys = keys if keys is not None else KeyRing.load_or_create(settings.key_dir)
+    keys = (
+        keys
+        if keys is not None
+        else KeyRing.load_or_create(
+            settings.key_dir,
+            algorithm=settings.signing_algorithm,
+            retire_after_s=settings.key_overlap_s,
+        )
+    )
     tokens = TokenService(
         keys,
         settings.issuer,
