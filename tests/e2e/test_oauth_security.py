@@ -272,3 +272,95 @@ def test_pages_have_labels_and_speak_spanish(server: Server) -> None:
     assert page.headers["Referrer-Policy"] == "no-referrer"
     signup = Browser(server.base).get("/signup")
     assert 'name="password"' in signup.text and "Create your account" in signup.text
+
+
+def test_revocation_endpoint(server: Server, clients: dict) -> None:
+    email = f"rv-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    verifier, challenge = _pkce()
+    code = _code(server, browser, challenge)
+    tok = _token(
+        clients,
+        server,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    ).json()
+    web = clients["web"]
+    billing = clients["billing"]
+
+    def introspect(token: str) -> dict:
+        return requests.post(
+            server.url("/oauth/introspect"),
+            timeout=10,
+            auth=("billing", billing["client_secret"]),
+            data={"token": token},
+        ).json()
+
+    assert introspect(tok["access_token"])["active"] is True
+    assert introspect(tok["refresh_token"])["active"] is True
+    # Another client cannot revoke it (RFC 7009 §2.1): answered 200, nothing happens.
+    res = requests.post(
+        server.url("/oauth/revoke"),
+        auth=("billing", billing["client_secret"]),
+        data={"token": tok["access_token"]},
+        timeout=10,
+    )
+    assert res.status_code == 200
+    assert introspect(tok["access_token"])["active"] is True
+    res = requests.post(
+        server.url("/oauth/revoke"),
+        auth=(web["client_id"], web["client_secret"]),
+        data={"token": tok["access_token"]},
+        timeout=10,
+    )
+    assert res.status_code == 200
+    assert introspect(tok["access_token"]) == {"active": False}
+    res = requests.get(
+        server.url("/v1/me"), timeout=10, headers={"Authorization": f"Bearer {tok['access_token']}"}
+    )
+    assert res.status_code == 200  # resource servers that skip introspection: short lifetime
+    res = requests.post(
+        server.url("/oauth/revoke"),
+        auth=(web["client_id"], web["client_secret"]),
+        data={"token": tok["refresh_token"], "token_type_hint": "refresh_token"},
+        timeout=10,
+    )
+    assert res.status_code == 200
+    assert introspect(tok["refresh_token"]) == {"active": False}
+    res = _token(clients, server, grant_type="refresh_token", refresh_token=tok["refresh_token"])
+    assert res.status_code == 400
+
+
+def test_narrowing_a_grant_ends_refresh_and_old_tokens(
+    server: Server, clients: dict, module_minter
+) -> None:
+    from tests.e2e.test_oauth import _invite_and_accept, _login
+
+    owner_email = f"n-{secrets.token_hex(4)}@example.com"
+    helper_email = f"nh-{secrets.token_hex(4)}@example.com"
+    owner = _signup(server, owner_email)
+    helper = _signup(server, helper_email)
+    _invite_and_accept(server, owner, helper_email, helper, ["invoices", "tickets"], module_minter)
+    _s, tok, _page = _login(
+        server, Browser(server.base), clients["web"], helper_email, choose=owner[1]
+    )
+    otok = module_minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
+    res = requests.patch(
+        server.url(f"/v1/areas/{owner[1]}/members/{helper[0]}"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {otok}"},
+        json={"permissions": ["tickets"]},
+    )
+    assert res.status_code == 200
+    res = _token(clients, server, grant_type="refresh_token", refresh_token=tok["refresh_token"])
+    assert res.status_code == 400
+    res = requests.post(
+        server.url("/oauth/introspect"),
+        timeout=10,
+        auth=("billing", clients["billing"]["client_secret"]),
+        data={"token": tok["access_token"]},
+    )
+    assert res.json() == {"active": False}
