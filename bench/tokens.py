@@ -46,7 +46,7 @@ def main() -> None:
 
         token = sign()
         sign_rate, sign_p50 = _rate(sign, args.seconds)
-        verify_rate, verify_p50 = _rate(lambda svc=svc: svc.verify(token), args.seconds)
+        verify_rate, verify_p50 = _rate(lambda svc=svc, t=token: svc.verify(t), args.seconds)
         print(
             f"{alg:6} {sign_rate:10,.0f} {sign_p50:9.1f} {verify_rate:10,.0f} "
             f"{verify_p50:9.1f}  {len(token)}"
