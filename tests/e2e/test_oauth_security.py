@@ -364,3 +364,41 @@ def test_narrowing_a_grant_ends_refresh_and_old_tokens(
         data={"token": tok["access_token"]},
     )
     assert res.json() == {"active": False}
+
+
+def test_signup_page_with_an_invitation_token_verifies_the_email(
+    server: Server, module_minter
+) -> None:
+    owner = _signup(server, f"io-{secrets.token_hex(4)}@example.com")
+    invitee = f"inv-{secrets.token_hex(4)}@example.com"
+    otok = module_minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
+    res = requests.post(
+        server.url(f"/v1/areas/{owner[1]}/invitations"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {otok}"},
+        json={"email": invitee, "permissions": ["tickets"]},
+    )
+    assert res.status_code == 201
+    # Read the emailed token from the outbox (this server logs mail instead of sending it).
+    import re
+
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import MailRecord, database_proxy
+
+    db = open_database(server.env["DELEGAUTH_DATABASE_URL"])
+    database_proxy.initialize(db)
+    with db.connection_context():
+        mail = MailRecord.select().where(MailRecord.to == invitee).get()
+    token = re.search(r"token=([A-Za-z0-9_\-]+)", mail.text).group(1)  # type: ignore[union-attr]
+    browser = Browser(server.base)
+    page = browser.get("/signup?" + urlencode({"invitation_token": token}))
+    res = browser.submit(page, {"email": invitee, "password": PASSWORD, "name": "Ines"})
+    assert res.status_code == 303, res.text
+    me_page = browser.get("/")
+    assert invitee in me_page.text
+    # The account is verified: the invitation is listed for it and can be accepted.
+    from delegauth.storage.records import UserRecord
+
+    with db.connection_context():
+        user = UserRecord.get(UserRecord.email == invitee)
+    assert user.email_verified is True
