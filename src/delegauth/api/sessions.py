@@ -87,7 +87,9 @@ class BrowserSessions:
 
 
 class SignInLimiter:
-    """At most ``limit`` failed sign-ins per email and per client address in ``window``."""
+    """At most ``limit`` failed sign-ins per email, and ``address_limit`` per client
+    address (many people may share one), in ``window``. Counted in the database, so
+    the limits hold across workers and replicas."""
 
     def __init__(
         self,
@@ -95,11 +97,12 @@ class SignInLimiter:
         clock: Callable[[], datetime],
         *,
         limit: int = 5,
+        address_limit: int = 50,
         window: timedelta = timedelta(minutes=15),
     ) -> None:
         self._oauth = oauth
         self._clock = clock
-        self._limit = limit
+        self._limits = (limit, address_limit)
         self._window = window
 
     @staticmethod
@@ -109,7 +112,8 @@ class SignInLimiter:
     def blocked(self, email: str, address: str) -> bool:
         since = self._clock() - self._window
         return any(
-            self._oauth.count_failures(k, since) >= self._limit for k in self._keys(email, address)
+            self._oauth.count_failures(key, since) >= limit
+            for key, limit in zip(self._keys(email, address), self._limits, strict=True)
         )
 
     def failed(self, email: str, address: str) -> None:
