@@ -84,15 +84,23 @@ def _verify(server: Server, token: str) -> dict[str, Any]:
     return dict(jwt.decode(token, key.key, algorithms=["RS256"], audience=ISSUER, issuer=ISSUER))
 
 
+def _flow_token(server: Server, clients: dict, email: str) -> str:
+    """An access token obtained through the real flow (a user with a single area)."""
+    _session, token, _page = _login(server, Browser(server.base), clients["web"], email)
+    return str(token["access_token"])
+
+
 def _invite_and_accept(
     server: Server,
+    clients: dict,
+    owner_email: str,
     owner: tuple[str, str],
     email: str,
     user: tuple[str, str],
     perms: Any,
-    minter: Any,
-) -> None:
-    otok = minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
+) -> str:
+    """Invite ``email`` and accept, with tokens from the real flow; return the owner's token."""
+    otok = _flow_token(server, clients, owner_email)
     res = requests.post(
         server.url(f"/v1/areas/{owner[1]}/invitations"),
         timeout=10,
@@ -101,7 +109,7 @@ def _invite_and_accept(
     )
     assert res.status_code == 201, res.text
     inv = res.json()["invitation"]["id"]
-    # verify the invitee's email straight in the database (the mail flow has its own tests)
+    # Verify the invitee's email straight in the database (the mail flow has its own tests).
     from delegauth.storage.db import open_database
     from delegauth.storage.records import UserRecord, database_proxy
 
@@ -109,13 +117,14 @@ def _invite_and_accept(
     database_proxy.initialize(db)
     with db.connection_context():
         UserRecord.update(email_verified=True).where(UserRecord.id == user[0]).execute()
-    utok = minter.issue(sub=user[0], client_id="t", scope=[], area=user[1])
+    utok = _flow_token(server, clients, email)
     res = requests.post(
         server.url(f"/v1/invitations/{inv}/accept"),
         timeout=10,
         headers={"Authorization": f"Bearer {utok}"},
     )
     assert res.status_code == 201, res.text
+    return otok
 
 
 def test_discovery_and_jwks(server: Server) -> None:
@@ -159,15 +168,14 @@ def test_single_area_user_gets_no_chooser(server: Server, clients: dict) -> None
     assert info.json()["email"] == email
 
 
-def test_chooser_refresh_exchange_and_removal(
-    server: Server, clients: dict, module_minter: Any
-) -> None:
-    minter = module_minter
+def test_chooser_refresh_exchange_and_removal(server: Server, clients: dict) -> None:
     owner_email = f"owner-{secrets.token_hex(4)}@example.com"
     helper_email = f"helper-{secrets.token_hex(4)}@example.com"
     owner = _signup(server, owner_email)
     helper = _signup(server, helper_email)
-    _invite_and_accept(server, owner, helper_email, helper, ["invoices"], minter)
+    otok = _invite_and_accept(
+        server, clients, owner_email, owner, helper_email, helper, ["invoices"]
+    )
 
     browser = Browser(server.base)
     session, token, chooser = _login(server, browser, clients["web"], helper_email, choose=owner[1])
@@ -245,7 +253,6 @@ def test_chooser_refresh_exchange_and_removal(
     assert refreshed["refresh_token"] != token["refresh_token"]
 
     # The owner removes the helper: refresh refused, introspection inactive, decision deny.
-    otok = minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
     res = requests.delete(
         server.url(f"/v1/areas/{owner[1]}/members/{helper[0]}"),
         timeout=10,

@@ -334,20 +334,19 @@ def test_revocation_endpoint(server: Server, clients: dict) -> None:
     assert res.status_code == 400
 
 
-def test_narrowing_a_grant_ends_refresh_and_old_tokens(
-    server: Server, clients: dict, module_minter
-) -> None:
+def test_narrowing_a_grant_ends_refresh_and_old_tokens(server: Server, clients: dict) -> None:
     from tests.e2e.test_oauth import _invite_and_accept, _login
 
     owner_email = f"n-{secrets.token_hex(4)}@example.com"
     helper_email = f"nh-{secrets.token_hex(4)}@example.com"
     owner = _signup(server, owner_email)
     helper = _signup(server, helper_email)
-    _invite_and_accept(server, owner, helper_email, helper, ["invoices", "tickets"], module_minter)
+    otok = _invite_and_accept(
+        server, clients, owner_email, owner, helper_email, helper, ["invoices", "tickets"]
+    )
     _s, tok, _page = _login(
         server, Browser(server.base), clients["web"], helper_email, choose=owner[1]
     )
-    otok = module_minter.issue(sub=owner[0], client_id="t", scope=[], area=owner[1])
     res = requests.patch(
         server.url(f"/v1/areas/{owner[1]}/members/{helper[0]}"),
         timeout=10,
