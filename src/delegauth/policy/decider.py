@@ -23,7 +23,7 @@ from typing import Protocol
 from delegauth.domain.ids import is_casbin_name
 from delegauth.errors import Unavailable
 from delegauth.policy.bundle import PolicyBundle
-from delegauth.policy.casbin_engine import CasbinEngine, parse_model
+from delegauth.policy.casbin_engine import CasbinEngine, build_enforcer, parse_model
 from delegauth.policy.index import ActionTable, closure, supports_fast_path
 
 __all__ = ["AreaChange", "Decider", "PolicyFeed"]
@@ -86,6 +86,9 @@ class Decider:
     def install(self, bundle: PolicyBundle) -> None:
         """Swap in a policy; areas are reloaded lazily under it."""
         model = parse_model(bundle.model_text)
+        # The fast path builds no enforcer; build one anyway so that a p line the model cannot
+        # hold, or one with the wrong number of fields, fails here instead of being ignored.
+        build_enforcer(bundle, ())
         sections = {
             sec: {key: ast.value for key, ast in model.model[sec].items()} for sec in model.model
         }
@@ -97,6 +100,11 @@ class Decider:
             self._table = table
             self._areas = {}
             self._empty_areas = 0
+            self._role_sets: dict[frozenset[str], frozenset[str]] = {}
+
+    def _shared(self, roles: frozenset[str]) -> frozenset[str]:
+        """One frozenset per distinct role set, shared by every subject that holds it."""
+        return self._role_sets.setdefault(roles, roles)
 
     @property
     def policy_version(self) -> str:
@@ -125,8 +133,8 @@ class Decider:
         allowed = area.allowed.get(subject)
         if allowed is None:
             roles = area.links.get(subject)
-            if roles is None:
-                return False
+            if roles is None and subject not in self._table.subjects:
+                return False  # no g line here and no p line naming the subject itself
             allowed = area.allowed[subject] = self._table.allowed(
                 closure(subject, area.links), domain
             )
@@ -149,7 +157,7 @@ class Decider:
             links: dict[str, set[str]] = {}
             for sub, role in pairs:
                 links.setdefault(sub, set()).add(role)
-            area = _Area({s: frozenset(r) for s, r in links.items()}, version)
+            area = _Area({s: self._shared(frozenset(r)) for s, r in links.items()}, version)
             if not links:
                 self._empty_areas += 1
                 if self._empty_areas > _MAX_EMPTY_AREAS:
@@ -165,6 +173,12 @@ class Decider:
 
     def sync(self, batch: int = 1000) -> int:
         """Apply change-log entries newer than the last applied; return how many."""
+        try:
+            return self._sync(batch)
+        except Exception as ex:  # noqa: BLE001 - storage failure: decide() fails closed
+            raise Unavailable("the policy change log cannot be read") from ex
+
+    def _sync(self, batch: int) -> int:
         applied = 0
         with self._lock:
             if not self._areas:
@@ -188,7 +202,7 @@ class Decider:
             return
         links = dict(area.links)
         if change.roles:
-            links[change.subject] = frozenset(change.roles)
+            links[change.subject] = self._shared(frozenset(change.roles))
         else:
             links.pop(change.subject, None)
         new = _Area(links, area.loaded_version)

@@ -24,7 +24,6 @@ MAX_HIERARCHY = 10
 FAST_MATCHERS = frozenset(
     {
         'g(r.sub,p.sub,r.dom)&&(p.dom=="*"||r.dom==p.dom)&&r.obj==p.obj&&r.act==p.act',
-        "g(r.sub,p.sub,r.dom)&&r.dom==p.dom&&r.obj==p.obj&&r.act==p.act",
     }
 )
 _WS = re.compile(r"\s+")
@@ -67,6 +66,8 @@ class ActionTable:
         self._table = {
             sub: {dom: frozenset(acts) for dom, acts in doms.items()} for sub, doms in table.items()
         }
+        # Only these names can select p lines; memo keys are reduced to them.
+        self.subjects = frozenset(self._table)
         self._specific_domains = {
             dom for doms in self._table.values() for dom in doms if dom != ANY_DOMAIN
         }
@@ -75,11 +76,13 @@ class ActionTable:
     def allowed(self, subjects: frozenset[str], domain: str) -> frozenset[tuple[str, str]]:
         """What any of ``subjects`` may do in ``domain``; memoized per distinct subject set."""
         key_dom = domain if domain in self._specific_domains else ANY_DOMAIN
-        key = (subjects, key_dom)
+        # Keyed by the roles that have p lines, not by the whole closure (which holds the
+        # user's own id): users with the same roles share one frozenset and one memo entry.
+        key = (subjects & self.subjects, key_dom)
         found = self._cache.get(key)
         if found is None:
             acc: set[tuple[str, str]] = set()
-            for sub in subjects:
+            for sub in key[0]:
                 doms = self._table.get(sub)
                 if doms:
                     acc.update(doms.get(ANY_DOMAIN, ()))

@@ -123,7 +123,7 @@ class CasbinRuleRecord(_Base):
         table_name = "casbin_rule"
         indexes = (
             (("ptype", "v0", "v1", "v2", "v3", "v4", "v5"), True),
-            (("v2", "ptype"), False),
+            (("v2", "ptype", "v0", "v1"), False),  # covers domain_links: migration 0003
         )
 
 
