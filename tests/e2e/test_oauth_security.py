@@ -401,3 +401,24 @@ def test_signup_page_with_an_invitation_token_verifies_the_email(
     with db.connection_context():
         user = UserRecord.get(UserRecord.email == invitee)
     assert user.email_verified is True
+
+
+def test_area_hint_preselects_a_reachable_area(server: Server, clients: dict) -> None:
+    from tests.e2e.test_oauth import _invite_and_accept
+
+    owner_email = f"ho-{secrets.token_hex(4)}@example.com"
+    helper_email = f"hh-{secrets.token_hex(4)}@example.com"
+    owner = _signup(server, owner_email)
+    helper = _signup(server, helper_email)
+    _invite_and_accept(server, clients, owner_email, owner, helper_email, helper, ["tickets"])
+    browser = _signed_in(server, helper_email)
+    _v, challenge = _pkce()
+    for hint, expected in (
+        (owner[1], owner[1]),
+        (helper[1], helper[1]),
+        ("a_" + "z" * 26, helper[1]),
+    ):
+        res = _authorize(browser, code_challenge=challenge, code_challenge_method="S256", area=hint)
+        assert res.status_code == 200
+        radios = parse(res.text).forms[0]["radios"]
+        assert [r["value"] for r in radios if "checked" in r] == [expected], hint
