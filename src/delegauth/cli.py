@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from delegauth.config import Settings, load_settings
+from delegauth.policy.commands import add_policy_commands, run_policy_command
 
 if TYPE_CHECKING:
     from delegauth.oauth.clients import ClientRegistry
@@ -188,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", help='space-separated, e.g. "openid decisions"')
     create.add_argument("--first-party", action="store_true", help="skip the consent step")
     csub.add_parser("list", help="list clients (never their secrets)")
+    add_policy_commands(sub)
     keys = sub.add_parser("keys", help="signing keys")
     ksub = keys.add_subparsers(dest="action", required=True)
     rotate = ksub.add_parser(
@@ -206,6 +208,7 @@ _COMMANDS = {
     "token": _cmd_token,
     "clients": _cmd_clients,
     "keys": _cmd_keys,
+    "policy": lambda settings, args: run_policy_command(args, settings),
 }
 
 

@@ -1,0 +1,153 @@
+"""The ``delegauth policy`` commands: check, test and explain a policies directory.
+
+    delegauth policy check [DIR]       validate DIR (default: the configured policies)
+    delegauth policy test [DIR]        run DIR/tests/*.yaml decision tables
+    delegauth policy explain --user U --area A --resource-type T --action X
+                                       why U may or may not do T:X in A
+
+Exit codes: 0 success (for explain: an explanation was printed, whatever the
+decision), 1 errors found or tables failed, 2 the policies or grants cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+from delegauth.domain.catalogue import ALL
+from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, is_casbin_name, is_id
+
+if TYPE_CHECKING:
+    from delegauth.config import Settings
+
+__all__ = ["add_policy_commands", "run_policy_command"]
+
+
+def add_policy_commands(subparsers: Any) -> None:
+    """Add ``policy check|test|explain`` to the CLI's subparsers."""
+    policy = subparsers.add_parser(
+        "policy", help="check, test and explain a policies directory before deploying it"
+    )
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    check = psub.add_parser("check", help="validate model, catalogue and policy lines")
+    check.add_argument("dir", nargs="?", help="policies directory (DELEGAUTH_POLICIES_DIR)")
+    check.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    test = psub.add_parser("test", help="run the decision tables in DIR/tests")
+    test.add_argument("dir", nargs="?", help="policies directory (DELEGAUTH_POLICIES_DIR)")
+    test.add_argument("--tables", help="directory of *.yaml tables (default: DIR/tests)")
+    test.add_argument("--verbose", "-v", action="store_true", help="list every table")
+    explain = psub.add_parser("explain", help="say why a request is allowed or denied")
+    explain.add_argument("--user", required=True, help="user id (u_… or user:u_…)")
+    explain.add_argument("--area", required=True, help="area id (a_… or area:a_…)")
+    explain.add_argument("--resource-type", required=True, help="e.g. invoice")
+    explain.add_argument("--action", required=True, help="e.g. read")
+    explain.add_argument("--policies", help="policies directory (DELEGAUTH_POLICIES_DIR)")
+    explain.add_argument(
+        "--grant",
+        action="append",
+        metavar="ROLE",
+        help="explain with these grants instead of the database's: owner, all, a "
+        "permission name or role:<name> (repeat)",
+    )
+
+
+def run_policy_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Run the ``policy`` subcommand in ``args``; return the exit code."""
+    # pycasbin logs the whole model at INFO for each enforcer; these commands build many.
+    logging.getLogger("casbin").setLevel(logging.WARNING)
+    command = args.policy_command
+    if command == "check":
+        return _check(args.dir or _settings(settings).policies_dir, quiet=args.quiet)
+    if command == "test":
+        return _test(args.dir or _settings(settings).policies_dir, args.tables, args.verbose)
+    if command == "explain":
+        return _explain(args, settings)
+    raise ValueError(f"unknown policy command: {command}")
+
+
+def _settings(settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    from delegauth.config import load_settings
+
+    return load_settings()
+
+
+def _check(directory: str, *, quiet: bool) -> int:
+    from delegauth.policy.check import ERROR, check_directory
+
+    diagnostics = check_directory(directory)
+    errors = [d for d in diagnostics if d.severity == ERROR]
+    for diagnostic in diagnostics:
+        if not quiet or diagnostic.severity == ERROR:
+            print(diagnostic, file=sys.stderr)
+    warnings = len(diagnostics) - len(errors)
+    verdict = "FAILED" if errors else "ok"
+    print(f"{directory}: {len(errors)} errors, {warnings} warnings: {verdict}")
+    return 1 if errors else 0
+
+
+def _test(directory: str, tables: str | None, verbose: bool) -> int:
+    from delegauth.policy.tables import run_tables
+
+    report = run_tables(directory, tables)
+    for line in report.lines(verbose=verbose):
+        print(line)
+    return 0 if report.ok else 1
+
+
+def _role(value: str) -> str:
+    if value == "owner":
+        return ROLE_OWNER
+    if value == ALL:
+        return PERM_ALL
+    if NAME_RE.match(value):
+        return f"perm:{value}"
+    if is_casbin_name(value) and value.startswith(("perm:", "role:")):
+        return value
+    raise ValueError(f"--grant {value!r}: use owner, all, a permission name or role:<name>")
+
+
+def _explain(args: argparse.Namespace, settings: Settings | None) -> int:
+    from delegauth.policy.bundle import PolicyError, load_bundle
+    from delegauth.policy.explain import explain
+
+    user = args.user if args.user.startswith("user:") else f"user:{args.user}"
+    area = args.area if args.area.startswith("area:") else f"area:{args.area}"
+    if not is_id(user[len("user:") :], "u") or not is_id(area[len("area:") :], "a"):
+        print("delegauth: --user and --area must be ids (u_…, a_…)", file=sys.stderr)
+        return 2
+    try:
+        bundle = load_bundle(args.policies or _settings(settings).policies_dir)
+    except PolicyError as ex:
+        print(f"delegauth: the policies do not load: {ex}", file=sys.stderr)
+        return 2
+    if args.grant:
+        try:
+            rules = [("g", user, _role(value), area) for value in args.grant]
+        except ValueError as ex:
+            print(f"delegauth: {ex}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            rules = _stored_rules(_settings(settings), area)
+        except Exception as ex:  # noqa: BLE001 - report any storage failure and stop
+            print(f"delegauth: cannot read the area's grants: {ex}", file=sys.stderr)
+            return 2
+    result = explain(bundle, rules, user, area, args.resource_type, args.action)
+    for line in result.lines():
+        print(line)
+    return 0
+
+
+def _stored_rules(settings: Settings, area: str) -> list[tuple[str, str, str, str]]:
+    """The area's g lines, as the service's Decider reads them."""
+    from delegauth.storage.db import open_database
+    from delegauth.storage.feed import PeeweePolicyFeed
+    from delegauth.storage.records import database_proxy
+
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    return [("g", sub, role, area) for sub, role in PeeweePolicyFeed(db).domain_links(area)]

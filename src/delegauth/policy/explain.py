@@ -1,0 +1,237 @@
+"""Say why a decision came out as it did: ``delegauth policy explain``.
+
+The explanation reads the policy as the shipped model means it (RBAC with domains):
+the subject's grants in the area (g lines, followed through custom roles as Casbin
+does), the rules (p lines) those grants hold for the resource type and action, and
+where each rule comes from: a catalogue entry, "all", the owner, or a line of
+policy.csv. The decision shown is plain Casbin's, with the Decider's answer beside
+it; the two must agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from delegauth.domain.catalogue import ALL
+from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, is_id
+from delegauth.policy.bundle import (
+    ANY_DOMAIN,
+    CATALOGUE_FILE,
+    EXTRA_POLICY_FILE,
+    PolicyBundle,
+    PolicyError,
+)
+from delegauth.policy.casbin_engine import build_enforcer, parse_model
+from delegauth.policy.decider import Decider
+from delegauth.policy.index import closure, supports_fast_path
+from delegauth.policy.memory_feed import MemoryPolicyFeed
+from delegauth.policy.sources import toml_line
+
+__all__ = ["Explanation", "MatchedRule", "explain"]
+
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class MatchedRule:
+    rule: tuple[str, ...]  # the p line, led by its ptype
+    source: str  # where the rule comes from, e.g. catalogue.toml:52 permission invoices
+
+
+@dataclass(frozen=True)
+class Explanation:
+    subject: str
+    domain: str
+    obj: str
+    act: str
+    allowed: bool  # plain Casbin's answer
+    decider_allowed: bool | None  # the service's answer (None: it could not be asked)
+    grants: tuple[tuple[str, ...], ...]  # the g lines that give the subject its roles here
+    matched: tuple[MatchedRule, ...]
+    catalogue_entries: tuple[tuple[str, str], ...]  # (permission, English label)
+    reasons: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        """The explanation as text, one line each."""
+        agree = (
+            ""
+            if self.decider_allowed is None
+            else "; the Decider agrees"
+            if self.decider_allowed == self.allowed
+            else f"; the Decider {'allows' if self.decider_allowed else 'denies'}"
+        )
+        out = [
+            f"decision: {'allow' if self.allowed else 'deny'} (Casbin{agree})",
+            f"request: {self.subject} in {self.domain}: {self.obj}:{self.act}",
+            f"grants in {self.domain}:" if self.grants else f"grants in {self.domain}: none",
+            *(f"  {', '.join(g)}" for g in self.grants),
+            "rules that match:" if self.matched else "rules that match: none",
+            *(f"  {', '.join(m.rule)}  <- {m.source}" for m in self.matched),
+        ]
+        if self.catalogue_entries:
+            listed = ", ".join(
+                f'permission {name} ("{label}")' for name, label in self.catalogue_entries
+            )
+            out.append(
+                f'catalogue: {self.obj}:{self.act} comes with {listed}, and with "{ALL}" '
+                "and the owner"
+            )
+        else:
+            out.append(f"catalogue: no permission lists {self.obj}:{self.act}")
+        out.extend(f"why: {reason}" for reason in self.reasons)
+        return out
+
+
+def _namespaced(value: str, kind: str, namespace: str) -> str:
+    return f"{namespace}:{value}" if is_id(value, kind) else value
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+class _Sources:
+    """Where a p line of the bundle comes from."""
+
+    def __init__(self, bundle: PolicyBundle) -> None:
+        self._bundle = bundle
+        root = Path(bundle.source)
+        self._catalogue_lines = _read_lines(root / CATALOGUE_FILE)
+        self._csv: list[tuple[tuple[str, ...], int]] = [
+            (tuple(f.strip() for f in text.split(",")), n)
+            for n, text in enumerate(_read_lines(root / EXTRA_POLICY_FILE), start=1)
+        ]
+
+    def of(self, rule: tuple[str, ...]) -> str:
+        catalogue = self._bundle.catalogue
+        sub, dom, obj, act = rule[1:5]
+        in_catalogue = dom == ANY_DOMAIN and (obj, act) in catalogue.all_actions()
+        name = sub[len("perm:") :] if sub.startswith("perm:") else ""
+        if in_catalogue and name in catalogue and (obj, act) in catalogue.get(name).actions:
+            line = toml_line(self._catalogue_lines, ("permissions", name, "actions"))
+            where = CATALOGUE_FILE if line is None else f"{CATALOGUE_FILE}:{line}"
+            return f'{where} permission {name} ("{catalogue.get(name).label("en")}")'
+        if in_catalogue and sub == PERM_ALL:
+            return f'{CATALOGUE_FILE}: "{ALL}" covers every catalogue action'
+        if in_catalogue and sub == ROLE_OWNER:
+            return f"{CATALOGUE_FILE}: the owner may do every catalogue action"
+        for fields, n in self._csv:
+            if fields == rule:
+                return f"{EXTRA_POLICY_FILE}:{n}"
+        return EXTRA_POLICY_FILE
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def explain(
+    bundle: PolicyBundle,
+    rules: Iterable[Sequence[str]],
+    user: str,
+    area: str,
+    rtype: str,
+    action: str,
+) -> Explanation:
+    """Explain the decision for ``user`` doing ``rtype:action`` in ``area``.
+
+    ``rules`` are g lines (``("g", subject, role, domain)``); lines of other areas are
+    only mentioned. ``user`` and ``area`` may be bare ids (u_…, a_…) or namespaced.
+    """
+    subject = _namespaced(user, "u", "user")
+    domain = _namespaced(area, "a", "area")
+    every = [tuple(r) for r in rules if len(r) == 4 and r[0] == "g"]
+    here = [r for r in every if r[3] == domain]
+    links: dict[str, frozenset[str]] = {}
+    for _, sub, role, _dom in here:
+        links[sub] = links.get(sub, frozenset()) | {role}
+    reach = closure(subject, links)
+    grants = tuple(r for r in here if r[1] in reach)
+    reasons: list[str] = []
+
+    try:
+        allowed = bool(build_enforcer(bundle, here).enforce(subject, domain, rtype, action))
+    except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions; deny
+        allowed = False
+        reasons.append(f"Casbin cannot decide: {ex}")
+    decider_allowed: bool | None
+    try:
+        decider = Decider(bundle, MemoryPolicyFeed(here), monotonic=lambda: 0.0)
+        decider.sync()
+        decider_allowed = decider.decide(subject, domain, rtype, action)
+    except PolicyError as ex:
+        decider_allowed = None
+        reasons.append(f"the Decider refuses this policy: {ex}")
+
+    candidates = [
+        line
+        for line in bundle.p_lines
+        if line[0] == "p"
+        and len(line) >= 5
+        and line[2] in (ANY_DOMAIN, domain)
+        and line[3:5] == (rtype, action)
+        and (len(line) < 6 or line[5] == "allow")
+    ]
+    sources = _Sources(bundle)
+    matched = tuple(MatchedRule(line, sources.of(line)) for line in candidates if line[1] in reach)
+    catalogue = bundle.catalogue
+    entries = tuple(
+        (perm.name, perm.label("en")) for perm in catalogue if (rtype, action) in perm.actions
+    )
+
+    held = sorted(reach - {subject})
+    is_user = subject.startswith("user:")
+    if not is_user:
+        reasons.append(
+            f"{subject!r} is not a user id: the Decider denies every other subject "
+            "(plain Casbin's g(x, x, area) would let a role name match its own rules)"
+        )
+    elif not held:
+        reasons.append(f"{subject} holds no grant in {domain}: it is not a member")
+        elsewhere = sorted({r[3] for r in every if r[1] == subject and r[3] != domain})
+        if elsewhere:
+            reasons.append(f"it holds grants in other areas: {_listed(elsewhere)}")
+    if not entries:
+        reasons.append(f"no catalogue permission lists {rtype}:{action}")
+    if not matched:
+        holders = sorted({line[1] for line in candidates})
+        if not holders:
+            reasons.append(f"no rule allows {rtype}:{action} in {domain}, not even to the owner")
+        elif held:
+            reasons.append(
+                f"it holds {_listed(held)}; {rtype}:{action} comes only with {_listed(holders)}"
+            )
+    with_rules = {line[1] for line in bundle.p_lines}
+    for role in held:
+        if role not in with_rules and role not in links:
+            reasons.append(f"{role} is granted but no rule names it (not in the catalogue?)")
+    if decider_allowed is not None and decider_allowed != allowed and is_user:
+        reasons.append(
+            "the Decider answers differently from Casbin: that is a bug in the decision "
+            "index; please report it with this explanation"
+        )
+    model = parse_model(bundle.model_text)
+    sections = {sec: {k: ast.value for k, ast in model.model[sec].items()} for sec in model.model}
+    if not supports_fast_path(sections):
+        reasons.append(
+            "the model is not the standard RBAC-with-domains shape: the grants and rules "
+            "above are read as if it were; the decision is Casbin's own"
+        )
+    return Explanation(
+        subject=subject,
+        domain=domain,
+        obj=rtype,
+        act=action,
+        allowed=allowed,
+        decider_allowed=decider_allowed,
+        grants=grants,
+        matched=matched,
+        catalogue_entries=entries,
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,420 @@
+"""Decision tables: given these grants, these requests must be allowed or denied.
+
+``delegauth policy test`` runs every ``*.yaml`` file in ``policies/tests/``. Each
+file is one table::
+
+    name: invoices permission
+    grants:                       # the fixtures: who holds what, in which area
+      - {user: alice, area: shop, role: owner}
+      - {user: bob, area: shop, permissions: [invoices]}
+      - {user: carol, area: shop, permissions: all}
+      - {user: erin, area: shop, bundle: billing}
+    cases:
+      - {user: bob, area: shop, allow: [invoice:read, invoice:pay], deny: rest}
+      - {user: carol, area: shop, allow: all}
+      - {user: dave, area: shop, deny: all}     # dave holds nothing: a non-member
+
+A grant names a user and an area, and gives any of: ``role`` (``owner``, or a
+custom role that has rules in policy.csv; a name or a list), ``permissions``
+(``all`` or a list of catalogue names), ``bundle``/``bundles`` (catalogue bundles,
+granted as their permissions). A case names a user and an area, and lists actions
+(``type:action``) under ``allow`` and ``deny``. ``all`` stands for every action in
+the catalogue as it is when the table runs, and ``deny: rest`` for every catalogue
+action the case does not allow. ``note`` is free text, in grants and cases.
+
+Fixture names (``alice``, ``shop``) become well-formed ids deterministically
+(``user:u_…``, ``area:a_…``); a real id (``u_…``, ``a_…``) is used as it is.
+
+Every request is decided twice, by the Decider (the service's own path, with an
+in-memory feed) and by plain Casbin (``build_enforcer``). A disagreement between
+the two fails the case whatever the table expects.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from delegauth.domain.catalogue import ALL, Catalogue, CatalogueError
+from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, is_id
+from delegauth.domain.permission_bundles import PermissionBundle, load_bundles
+from delegauth.errors import InvalidInput
+from delegauth.policy.bundle import CATALOGUE_FILE, PolicyBundle, PolicyError, load_bundle
+from delegauth.policy.casbin_engine import build_enforcer
+from delegauth.policy.decider import Decider
+from delegauth.policy.explain import explain
+from delegauth.policy.memory_feed import MemoryPolicyFeed
+
+__all__ = [
+    "TABLES_DIR",
+    "Failure",
+    "TableReport",
+    "TableResult",
+    "fixture_area",
+    "fixture_user",
+    "run_tables",
+]
+
+TABLES_DIR = "tests"
+_OWNER = "owner"
+_REST = "rest"
+_LINE = "__line__"
+_TABLE_KEYS = {"name", "description", "grants", "cases"}
+_GRANT_KEYS = {"user", "area", "role", "permissions", "bundle", "bundles", "note"}
+_CASE_KEYS = {"user", "area", "allow", "deny", "note"}
+
+
+# -- fixture names ---------------------------------------------------------------------
+
+
+def _fixture_id(kind: str, name: object) -> str:
+    if isinstance(name, str) and is_id(name, kind):
+        return name
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidInput(f"fixture name {name!r} must match [a-z][a-z0-9_]{{0,31}}")
+    digest = hashlib.sha256(f"delegauth fixture {kind} {name}".encode()).digest()
+    return f"{kind}_" + base64.b32encode(digest).decode("ascii").lower()[:26]
+
+
+def fixture_user(name: str) -> str:
+    """The Casbin subject a table's user name stands for: user:u_<26 chars>."""
+    return "user:" + _fixture_id("u", name)
+
+
+def fixture_area(name: str) -> str:
+    """The Casbin domain a table's area name stands for: area:a_<26 chars>."""
+    return "area:" + _fixture_id("a", name)
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    file: str
+    line: int | None
+    message: str
+    detail: tuple[str, ...] = ()  # an explanation, one line each
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class TableResult:
+    file: str
+    name: str
+    cases: int = 0
+    decisions: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class TableReport:
+    tables: list[TableResult] = field(default_factory=list)
+    errors: list[Failure] = field(default_factory=list)  # not tied to one table
+    uncovered: list[str] = field(default_factory=list)  # e.g. "permission orders"
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.tables) and not self.errors and all(t.ok for t in self.tables)
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [*self.errors, *(f for t in self.tables for f in t.failures)]
+
+    def lines(self, *, verbose: bool = False) -> list[str]:
+        """A human-readable summary: failures with their explanations, then totals."""
+        out: list[str] = [f"error: {e}" for e in self.errors]
+        for table in self.tables:
+            if verbose or not table.ok:
+                state = "ok" if table.ok else f"{len(table.failures)} failed"
+                out.append(
+                    f"{table.file}: {table.name}: {table.cases} cases, "
+                    f"{table.decisions} decisions: {state}"
+                )
+            for failure in table.failures:
+                out.append(f"  FAIL {failure}")
+                out.extend(f"       {line}" for line in failure.detail)
+        if self.uncovered:
+            out.append("warning: no table grants " + ", ".join(self.uncovered))
+        decisions = sum(t.decisions for t in self.tables)
+        failed = sum(not t.ok for t in self.tables)
+        verdict = "ok" if self.ok else "FAILED"
+        out.append(
+            f"{len(self.tables)} tables, {sum(t.cases for t in self.tables)} cases, "
+            f"{decisions} decisions, {failed} tables failed: {verdict}"
+        )
+        return out
+
+
+# -- reading tables --------------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that records each mapping's line under ``__line__``."""
+
+
+def _mapping_with_line(loader: _LineLoader, node: Any) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping[_LINE] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+class _TableError(Exception):
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _line(item: object) -> int | None:
+    return item.get(_LINE) if isinstance(item, dict) else None
+
+
+def _require_mapping(item: object, what: str, keys: set[str], line: int | None) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise _TableError(line, f"a {what} must be a mapping")
+    unknown = sorted(k for k in item if k != _LINE and k not in keys)
+    if unknown:
+        raise _TableError(
+            _line(item), f"unknown {what} key(s) {unknown} (expected {', '.join(sorted(keys))})"
+        )
+    return item
+
+
+def _names(value: object, what: str, line: int | None) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+        raise _TableError(line, f"{what} must be a name or a non-empty list of names")
+    return list(items)
+
+
+def _parse_action(text: object, line: int | None) -> tuple[str, str]:
+    if isinstance(text, str) and text.count(":") == 1:
+        obj, act = text.split(":")
+        if NAME_RE.match(obj) and NAME_RE.match(act):
+            return obj, act
+    raise _TableError(line, f"action {text!r} must look like type:action")
+
+
+@dataclass
+class _Context:
+    bundle: PolicyBundle
+    catalogue: Catalogue
+    bundles: dict[str, PermissionBundle]
+    roles: frozenset[str]  # custom roles that have rules
+    covered: set[str] = field(default_factory=set)
+
+
+def _grant_roles(grant: dict[str, Any], ctx: _Context) -> list[str]:
+    line = _line(grant)
+    roles: list[str] = []
+    if "role" in grant:
+        for name in _names(grant["role"], "role", line):
+            role = ROLE_OWNER if name == _OWNER else f"role:{name}"
+            if role != ROLE_OWNER and (not NAME_RE.match(name) or role not in ctx.roles):
+                raise _TableError(line, f"role {name!r} is neither owner nor a role with rules")
+            roles.append(role)
+            ctx.covered.add(_OWNER if role == ROLE_OWNER else role)
+    if "permissions" in grant:
+        value = grant["permissions"]
+        if value == ALL:
+            roles.append(PERM_ALL)
+            ctx.covered.add(ALL)
+        else:
+            for name in _names(value, "permissions", line):
+                if name == ALL:
+                    raise _TableError(line, 'write permissions: all, not a list holding "all"')
+                if name not in ctx.catalogue:
+                    raise _TableError(line, f"unknown permission {name!r}")
+                roles.append(f"perm:{name}")
+                ctx.covered.add(f"perm:{name}")
+    for key in ("bundle", "bundles"):
+        if key in grant:
+            for name in _names(grant[key], key, line):
+                found = ctx.bundles.get(name)
+                if found is None:
+                    raise _TableError(line, f"unknown bundle {name!r}")
+                roles.extend(f"perm:{p}" for p in found.permissions)
+                ctx.covered.add(f"bundle:{name}")
+    if not roles:
+        raise _TableError(line, "a grant needs role, permissions or bundle")
+    return roles
+
+
+def _expand(
+    value: object, line: int | None, catalogue: Catalogue, *, rest_of: set[tuple[str, str]] | None
+) -> list[tuple[str, str]]:
+    if value == ALL:
+        return catalogue.all_actions()
+    if value == _REST and rest_of is not None:
+        return [a for a in catalogue.all_actions() if a not in rest_of]
+    if not isinstance(value, list) or not value:
+        raise _TableError(line, "allow and deny take all, a list of type:action (deny: rest)")
+    return [_parse_action(item, line) for item in value]
+
+
+@dataclass(frozen=True)
+class _Case:
+    line: int | None
+    user: str
+    area: str
+    subject: str
+    domain: str
+    expected: tuple[tuple[tuple[str, str], bool], ...]
+
+
+def _parse_case(case: dict[str, Any], ctx: _Context) -> _Case:
+    line = _line(case)
+    for key in ("user", "area"):
+        if key not in case:
+            raise _TableError(line, f"a case needs {key}")
+    if "allow" not in case and "deny" not in case:
+        raise _TableError(line, "a case needs allow or deny")
+    try:
+        subject, domain = fixture_user(case["user"]), fixture_area(case["area"])
+    except InvalidInput as ex:
+        raise _TableError(line, ex.detail) from ex
+    allow = _expand(case["allow"], line, ctx.catalogue, rest_of=None) if "allow" in case else []
+    deny = _expand(case["deny"], line, ctx.catalogue, rest_of=set(allow)) if "deny" in case else []
+    both = sorted(set(allow) & set(deny))
+    if both:
+        raise _TableError(line, f"both allowed and denied: {', '.join(map(':'.join, both))}")
+    expected = tuple(dict.fromkeys([(a, True) for a in allow] + [(a, False) for a in deny]))
+    return _Case(line, str(case["user"]), str(case["area"]), subject, domain, expected)
+
+
+def _load_table(path: Path, ctx: _Context) -> tuple[str, list[tuple[str, ...]], list[_Case]]:
+    try:
+        data = yaml.load(path.read_text("utf-8"), Loader=_LineLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as ex:
+        mark = getattr(ex, "problem_mark", None)
+        raise _TableError(mark.line + 1 if mark else None, f"not valid YAML: {ex}") from ex
+    except (OSError, UnicodeDecodeError) as ex:
+        raise _TableError(None, f"cannot be read: {ex}") from ex
+    table = _require_mapping(data, "table", _TABLE_KEYS, 1)
+    grants, cases = table.get("grants", []), table.get("cases")
+    if not isinstance(grants, list):
+        raise _TableError(_line(table), "grants must be a list")
+    if not isinstance(cases, list) or not cases:
+        raise _TableError(_line(table), "cases must be a non-empty list")
+    g_lines: dict[tuple[str, ...], None] = {}
+    for item in grants:
+        grant = _require_mapping(item, "grant", _GRANT_KEYS, _line(table))
+        for key in ("user", "area"):
+            if key not in grant:
+                raise _TableError(_line(grant), f"a grant needs {key}")
+        try:
+            subject, domain = fixture_user(grant["user"]), fixture_area(grant["area"])
+        except InvalidInput as ex:
+            raise _TableError(_line(grant), ex.detail) from ex
+        for role in _grant_roles(grant, ctx):
+            g_lines[("g", subject, role, domain)] = None
+    parsed = [
+        _parse_case(_require_mapping(item, "case", _CASE_KEYS, _line(table)), ctx) for item in cases
+    ]
+    members = {(g[1], g[3]) for g in g_lines}
+    if any((c.subject, c.domain) not in members for c in parsed):
+        ctx.covered.add("non-member")
+    return str(table.get("name") or path.stem), list(g_lines), parsed
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def _verdict(allowed: bool) -> str:
+    return "allowed" if allowed else "denied"
+
+
+def _run_table(path: Path, ctx: _Context) -> TableResult:
+    result = TableResult(file=str(path), name=path.stem)
+    try:
+        result.name, g_lines, cases = _load_table(path, ctx)
+        enforcer = build_enforcer(ctx.bundle, g_lines)
+        decider = Decider(ctx.bundle, MemoryPolicyFeed(g_lines), monotonic=lambda: 0.0)
+        decider.sync()
+    except _TableError as ex:
+        result.failures.append(Failure(str(path), ex.line, ex.message))
+        return result
+    except PolicyError as ex:
+        result.failures.append(Failure(str(path), None, f"the engine refuses the grants: {ex}"))
+        return result
+    for case in cases:
+        result.cases += 1
+        for (obj, act), expected in case.expected:
+            result.decisions += 1
+            try:
+                casbin_says = bool(enforcer.enforce(case.subject, case.domain, obj, act))
+            except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions
+                result.failures.append(
+                    Failure(str(path), case.line, f"Casbin cannot decide {obj}:{act}: {ex}")
+                )
+                continue
+            decider_says = decider.decide(case.subject, case.domain, obj, act)
+            who = f"{case.user} in {case.area}: {obj}:{act}"
+            if decider_says != casbin_says:
+                message = (
+                    f"{who}: the Decider and Casbin disagree (Decider {_verdict(decider_says)}, "
+                    f"Casbin {_verdict(casbin_says)})"
+                )
+            elif casbin_says != expected:
+                message = f"{who} should be {_verdict(expected)}, was {_verdict(casbin_says)}"
+            else:
+                continue
+            why = explain(ctx.bundle, g_lines, case.subject, case.domain, obj, act)
+            result.failures.append(Failure(str(path), case.line, message, tuple(why.lines())))
+    return result
+
+
+def _table_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def run_tables(policies_dir: str | Path, tables_dir: str | Path | None = None) -> TableReport:
+    """Run the decision tables in ``tables_dir`` (default: policies_dir/tests)."""
+    report = TableReport()
+    root = Path(policies_dir)
+    directory = Path(tables_dir) if tables_dir is not None else root / TABLES_DIR
+    try:
+        bundle = load_bundle(root)
+        bundles = load_bundles(root / CATALOGUE_FILE, bundle.catalogue)
+    except (PolicyError, CatalogueError) as ex:
+        report.errors.append(Failure(str(root), None, f"the policies do not load: {ex}"))
+        return report
+    files = _table_files(directory)
+    if not files:
+        report.errors.append(Failure(str(directory), None, "no decision tables (*.yaml)"))
+        return report
+    custom_roles = frozenset(
+        line[1] for line in bundle.p_lines if line[1].startswith("role:") and line[1] != ROLE_OWNER
+    )
+    ctx = _Context(bundle, bundle.catalogue, bundles, custom_roles)
+    report.tables = [_run_table(path, ctx) for path in files]
+    report.uncovered = _uncovered(ctx)
+    return report
+
+
+def _uncovered(ctx: _Context) -> list[str]:
+    wanted: Iterable[tuple[str, str]] = [
+        *((f"perm:{name}", f"permission {name}") for name in ctx.catalogue.names()),
+        (ALL, f'"{ALL}"'),
+        (_OWNER, "owner"),
+        *((f"bundle:{name}", f"bundle {name}") for name in ctx.bundles),
+        ("non-member", "a non-member (a case whose user holds nothing in its area)"),
+    ]
+    return [label for key, label in wanted if key not in ctx.covered]
