@@ -31,13 +31,36 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _forward_hup_to_workers(arbiter: object) -> None:
+    """SIGHUP means "check policies/ now": pass it to the workers instead of gunicorn's
+    reload, which would restart them (and an invalid policy would stop them booting)."""
+    import contextlib
+    import os
+    import signal
+    import types
+
+    def handle_hup(self: object) -> None:
+        for pid in list(getattr(self, "WORKERS", {})):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
+    arbiter.handle_hup = types.MethodType(handle_hup, arbiter)  # type: ignore[attr-defined]
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from delegauth.policy.bundle import load_bundle
-    from delegauth.tokens import KeyRing
+    from delegauth.policy.bundle import PolicyError, load_bundle
 
     # Fail before forking when the policy is unusable, and create keys exactly once.
+    from delegauth.policy.check import check_directory
+    from delegauth.tokens import KeyRing
+
+    errors = [d for d in check_directory(settings.policies_dir) if d.severity == "error"]
+    if errors:
+        for d in errors:
+            print(d, file=sys.stderr)
+        raise PolicyError(f"{len(errors)} error(s) in {settings.policies_dir}")
     load_bundle(settings.policies_dir)
     KeyRing.load_or_create(settings.key_dir, algorithm=settings.signing_algorithm)
     if not args.no_migrate:
@@ -54,6 +77,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("threads", 4)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)
+            self.cfg.set("when_ready", _forward_hup_to_workers)
             # Several replicas may share a host: no shared per-user control socket.
             if "control_socket_disable" in self.cfg.settings:
                 self.cfg.set("control_socket_disable", True)

@@ -40,6 +40,8 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     change_poll_ms: int = 50
+    # How often each worker looks for a changed policies/ (SIGHUP checks at once).
+    policy_poll_s: float = 2.0
     # Decisions fail closed (503) when the change log has not been read for this long.
     max_staleness_s: float = 5.0
     max_body_bytes: int = 64 * 1024

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,7 @@ from delegauth.api.problems import install_error_handlers
 from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
+from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 from delegauth.domain.ports import Clock, PasswordHasher
@@ -33,6 +36,7 @@ from delegauth.oauth.server import DelegauthAuthorizationServer
 from delegauth.passwords import Argon2Hasher
 from delegauth.policy.bundle import load_bundle
 from delegauth.policy.decider import Decider
+from delegauth.policy.watcher import PolicyWatcher
 from delegauth.storage.db import open_database
 from delegauth.storage.feed import PeeweePolicyFeed
 from delegauth.storage.oauth_store import PeeweeOAuthStore
@@ -66,6 +70,7 @@ class Services:
     authorization_server: DelegauthAuthorizationServer
     sessions: BrowserSessions
     limiter: SignInLimiter
+    watcher: PolicyWatcher
     stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -113,7 +118,10 @@ def build_services(
         except Exception:  # noqa: BLE001 - the follower retries; staleness fails closed
             log.warning("could not apply the change log after a write", exc_info=True)
 
-    composer = MailComposer(bundle.catalogue, settings.public_url)
+    def catalogue() -> Catalogue:
+        return decider.bundle.catalogue  # the policy in force, after any reload
+
+    composer = MailComposer(catalogue, settings.public_url)
     hasher = hasher if hasher is not None else Argon2Hasher()
     accounts = Accounts(
         store,
@@ -142,13 +150,13 @@ def build_services(
         accounts=accounts,
         invitations=Invitations(
             store,
-            bundle.catalogue,
+            catalogue,
             composer,
             clock,
             ttl=timedelta(days=settings.invitation_days),
             on_policy_change=changed,
         ),
-        members=Members(store, bundle.catalogue, clock, on_policy_change=changed),
+        members=Members(store, catalogue, clock, on_policy_change=changed),
         oauth_store=oauth_store,
         clients=clients,
         authorization_server=DelegauthAuthorizationServer(
@@ -163,10 +171,12 @@ def build_services(
             oauth_store, clock, secure=settings.public_url.startswith("https://")
         ),
         limiter=SignInLimiter(oauth_store, clock),
+        watcher=PolicyWatcher(settings.policies_dir, decider),
     )
     background = settings.background if start_background is None else start_background
     if background:
         services.stoppers.append(decider.start_follower(settings.change_poll_ms / 1000))
+        services.stoppers.append(services.watcher.start(settings.policy_poll_s))
         services.stoppers.extend(_start_mail(settings, db, clock))
     return services
 
@@ -192,7 +202,17 @@ class _Health:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, {"status": "ok", "policy_version": self._services.decider.policy_version})
+        status = self._services.watcher.status
+        send_json(
+            resp,
+            {
+                "status": "ok",
+                "policy_version": self._services.decider.policy_version,
+                "policy_reloads": status.reloads,
+                "policy_reload_failures": status.failures,
+                "policy_reload_error": status.last_error,
+            },
+        )
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App:
@@ -286,4 +306,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
 def get_app() -> falcon.App:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level)
-    return create_app(settings)
+    services = build_services(settings)
+    if threading.current_thread() is threading.main_thread():
+        # SIGHUP (forwarded by the serve master to every worker): check policies/ now.
+        signal.signal(signal.SIGHUP, lambda signum, frame: services.watcher.trigger())
+    return create_app(settings, services=services)

@@ -7,7 +7,7 @@ names found here, never by scattered literals.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ __all__ = [
     "MANAGE_USERS",
     "Catalogue",
     "CatalogueError",
+    "CatalogueSource",
+    "as_source",
     "Permission",
     "PermissionSet",
     "load_catalogue",
@@ -134,6 +136,16 @@ def _parse_action(text: object, where: str) -> tuple[str, str]:
     if not NAME_RE.match(rtype) or not NAME_RE.match(act):
         raise CatalogueError(f"{where}: action {text!r} has an invalid name")
     return rtype, act
+
+
+CatalogueSource = Callable[[], Catalogue]
+
+
+def as_source(catalogue: Catalogue | CatalogueSource) -> CatalogueSource:
+    """Services read the catalogue through a source, so a policy reload reaches them."""
+    if isinstance(catalogue, Catalogue):
+        return lambda: catalogue
+    return catalogue
 
 
 def parse_catalogue(data: Mapping[str, object]) -> Catalogue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from delegauth.domain.access import require_manager, require_may_give
-from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import (
     AuditEvent,
@@ -43,7 +43,7 @@ class Invitations:
     def __init__(
         self,
         store: Store,
-        catalogue: Catalogue,
+        catalogue: Catalogue | CatalogueSource,
         mail: MailComposer,
         clock: Clock,
         *,
@@ -53,7 +53,7 @@ class Invitations:
     ) -> None:
         self._changed = on_policy_change
         self._store = store
-        self._catalogue = catalogue
+        self._catalogue = as_source(catalogue)
         self._mail = mail
         self._clock = clock
         self._ttl = ttl
@@ -66,7 +66,7 @@ class Invitations:
     ) -> tuple[Invitation, bool]:
         """Invite an email; re-inviting updates and resends. Returns (invitation, created)."""
         canon = canonical_email(email)
-        offered = self._catalogue.parse(permissions)
+        offered = self._catalogue().parse(permissions)
         now = self._clock()
         with self._store.transaction():
             actor = require_manager(self._store, area_id, actor_id)
@@ -119,7 +119,7 @@ class Invitations:
     def edit(
         self, actor_id: str, area_id: str, invitation_id: str, permissions: object
     ) -> Invitation:
-        offered = self._catalogue.parse(permissions)
+        offered = self._catalogue().parse(permissions)
         now = self._clock()
         with self._store.transaction():
             actor = require_manager(self._store, area_id, actor_id)

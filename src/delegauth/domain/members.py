@@ -11,7 +11,7 @@ from delegauth.domain.access import (
     require_may_give,
     require_may_touch,
 )
-from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
 from delegauth.domain.entities import AuditEvent, Grant, Role, User
 from delegauth.domain.ids import USER, parse_id
 from delegauth.domain.ports import Clock, PolicyListener, Store, ignore_change
@@ -44,13 +44,13 @@ class Members:
     def __init__(
         self,
         store: Store,
-        catalogue: Catalogue,
+        catalogue: Catalogue | CatalogueSource,
         clock: Clock,
         *,
         on_policy_change: PolicyListener = ignore_change,
     ) -> None:
         self._store = store
-        self._catalogue = catalogue
+        self._catalogue = as_source(catalogue)
         self._clock = clock
         self._changed = on_policy_change
 
@@ -68,7 +68,7 @@ class Members:
 
     def change(self, actor_id: str, area_id: str, user_id: object, permissions: object) -> Change:
         target_id = self._parse_user(user_id)
-        wanted = self._catalogue.parse(permissions)
+        wanted = self._catalogue().parse(permissions)
         now = self._clock()
         with self._store.transaction():
             actor = require_manager(self._store, area_id, actor_id)

@@ -7,7 +7,7 @@ from string import Template
 from typing import Any
 from urllib.parse import quote
 
-from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
 from delegauth.domain.entities import Area, Invitation, OutgoingMail, User
 
 __all__ = ["MailComposer"]
@@ -47,8 +47,8 @@ _TEXT: dict[str, dict[str, Any]] = {
 
 
 class MailComposer:
-    def __init__(self, catalogue: Catalogue, public_url: str) -> None:
-        self._catalogue = catalogue
+    def __init__(self, catalogue: Catalogue | CatalogueSource, public_url: str) -> None:
+        self._catalogue = as_source(catalogue)
         self._base = public_url.rstrip("/")
 
     def verification(self, user: User, token: str) -> OutgoingMail:
@@ -71,8 +71,8 @@ class MailComposer:
             perms = f"- {t['all']}"
         else:
             perms = "\n".join(
-                f"- {self._catalogue.get(n).label(locale)}"
-                for n in self._catalogue.names()
+                f"- {self._catalogue().get(n).label(locale)}"
+                for n in self._catalogue().names()
                 if n in invitation.permissions.names
             )
         link = f"{self._base}/invitations/accept?token={quote(token)}"

@@ -62,6 +62,24 @@ class _Area:
         self.engine: CasbinEngine | None = None
 
 
+class _Policy:
+    """One installed policy and the areas loaded under it, swapped as one reference."""
+
+    __slots__ = ("bundle", "fast", "table", "areas", "role_sets", "empty_areas")
+
+    def __init__(self, bundle: PolicyBundle, fast: bool, table: ActionTable) -> None:
+        self.bundle = bundle
+        self.fast = fast
+        self.table = table
+        self.areas: dict[str, _Area] = {}
+        self.role_sets: dict[frozenset[str], frozenset[str]] = {}
+        self.empty_areas = 0
+
+    def shared(self, roles: frozenset[str]) -> frozenset[str]:
+        """One frozenset per distinct role set, shared by every subject that holds it."""
+        return self.role_sets.setdefault(roles, roles)
+
+
 class Decider:
     def __init__(
         self,
@@ -75,8 +93,6 @@ class Decider:
         self._max_staleness = max_staleness
         self._monotonic = monotonic
         self._lock = threading.RLock()
-        self._areas: dict[str, _Area] = {}
-        self._empty_areas = 0
         self.applied_version = 0
         self._last_sync = float("-inf")
         self.install(bundle)
@@ -93,22 +109,22 @@ class Decider:
             sec: {key: ast.value for key, ast in model.model[sec].items()} for sec in model.model
         }
         fast = supports_fast_path(sections)
-        table = ActionTable(bundle.p_lines)
+        policy = _Policy(bundle, fast, ActionTable(bundle.p_lines))
         with self._lock:
-            self.bundle = bundle
-            self.fast = fast
-            self._table = table
-            self._areas = {}
-            self._empty_areas = 0
-            self._role_sets: dict[frozenset[str], frozenset[str]] = {}
+            # One assignment: a decision in flight sees the old policy or the new, never a mix.
+            self._policy = policy
 
-    def _shared(self, roles: frozenset[str]) -> frozenset[str]:
-        """One frozenset per distinct role set, shared by every subject that holds it."""
-        return self._role_sets.setdefault(roles, roles)
+    @property
+    def bundle(self) -> PolicyBundle:
+        return self._policy.bundle
+
+    @property
+    def fast(self) -> bool:
+        return self._policy.fast
 
     @property
     def policy_version(self) -> str:
-        return self.bundle.version
+        return self._policy.bundle.version
 
     # -- deciding --------------------------------------------------------------------
 
@@ -120,33 +136,45 @@ class Decider:
         # (Any other malformed subject is simply absent from the area's links.)
         if not subject.startswith("user:"):
             return False
-        area = self._areas.get(domain)
+        policy = self._policy
+        area = policy.areas.get(domain)
         if area is None:
             if not domain.startswith("area:") or not is_casbin_name(domain):
                 return False
-            area = self._load(domain)
-        if not self.fast:
+            area = self._load(policy, domain)
+        if not policy.fast:
             engine = area.engine
             if engine is None:
-                engine = area.engine = self._engine_for(domain, area)
+                engine = area.engine = self._engine_for(policy, domain, area)
             return engine.enforce(subject, domain, obj, act)
         allowed = area.allowed.get(subject)
         if allowed is None:
             roles = area.links.get(subject)
-            if roles is None and subject not in self._table.subjects:
+            if roles is None and subject not in policy.table.subjects:
                 return False  # no g line here and no p line naming the subject itself
-            allowed = area.allowed[subject] = self._table.allowed(
+            allowed = area.allowed[subject] = policy.table.allowed(
                 closure(subject, area.links), domain
             )
         return (obj, act) in allowed
 
-    def _engine_for(self, domain: str, area: _Area) -> CasbinEngine:
-        rules = [("g", sub, role, domain) for sub, roles in area.links.items() for role in roles]
-        return CasbinEngine(self.bundle, rules)
+    def area_links(self, domain: str) -> dict[str, frozenset[str]]:
+        """The subjects of a domain and their roles (g lines), as this process holds them."""
+        policy = self._policy
+        area = policy.areas.get(domain)
+        if area is None:
+            if not domain.startswith("area:") or not is_casbin_name(domain):
+                return {}
+            area = self._load(policy, domain)
+        return dict(area.links)
 
-    def _load(self, domain: str) -> _Area:
+    @staticmethod
+    def _engine_for(policy: _Policy, domain: str, area: _Area) -> CasbinEngine:
+        rules = [("g", sub, role, domain) for sub, roles in area.links.items() for role in roles]
+        return CasbinEngine(policy.bundle, rules)
+
+    def _load(self, policy: _Policy, domain: str) -> _Area:
         with self._lock:
-            area = self._areas.get(domain)
+            area = policy.areas.get(domain)
             if area is not None:
                 return area
             try:
@@ -157,17 +185,14 @@ class Decider:
             links: dict[str, set[str]] = {}
             for sub, role in pairs:
                 links.setdefault(sub, set()).add(role)
-            area = _Area({s: self._shared(frozenset(r)) for s, r in links.items()}, version)
+            area = _Area({s: policy.shared(frozenset(r)) for s, r in links.items()}, version)
             if not links:
-                self._empty_areas += 1
-                if self._empty_areas > _MAX_EMPTY_AREAS:
-                    self._drop_empty_areas()
-            self._areas[domain] = area
+                policy.empty_areas += 1
+                if policy.empty_areas > _MAX_EMPTY_AREAS:
+                    policy.areas = {d: a for d, a in policy.areas.items() if a.links}
+                    policy.empty_areas = 0
+            policy.areas[domain] = area
             return area
-
-    def _drop_empty_areas(self) -> None:
-        self._areas = {d: a for d, a in self._areas.items() if a.links}
-        self._empty_areas = 0
 
     # -- following the change log ----------------------------------------------------
 
@@ -181,7 +206,7 @@ class Decider:
     def _sync(self, batch: int) -> int:
         applied = 0
         with self._lock:
-            if not self._areas:
+            if not self._policy.areas:
                 # Nothing is loaded, so nothing needs the old entries: skip to the end.
                 self.applied_version = max(self.applied_version, self._feed.latest_version())
         while True:
@@ -197,21 +222,22 @@ class Decider:
         return applied
 
     def _apply(self, change: AreaChange) -> None:
-        area = self._areas.get(change.domain)
+        policy = self._policy
+        area = policy.areas.get(change.domain)
         if area is None or change.version <= area.loaded_version:
             return
         links = dict(area.links)
         if change.roles:
-            links[change.subject] = self._shared(frozenset(change.roles))
+            links[change.subject] = policy.shared(frozenset(change.roles))
         else:
             links.pop(change.subject, None)
         new = _Area(links, area.loaded_version)
         # Other subjects keep their answers unless the change touched a role they inherit.
-        if self.fast and not any(change.subject in roles for roles in links.values()):
+        if policy.fast and not any(change.subject in roles for roles in links.values()):
             new.allowed = {s: a for s, a in area.allowed.items() if s != change.subject}
         if not area.links:
-            self._empty_areas = max(0, self._empty_areas - 1)
-        self._areas[change.domain] = new
+            policy.empty_areas = max(0, policy.empty_areas - 1)
+        policy.areas[change.domain] = new
 
     def run_follower(self, stop: threading.Event, interval: float) -> None:
         """Poll the change log until ``stop`` is set (run in a daemon thread)."""
