@@ -90,9 +90,9 @@ def build_services(
 ) -> Services:
     db = db if db is not None else open_database(settings.database_url)
     database_proxy.initialize(db)
-    store = PeeweeStore(db)
     bundle = load_bundle(settings.policies_dir)
     decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=settings.max_staleness_s)
+    store = PeeweeStore(db, policy_version=lambda: decider.policy_version)
     decider.sync()
     keys = (
         keys

@@ -113,6 +113,7 @@ class AuditEvent:
     after: dict[str, Any] | None
     at: datetime
     id: int | None = None
+    policy_version: str | None = None
 
 
 @dataclass

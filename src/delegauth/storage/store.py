@@ -7,7 +7,7 @@ the caller's transaction, so decisions in every process see all of it or none.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,9 +62,13 @@ def _json(value: dict[str, Any] | None) -> str | None:
 
 
 class PeeweeStore:
-    def __init__(self, db: peewee.Database) -> None:
+    def __init__(
+        self, db: peewee.Database, policy_version: Callable[[], str] | None = None
+    ) -> None:
         self.db = db
         self.rules = PeeweeCasbinAdapter(db)
+        # Audit events record the policy version in force when they were written.
+        self._policy_version = policy_version or (lambda: "")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -305,6 +309,7 @@ class PeeweeStore:
             before=_json(event.before),
             after=_json(event.after),
             at=event.at,
+            policy_version=self._policy_version() or None,
         ).execute()
 
     def list_audit(self, area_id: str, before_id: int | None, limit: int) -> list[AuditEvent]:
@@ -322,6 +327,7 @@ class PeeweeStore:
                 before=json.loads(r.before) if r.before else None,
                 after=json.loads(r.after) if r.after else None,
                 at=r.at,
+                policy_version=r.policy_version,
             )
             for r in rows
         ]
