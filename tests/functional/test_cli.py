@@ -97,3 +97,32 @@ def test_clients_create_list_delete(tmp_path: Path) -> None:
     assert _run(["clients", "delete", "svc"], env).returncode == 0
     assert json.loads(_run(["clients", "list"], env).stdout) == []
     assert _run(["clients", "delete", "svc"], env).returncode == 1
+
+
+def test_policy_diff_against_the_database(tmp_path: Path) -> None:
+    env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    assert _run(["migrate"], env).returncode == 0
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+    from delegauth.storage.store import PeeweeStore
+
+    db = open_database(env["DELEGAUTH_DATABASE_URL"])
+    database_proxy.initialize(db)
+    with PeeweeStore(db).transaction():
+        PeeweeStore(db).rules.add_policies(
+            "g", "g", [("user:u_" + "a" * 26, "perm:invoices", "area:a_" + "b" * 26)]
+        )
+    new = tmp_path / "new"
+    shutil.copytree(POLICIES, new)
+    same = _run(["policy", "diff", POLICIES, str(new)], env)
+    assert same.returncode == 0 and "0 decision(s) change" in same.stdout
+    cat = new / "catalogue.toml"
+    cat.write_text(
+        cat.read_text().replace(
+            'actions = ["invoice:read", "invoice:pay"]', 'actions = ["invoice:read"]'
+        )
+    )
+    changed = _run(["policy", "diff", POLICIES, str(new), "--sample", "10"], env)
+    assert changed.returncode == 1, changed.stderr
+    assert "invoice:pay: allow -> deny" in changed.stdout
+    assert "1 decision(s) change across 1 grant(s) in 1 area(s)" in changed.stdout

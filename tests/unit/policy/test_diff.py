@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from delegauth.policy.bundle import load_bundle
+from delegauth.policy.diff import DecisionChange, diff_policies
+from tests.conftest import POLICIES
+
+OWNER, HELPER, OTHER = "user:u_" + "a" * 26, "user:u_" + "b" * 26, "user:u_" + "c" * 26
+AREA = "area:a_" + "d" * 26
+GRANTS = [
+    ("g", OWNER, "role:owner", AREA),
+    ("g", HELPER, "perm:invoices", AREA),
+    ("g", OTHER, "perm:tickets", AREA),
+]
+
+
+def test_no_change_no_diff() -> None:
+    bundle = load_bundle(POLICIES)
+    assert diff_policies(bundle, bundle, GRANTS) == []
+
+
+def test_removing_an_action_lists_exactly_who_loses_it(tmp_path: Path) -> None:
+    new_dir = tmp_path / "new"
+    shutil.copytree(POLICIES, new_dir)
+    catalogue = new_dir / "catalogue.toml"
+    catalogue.write_text(
+        catalogue.read_text().replace(
+            'actions = ["invoice:read", "invoice:pay"]', 'actions = ["invoice:read"]'
+        )
+    )
+    changes = diff_policies(load_bundle(POLICIES), load_bundle(new_dir), GRANTS)
+    assert sorted(changes) == sorted(
+        [
+            DecisionChange(OWNER, AREA, "invoice", "pay", True, False),
+            DecisionChange(HELPER, AREA, "invoice", "pay", True, False),
+        ]
+    )
+    assert str(changes[0]).endswith("invoice:pay: allow -> deny")
+
+
+def test_adding_a_permission_action_shows_new_allows(tmp_path: Path) -> None:
+    new_dir = tmp_path / "new"
+    shutil.copytree(POLICIES, new_dir)
+    catalogue = new_dir / "catalogue.toml"
+    catalogue.write_text(
+        catalogue.read_text().replace(
+            '"ticket:read", "ticket:create", "ticket:reply"',
+            '"ticket:read", "ticket:create", "ticket:reply", "ticket:close"',
+        )
+    )
+    changes = diff_policies(load_bundle(POLICIES), load_bundle(new_dir), GRANTS)
+    assert {(c.subject, c.obj, c.act, c.after) for c in changes} == {
+        (OWNER, "ticket", "close", True),
+        (OTHER, "ticket", "close", True),
+    }
