@@ -16,7 +16,7 @@ from typing import Any
 import falcon
 import peewee
 
-from delegauth.api import accounts, areas, authzen, oauth, pages
+from delegauth.api import accounts, areas, authzen, authzen_search, oauth, pages
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import PermissionsResource
@@ -41,6 +41,7 @@ from delegauth.storage.db import open_database
 from delegauth.storage.feed import PeeweePolicyFeed
 from delegauth.storage.oauth_store import PeeweeOAuthStore
 from delegauth.storage.records import database_proxy
+from delegauth.storage.search_feed import PeeweeSearchFeed
 from delegauth.storage.store import PeeweeStore
 from delegauth.tokens import KeyRing, TokenService
 
@@ -269,8 +270,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route(
         "/access/v1/evaluations", authzen.EvaluationsResource(auth, services.decider, max_body)
     )
+    authzen_search.add_search_routes(
+        app, auth, services.decider, PeeweeSearchFeed(services.db), max_body, settings.public_url
+    )
     app.add_route(
-        "/.well-known/authzen-configuration", authzen.MetadataResource(settings.public_url)
+        "/.well-known/authzen-configuration",
+        authzen.MetadataResource(settings.public_url, authzen_search.metadata(settings.public_url)),
     )
 
     server = services.authorization_server

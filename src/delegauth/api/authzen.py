@@ -4,6 +4,12 @@ A request names subject {type: "user", id}, action {name} and resource {type, id
 properties: {area}}; it is decided as Casbin request (user:<id>, area:<area>,
 <resource type>, <action name>). Unknown users, areas and actions are simply deny.
 Unknown fields are ignored (AuthZEN "JSON Serialization").
+
+Explanations: a request whose ``context`` holds ``"explain": true`` gets the Decision
+context ``{"explanation": {...}}`` (see delegauth.policy.explanations): the policy
+version, the grants and rules that applied, or why nothing matched. Without it the
+response is exactly ``{"decision": …}``. In a batch each evaluation's own context
+(or the shared default) decides whether that evaluation is explained.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_json, send_json
 from delegauth.errors import InvalidInput
 from delegauth.policy.decider import Decider
+from delegauth.policy.explanations import explain_decision, explain_refusal
 
-__all__ = ["EvaluationResource", "EvaluationsResource", "MetadataResource"]
+__all__ = ["EvaluationResource", "EvaluationsResource", "MetadataResource", "metadata"]
 
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 MAX_EVALUATIONS = 256
@@ -35,15 +42,37 @@ def _entity(value: object, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
     return value
 
 
-def _request(body: dict[str, Any]) -> tuple[str, str, str, str] | None:
-    """The Casbin request for one evaluation, or None when it can only be denied."""
+def _request(body: dict[str, Any]) -> tuple[str, str, str, str] | str:
+    """The Casbin request for one evaluation, or why it can only be denied."""
     subject = _entity(body.get("subject"), "subject", ("type", "id"))
     action = _entity(body.get("action"), "action", ("name",))
     resource = _entity(body.get("resource"), "resource", ("type", "id"))
     area = (resource.get("properties") or {}).get("area")
-    if subject["type"] != "user" or not isinstance(area, str):
-        return None
+    if subject["type"] != "user":
+        return 'only subjects of type "user" are decided: every other subject is denied'
+    if not isinstance(area, str):
+        return "resource.properties.area is missing: every request names its area"
     return ("user:" + subject["id"], "area:" + area, resource["type"], action["name"])
+
+
+def _wants_explanation(body: dict[str, Any]) -> bool:
+    context = body.get("context")
+    return isinstance(context, dict) and context.get("explain") is True
+
+
+def _decision(decider: Decider, body: dict[str, Any]) -> dict[str, Any]:
+    """The Decision for one validated evaluation: decide, then explain if asked."""
+    request = _request(body)
+    if isinstance(request, str):
+        decision: dict[str, Any] = {"decision": False}
+        if _wants_explanation(body):
+            decision["context"] = {"explanation": explain_refusal(decider, request)}
+        return decision
+    allowed = decider.decide(*request)
+    decision = {"decision": allowed}
+    if _wants_explanation(body):
+        decision["context"] = {"explanation": explain_decision(decider, request, allowed)}
+    return decision
 
 
 class EvaluationResource:
@@ -54,8 +83,7 @@ class EvaluationResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._auth.service(req)
-        request = _request(read_json(req, self._max))
-        send_json(resp, {"decision": request is not None and self._decider.decide(*request)})
+        send_json(resp, _decision(self._decider, read_json(req, self._max)))
 
 
 class EvaluationsResource:
@@ -69,8 +97,7 @@ class EvaluationsResource:
         body = read_json(req, self._max)
         items = body.get("evaluations")
         if items is None or items == []:
-            request = _request(body)  # behaves as a single evaluation
-            send_json(resp, {"decision": request is not None and self._decider.decide(*request)})
+            send_json(resp, _decision(self._decider, body))  # behaves as a single evaluation
             return
         if not isinstance(items, list) or len(items) > MAX_EVALUATIONS:
             raise InvalidInput(
@@ -89,30 +116,39 @@ class EvaluationsResource:
             k: body[k] for k in ("subject", "action", "resource", "context") if k in body
         }
         # Validate every item before deciding any: a malformed payload is a 400 as a whole.
-        requests = []
+        evaluations = []
         for item in items:
             if not isinstance(item, dict):
                 raise InvalidInput("each evaluation must be an object", field="evaluations")
-            requests.append(_request({**defaults, **item}))
+            evaluation = {**defaults, **item}
+            _request(evaluation)
+            evaluations.append(evaluation)
         results: list[dict[str, Any]] = []
-        for request in requests:
-            decision = request is not None and self._decider.decide(*request)
-            results.append({"decision": decision})
-            if semantic == "deny_on_first_deny" and not decision:
+        for evaluation in evaluations:
+            result = _decision(self._decider, evaluation)
+            results.append(result)
+            if semantic == "deny_on_first_deny" and not result["decision"]:
                 break
-            if semantic == "permit_on_first_permit" and decision:
+            if semantic == "permit_on_first_permit" and result["decision"]:
                 break
         send_json(resp, {"evaluations": results})
 
 
+def metadata(base_url: str) -> dict[str, str]:
+    """The PDP metadata of the evaluation endpoints (AuthZEN "pdp-metadata")."""
+    base = base_url.rstrip("/")
+    return {
+        "policy_decision_point": base,
+        "access_evaluation_endpoint": f"{base}/access/v1/evaluation",
+        "access_evaluations_endpoint": f"{base}/access/v1/evaluations",
+    }
+
+
 class MetadataResource:
-    def __init__(self, base_url: str) -> None:
-        base = base_url.rstrip("/")
-        self._doc = {
-            "policy_decision_point": base,
-            "access_evaluation_endpoint": f"{base}/access/v1/evaluation",
-            "access_evaluations_endpoint": f"{base}/access/v1/evaluations",
-        }
+    """``/.well-known/authzen-configuration``: ``document`` lists every endpoint served."""
+
+    def __init__(self, base_url: str, document: dict[str, str] | None = None) -> None:
+        self._doc = dict(document) if document is not None else metadata(base_url)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         send_json(resp, self._doc)
