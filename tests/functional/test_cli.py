@@ -126,3 +126,31 @@ def test_policy_diff_against_the_database(tmp_path: Path) -> None:
     assert changed.returncode == 1, changed.stderr
     assert "invoice:pay: allow -> deny" in changed.stdout
     assert "1 decision(s) change across 1 grant(s) in 1 area(s)" in changed.stdout
+
+
+def test_policy_check_reports_permissions_still_held(tmp_path: Path) -> None:
+    env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    assert _run(["migrate"], env).returncode == 0
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+    from delegauth.storage.store import PeeweeStore
+
+    db = open_database(env["DELEGAUTH_DATABASE_URL"])
+    database_proxy.initialize(db)
+    with PeeweeStore(db).transaction():
+        PeeweeStore(db).rules.add_policies(
+            "g", "g", [("user:u_" + "a" * 26, "perm:affiliates", "area:a_" + "b" * 26)]
+        )
+    new = tmp_path / "new"
+    shutil.copytree(POLICIES, new)
+    before = _run(["policy", "check", str(new), "--held"], env)
+    assert before.returncode == 0 and "held by" not in before.stderr
+    cat = new / "catalogue.toml"
+    text = cat.read_text()
+    start = text.index("[permissions.affiliates]")
+    end = text.index("[permissions.emails]")
+    cat.write_text(text[:start] + text[end:])
+    res = _run(["policy", "check", str(new), "--held"], env)
+    assert "permission 'affiliates' is held by 1 grant(s)" in res.stderr, res.stderr
+    plain = _run(["policy", "check", str(new)], env)
+    assert "held by" not in plain.stderr

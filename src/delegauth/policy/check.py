@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +92,30 @@ class Diagnostic:
 def check_directory(path: str | Path) -> list[Diagnostic]:
     """Every problem found in the policies directory at ``path``, in file order."""
     return _Checker(Path(path)).run()
+
+
+def check_held(path: str | Path, held: Mapping[str, int]) -> list[Diagnostic]:
+    """Warn about roles still held in grants (role name -> grant count) that the policy
+    no longer defines: decisions deny them, which a rollout should do on purpose."""
+    file = str(Path(path) / "catalogue.toml")
+    try:
+        catalogue = load_catalogue(file)
+    except CatalogueError:
+        return []  # check_directory reports why
+    out = []
+    for role, count in sorted(held.items()):
+        name = role.removeprefix("perm:")
+        if role.startswith("perm:") and name != "all" and name not in catalogue:
+            out.append(
+                Diagnostic(
+                    file,
+                    None,
+                    WARNING,
+                    f"permission {name!r} is held by {count} grant(s) but is not in the "
+                    "catalogue: decisions deny it",
+                )
+            )
+    return out
 
 
 @dataclass

@@ -34,6 +34,12 @@ def add_policy_commands(subparsers: Any) -> None:
     check = psub.add_parser("check", help="validate model, catalogue and policy lines")
     check.add_argument("dir", nargs="?", help="policies directory (DELEGAUTH_POLICIES_DIR)")
     check.add_argument("--quiet", "-q", action="store_true", help="print errors only")
+    check.add_argument(
+        "--held",
+        action="store_true",
+        help="also report permissions still held in the database (DELEGAUTH_DATABASE_URL) "
+        "that the catalogue no longer has",
+    )
     test = psub.add_parser("test", help="run the decision tables in DIR/tests")
     test.add_argument("dir", nargs="?", help="policies directory (DELEGAUTH_POLICIES_DIR)")
     test.add_argument("--tables", help="directory of *.yaml tables (default: DIR/tests)")
@@ -65,7 +71,8 @@ def run_policy_command(args: argparse.Namespace, settings: Settings | None = Non
     logging.getLogger("casbin").setLevel(logging.WARNING)
     command = args.policy_command
     if command == "check":
-        return _check(args.dir or _settings(settings).policies_dir, quiet=args.quiet)
+        held = _held_roles(_settings(settings)) if args.held else None
+        return _check(args.dir or _settings(settings).policies_dir, quiet=args.quiet, held=held)
     if command == "test":
         return _test(args.dir or _settings(settings).policies_dir, args.tables, args.verbose)
     if command == "explain":
@@ -83,10 +90,12 @@ def _settings(settings: Settings | None) -> Settings:
     return load_settings()
 
 
-def _check(directory: str, *, quiet: bool) -> int:
-    from delegauth.policy.check import ERROR, check_directory
+def _check(directory: str, *, quiet: bool, held: dict[str, int] | None = None) -> int:
+    from delegauth.policy.check import ERROR, check_directory, check_held
 
     diagnostics = check_directory(directory)
+    if held is not None:
+        diagnostics += check_held(directory, held)
     errors = [d for d in diagnostics if d.severity == ERROR]
     for diagnostic in diagnostics:
         if not quiet or diagnostic.severity == ERROR:
@@ -204,3 +213,22 @@ def _all_stored_rules(settings: Settings, sample: int | None) -> list[tuple[str,
             )
             query = query.where(CasbinRuleRecord.v2.in_(areas))
         return [("g", v0, v1, v2) for v0, v1, v2 in query.tuples()]
+
+
+def _held_roles(settings: Settings) -> dict[str, int]:
+    """Role name -> how many g lines hold it, from the database."""
+    import peewee
+
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import CasbinRuleRecord, database_proxy
+
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    with db.connection_context():
+        query: Any = (
+            CasbinRuleRecord.select(CasbinRuleRecord.v1, peewee.fn.COUNT(CasbinRuleRecord.id))
+            .where(CasbinRuleRecord.ptype == "g")
+            .group_by(CasbinRuleRecord.v1)
+            .tuples()
+        )
+        return {role: int(count) for role, count in query}
