@@ -68,7 +68,7 @@ _KEY = re.compile(r"^([a-z])(\d*)$")
 _PATTERN_FUNCS = re.compile(
     r"\b(keyMatch\d*|keyGet\d*|regexMatch|globMatch|ipMatch|timeMatch)\s*\(", re.IGNORECASE
 )
-_KNOWN_FILES = {MODEL_FILE, CATALOGUE_FILE, EXTRA_POLICY_FILE, TABLES_DIR, "README.md"}
+_KNOWN_FILES = {MODEL_FILE, CATALOGUE_FILE, EXTRA_POLICY_FILE, TABLES_DIR, "README.md", "examples"}
 _PERMISSION_KEYS = {"group", "label", "description", "actions"}
 _BUNDLE_KEYS = {"label", "description", "permissions"}
 _MAX_EXAMPLES = 3
@@ -144,6 +144,9 @@ class _Checker:
         self.root = root
         self.diagnostics: list[Diagnostic] = []
         self._model = _Model()
+        # Attribute matchers (keyMatch2, regexMatch...): rule fields are patterns, decided by
+        # Casbin's own enforcer per area instead of the decision index.
+        self._patterns = False
 
     # -- reporting -------------------------------------------------------------------
 
@@ -368,11 +371,13 @@ class _Checker:
             )
         func = _PATTERN_FUNCS.search(value)
         if func:
-            self.error(
+            self._patterns = True
+            self.warning(
                 MODEL_FILE,
                 lineno,
-                f"the matcher calls {func.group(1)}(): rule fields would match requests as "
-                "patterns, so one stray wildcard widens a rule; compare names with ==",
+                f"the matcher calls {func.group(1)}(): rule fields match requests as patterns "
+                "(one stray wildcard widens a rule), and decisions use Casbin's enforcer per "
+                "area instead of the decision index",
             )
 
     # -- catalogue.toml --------------------------------------------------------------
@@ -627,6 +632,8 @@ class _Checker:
                 ok = err(f"empty {what}")
         if not ok:
             return False
+        if self._patterns:
+            return self._check_pattern_rule(lineno, sub, dom, obj, act, catalogue)
         if "*" in sub or "*" in obj or "*" in act or ("*" in dom and dom != "*"):
             return err(
                 "stray wildcard: the matcher compares names with ==, so '*' is only allowed "
@@ -665,6 +672,33 @@ class _Checker:
                     lineno,
                     f"widens permission {name!r} beyond the actions its catalogue entry "
                     "(and the label owners see) lists",
+                )
+        return True
+
+    def _check_pattern_rule(
+        self, lineno: int, sub: str, dom: str, obj: str, act: str, catalogue: Catalogue | None
+    ) -> bool:
+        """A p line under an attribute matcher: the subject and domain are still names;
+        the resource and action fields are patterns (route templates, regexes)."""
+
+        def err(message: str) -> bool:
+            self.error(EXTRA_POLICY_FILE, lineno, message)
+            return False
+
+        if not is_casbin_name(sub) or sub.startswith(("user:", "area:")):
+            return err(f"subject {sub!r} must be perm:<name> or role:<name>")
+        if sub.startswith("perm:") and catalogue is not None:
+            name = sub[len("perm:") :]
+            if name != ALL and name not in catalogue:
+                return err(f"unknown permission {name!r}: it is not in {CATALOGUE_FILE}")
+        if dom != "*" and not (dom.startswith("area:") and is_id(dom[len("area:") :], "a")):
+            return err(f"domain {dom!r} must be '*' (every area) or area:a_<26 chars of a-z2-7>")
+        for what, value in (("resource", obj), ("action", act)):
+            if any(c.isspace() for c in value):
+                return err(f"{what} pattern {value!r} holds white space")
+            if value in ("*", ".*", "/*"):
+                self.warning(
+                    EXTRA_POLICY_FILE, lineno, f"{what} pattern {value!r} matches everything"
                 )
         return True
 

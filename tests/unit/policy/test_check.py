@@ -168,18 +168,6 @@ def test_redundant_and_widening_lines_are_warnings(policies: PoliciesCopy) -> No
             ["never calls g(r.sub, p.sub, r.dom)"],
         ),
         (
-            SHIPPED_MATCHER,
-            SHIPPED_MATCHER.replace("r.obj == p.obj", "keyMatch(r.obj, p.obj)"),
-            "m =",
-            ["keyMatch()", "patterns"],
-        ),
-        (
-            SHIPPED_MATCHER,
-            SHIPPED_MATCHER.replace("r.obj == p.obj", "regexMatch(r.obj, p.obj)"),
-            "m =",
-            ["regexMatch()"],
-        ),
-        (
             # Casbin parses this model; evaluating the matcher fails.
             SHIPPED_MATCHER,
             SHIPPED_MATCHER.replace("&& r.act", "&&& r.act"),
@@ -417,3 +405,24 @@ def test_bad_bundle(
     assert old in BUNDLES
     line = _append(policies, BUNDLES.replace(old, new), needle)
     _only_error(policies, "catalogue.toml", line, *words)
+
+
+@pytest.mark.parametrize("func", ["keyMatch", "regexMatch"])
+def test_attribute_matchers_are_warned_not_refused(policies: PoliciesCopy, func: str) -> None:
+    """Attribute matchers are allowed (see policies/examples/gateway), with a warning that
+    rule fields become patterns and decisions leave the decision index."""
+    policies.replace(
+        "model.conf",
+        SHIPPED_MATCHER,
+        SHIPPED_MATCHER.replace("r.obj == p.obj", f"{func}(r.obj, p.obj)"),
+    )
+    diagnostics = check_directory(policies.root)
+    assert [d for d in diagnostics if d.severity == "error"] == []
+    line = policies.line_of("model.conf", "m =")
+    assert any(
+        d.severity == "warning"
+        and d.line == line
+        and f"{func}()" in d.message
+        and "patterns" in d.message
+        for d in diagnostics
+    )
