@@ -288,3 +288,19 @@ def test_concurrent_accepts_create_exactly_one_grant(api: Api, n: int) -> None:
         assert grants.count() == 1
         accepted = AuditRecord.select().where(AuditRecord.action == "invitation.accepted")
         assert accepted.count() == 1
+
+
+def test_a_bundle_grants_its_permissions_in_one_click(api: Api) -> None:
+    owner = api.signup("o@example.com")
+    inv = api.invite(owner, "b@example.com", ["bundle:billing", "tickets"])
+    assert inv["permissions"] == ["affiliates", "invoices", "quotes", "tickets"]
+    res = api.call(
+        "POST",
+        f"/v1/areas/{owner.area_id}/invitations",
+        api.token(owner),
+        json={"email": "c@example.com", "permissions": ["bundle:nope"]},
+    )
+    assert res.status_code == 400 and res.json["code"] == "unknown_permission"
+    catalogue = api.call("GET", "/v1/permissions?lang=es").json
+    billing = {b["name"]: b for b in catalogue["bundles"]}["billing"]
+    assert billing["label"] == "Facturación" and billing["grant_as"] == "bundle:billing"

@@ -110,4 +110,14 @@ def catalogue_view(catalogue: Catalogue, locale: str) -> dict[str, Any]:
             }
             for p in catalogue
         ],
+        "bundles": [
+            {
+                "name": b.name,
+                "grant_as": f"bundle:{b.name}",
+                "label": b.label(locale),
+                "description": b.description(locale),
+                "permissions": list(b.permissions),
+            }
+            for b in catalogue.bundles.values()
+        ],
     }

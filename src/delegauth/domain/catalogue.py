@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from delegauth.domain.ids import NAME_RE
 from delegauth.errors import InvalidInput, UnknownPermission
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 ALL = "all"
+# "bundle:<name>" in a permissions list grants the bundle's permissions.
+BUNDLE_PREFIX = "bundle:"
 # The catalogue permission that lets a delegate manage the area's users.
 MANAGE_USERS = "users"
 SUPPORTED_LOCALES = ("en", "es")
@@ -84,6 +87,8 @@ class Catalogue:
 
     def __init__(self, permissions: Iterable[Permission]) -> None:
         self._by_name = {p.name: p for p in permissions}
+        # Named sets of permissions an owner can grant in one click (load_catalogue fills it).
+        self.bundles: dict[str, Any] = {}
         if ALL in self._by_name:
             raise CatalogueError(f"'{ALL}' is reserved and cannot be a permission name")
 
@@ -121,6 +126,14 @@ class Catalogue:
         for item in value:
             if not isinstance(item, str):
                 raise InvalidInput("permission names must be strings", field=field)
+            if item.startswith(BUNDLE_PREFIX):
+                # A bundle is expanded now: later edits to it do not change this grant.
+                bundle = self.bundles.get(item[len(BUNDLE_PREFIX) :])
+                if bundle is None:
+                    shown = item if NAME_RE.match(item[len(BUNDLE_PREFIX) :]) else "(invalid)"
+                    raise UnknownPermission(f"unknown bundle: {shown}", field=field)
+                names.update(bundle.permissions)
+                continue
             if item not in self._by_name:
                 # Echo nothing that is not a plain name back to the caller.
                 shown = item if NAME_RE.match(item) else "(invalid name)"
@@ -183,9 +196,13 @@ def parse_catalogue(data: Mapping[str, object]) -> Catalogue:
 
 
 def load_catalogue(path: str | Path) -> Catalogue:
+    from delegauth.domain.permission_bundles import parse_bundles
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as ex:
         raise CatalogueError(f"{path}: {ex}") from ex
-    return parse_catalogue(data)
+    catalogue = parse_catalogue(data)
+    catalogue.bundles = parse_bundles(data, catalogue)
+    return catalogue
