@@ -110,6 +110,15 @@ def test_good_change_applies_and_bad_change_is_refused(reloadable) -> None:
         time.sleep(0.05)
     _every_worker(lambda: decide("ticket", "create") is True and decide("ticket", "reply") is False)
     assert _health(server)["policy_reload_failures"] >= 1
+    # Every worker reports the refusal in its metrics (20 answers in a row).
+    _every_worker(
+        lambda: (
+            "delegauth_policy_reload_error 1.0"
+            in requests.get(server.url("/metrics"), timeout=10).text
+        )
+    )
+    metrics = requests.get(server.url("/metrics"), timeout=10).text
+    assert f'delegauth_policy_info{{version="{health["policy_version"]}"}} 1.0' in metrics
 
 
 @pytest.mark.parametrize("reloadable", ["3600"], indirect=True)

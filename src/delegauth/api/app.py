@@ -20,6 +20,7 @@ from delegauth.api import accounts, areas, authzen, authzen_search, oauth, pages
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import PermissionsResource
+from delegauth.api.metrics import MetricsResource
 from delegauth.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
 from delegauth.api.problems import install_error_handlers
 from delegauth.api.sessions import BrowserSessions, SignInLimiter
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     install_error_handlers(app)
 
     app.add_route("/healthz", _Health(services))
+    app.add_route("/metrics", MetricsResource(services.decider, services.watcher))
     app.add_route("/v1/signup", accounts.SignupResource(services.accounts, max_body))
     app.add_route(
         "/v1/email-verifications", accounts.VerificationResource(services.accounts, max_body)
