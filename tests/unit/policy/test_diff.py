@@ -55,3 +55,22 @@ def test_adding_a_permission_action_shows_new_allows(tmp_path: Path) -> None:
         (OWNER, "ticket", "close", True),
         (OTHER, "ticket", "close", True),
     }
+
+
+def test_a_removed_permission_still_held_is_denied(tmp_path: Path) -> None:
+    new_dir = tmp_path / "new"
+    shutil.copytree(POLICIES, new_dir)
+    catalogue = new_dir / "catalogue.toml"
+    text = catalogue.read_text()
+    start, end = text.index("[permissions.emails]"), text.index("[permissions.orders]")
+    catalogue.write_text(text[:start] + text[end:])
+    grants = [*GRANTS, ("g", OTHER, "perm:emails", AREA)]
+    changes = diff_policies(load_bundle(POLICIES), load_bundle(new_dir), grants)
+    # The grant (perm:emails) is untouched in storage, but nothing allows it any more:
+    # its holder and the owner lose email:read; nothing is gained.
+    assert sorted(changes) == sorted(
+        [
+            DecisionChange(OWNER, AREA, "email", "read", True, False),
+            DecisionChange(OTHER, AREA, "email", "read", True, False),
+        ]
+    )
