@@ -20,6 +20,7 @@ from delegauth.api import accounts, areas, authzen, authzen_search, oauth, pages
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import PermissionsResource
+from delegauth.api.console import Console
 from delegauth.api.metrics import MetricsResource
 from delegauth.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
 from delegauth.api.problems import install_error_handlers
@@ -307,6 +308,16 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/signout", pages.SignOutPage(services.sessions))
     app.add_route("/", pages.HomePage(services.accounts, services.sessions))
     app.add_route("/static/delegauth.css", pages.StaticCss())
+    console = Console(
+        services.accounts,
+        services.invitations,
+        services.members,
+        services.store,
+        services.sessions,
+        lambda: services.decider.bundle.catalogue,
+    )
+    for path, resource in console.routes():
+        app.add_route(path, resource)
     return app
 
 

@@ -38,7 +38,9 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 # Where a sign-in may send the browser back to: our own pages only (no open redirects).
-_RETURN_RE = re.compile(r"^/(oauth/authorize\?[^\s\\#]*|invitations(/[^\s\\#]*)?|)$")
+_RETURN_RE = re.compile(
+    r"^/(oauth/authorize\?[^\s\\#]*|invitations(/[^\s\\#]*)?|areas(/[a-z0-9_/]*)?|)$"
+)
 
 
 def safe_return(value: object) -> str:
@@ -57,7 +59,16 @@ def field_value(form: dict[str, list[str]], name: str) -> str:
     return values[0]
 
 
-def render(resp: falcon.Response, locale: str, title: str, body: str, status: int = 200) -> None:
+def render(
+    resp: falcon.Response,
+    locale: str,
+    title: str,
+    body: str,
+    status: int = 200,
+    header: str = "",
+    wide: bool = False,
+) -> None:
+    main_class = ' class="wide"' if wide else ""
     resp.status = status
     resp.content_type = "text/html; charset=utf-8"
     resp.set_header("Content-Security-Policy", CSP)
@@ -67,7 +78,8 @@ def render(resp: falcon.Response, locale: str, title: str, body: str, status: in
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
         '<link rel="stylesheet" href="/static/delegauth.css"></head>'
-        f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
+        f"<body>{header}<main{main_class}><h1>{escape(title)}</h1>"
+        f"{body}</main></body></html>"
     )
 
 
@@ -258,6 +270,9 @@ class HomePage:
         if session is None:
             raise falcon.HTTPSeeOther("/signin")
         user = self._accounts.get_user(session.user_id)
+        areas = self._accounts.areas_of(user.id)
+        if areas:
+            raise falcon.HTTPSeeOther(f"/areas/{areas[0].area.id}/users")
         body = (
             f"<p>{escape(t(locale, 'home.as', email=user.email))}</p>"
             f'<form method="post" action="/signout">{_hidden("csrf", session.csrf)}'
