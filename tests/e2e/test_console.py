@@ -132,3 +132,40 @@ def test_user_management_in_spanish(server: Server) -> None:
     page = owner.get(url[len(server.base) :])
     assert "Gestión de usuarios" in page.text and "Invitar nuevo usuario" in page.text
     assert '<html lang="es">' in page.text
+
+
+def test_edit_a_pending_invitation_and_read_the_activity(server: Server) -> None:
+    tag = secrets.token_hex(3)
+    owner = Browser(server.base)
+    url = _signup_page(owner, f"act-{tag}@example.com", "Ana")
+    area_path = url[len(server.base) :]
+    form = owner.get(area_path + "/invite")
+    csrf = parse(form.text).forms[1]["fields"][0]["value"]
+    owner.s.post(
+        server.url(area_path + "/invite"),
+        timeout=10,
+        allow_redirects=False,
+        data={"csrf": csrf, "email": f"x-{tag}@example.com", "access": "all"},
+    )
+    page = owner.get(area_path)
+    edit_path = re.search(
+        r'href="(/areas/a_[a-z2-7]{26}/invitations/i_[a-z2-7]{26}/edit)"', page.text
+    ).group(1)  # type: ignore[union-attr]
+    edit = owner.get(edit_path)
+    assert edit.status_code == 200
+    res = owner.s.post(
+        server.url(edit_path),
+        timeout=10,
+        allow_redirects=False,
+        data={"csrf": csrf, "access": "some", "permission": ["quotes"]},
+    )
+    assert res.status_code == 303
+    assert "View and accept quotes" in owner.get(area_path).text
+    activity = owner.get(area_path.replace("/users", "/activity"))
+    assert activity.status_code == 200
+    text = activity.text
+    assert (
+        text.index("Invitation changed")
+        < text.index("Invitation sent")
+        < text.index("Client Area created")
+    )  # newest first

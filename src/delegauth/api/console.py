@@ -17,7 +17,7 @@ import falcon
 from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.pages import error_page, field_value, render
-from delegauth.api.pages_text import t
+from delegauth.api.pages_text import TEXT, t
 from delegauth.api.problems import status_for
 from delegauth.api.sessions import BrowserSessions
 from delegauth.domain.accounts import Accounts
@@ -59,6 +59,7 @@ class Console:
         return [
             ("/areas", _Areas(self)),
             ("/areas/{area_id}/users", _UserManagement(self)),
+            ("/areas/{area_id}/activity", _Activity(self)),
             ("/areas/{area_id}/users/invite", _Invite(self)),
             ("/areas/{area_id}/users/{user_id}/edit", _Edit(self)),
             ("/areas/{area_id}/users/{user_id}/remove", _Remove(self)),
@@ -240,6 +241,7 @@ class _UserManagement(_Base):
             f"<tr><td>{escape(i.email)}</td>"
             f"<td>{escape(self.c.perms_text(locale, i.permissions))}</td>"
             f"<td>{i.expires_at:%Y-%m-%d}</td><td>"
+            f'<a href="/areas/{area_id}/invitations/{i.id}/edit">{t(locale, "um.edit")}</a> '
             f'<form method="post" action="/areas/{area_id}/invitations/{i.id}/resend"'
             f' class="inline">{csrf}<button type="submit" class="secondary">'
             f"{t(locale, 'um.resend')}</button></form> "
@@ -459,6 +461,41 @@ class _Remove(_Base):
 
 
 class _InvitationAction(_Base):
+    def on_get(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        area_id: str,
+        invitation_id: str,
+        action: str,
+    ) -> None:
+        locale = negotiate_locale(req)
+        session = self.c.session(req)
+        if action != "edit":
+            raise falcon.HTTPNotFound()
+        try:
+            pending = self.c._invitations.list_for_area(session.user_id, area_id)
+        except DelegauthError as ex:
+            self.c.fail(resp, locale, ex)
+            return
+        inv = next((i for i in pending if i.id == invitation_id), None)
+        if inv is None:
+            error_page(resp, locale, t(locale, "error.title"), 404)
+            return
+        body = (
+            f'<form method="post" action="/areas/{area_id}/invitations/{inv.id}/edit">'
+            f"{_hidden('csrf', session.csrf)}{self.c.chooser(locale, inv.permissions)}"
+            f'<button type="submit">{t(locale, "edit.save")}</button></form>'
+        )
+        render(
+            resp,
+            locale,
+            t(locale, "edit.title", who=inv.email),
+            body,
+            header=self.c.header(locale, session, area_id),
+            wide=True,
+        )
+
     def on_post(
         self,
         req: falcon.Request,
@@ -469,7 +506,8 @@ class _InvitationAction(_Base):
     ) -> None:
         locale = negotiate_locale(req)
         session = self.c.session(req)
-        if not self.c.csrf_ok(session, read_form(req)):
+        form = read_form(req)
+        if not self.c.csrf_ok(session, form):
             error_page(resp, locale, t(locale, "error.csrf"), 403)
             return
         try:
@@ -477,12 +515,78 @@ class _InvitationAction(_Base):
                 self.c._invitations.resend(session.user_id, area_id, invitation_id)
             elif action == "cancel":
                 self.c._invitations.cancel(session.user_id, area_id, invitation_id)
+            elif action == "edit":
+                self.c._invitations.edit(
+                    session.user_id, area_id, invitation_id, self.c.chosen(form)
+                )
             else:
                 raise falcon.HTTPNotFound()
         except DelegauthError as ex:
             self.c.fail(resp, locale, ex)
             return
         raise falcon.HTTPSeeOther(f"/areas/{area_id}/users")
+
+
+class _Activity(_Base):
+    """The area's audit trail, newest first, paged."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
+        locale = negotiate_locale(req)
+        session = self.c.session(req)
+        before_raw = req.get_param("before") or ""
+        before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 18 else None
+        try:
+            events = self.c._members.audit(session.user_id, area_id, before, PAGE)
+        except DelegauthError as ex:
+            self.c.fail(resp, locale, ex)
+            return
+        rows = []
+        for e in events:
+            actor = self.c._store.get_user(e.actor_id) if e.actor_id else None
+            who = (actor.name or actor.email) if actor else "—"
+            rows.append(
+                f"<tr><td>{e.at:%Y-%m-%d %H:%M}</td><td>{escape(who)}</td>"
+                f"<td>{escape(_action_label(locale, e.action))}</td>"
+                f"<td>{escape(_describe(e.after or e.before or {}))}</td></tr>"
+            )
+        more = (
+            f'<p><a href="/areas/{area_id}/activity?before={events[-1].id}">'
+            f"{t(locale, 'activity.older')}</a></p>"
+            if len(events) == PAGE
+            else ""
+        )
+        table = (
+            f'<table><thead><tr><th scope="col">{t(locale, "activity.when")}</th>'
+            f'<th scope="col">{t(locale, "activity.who")}</th>'
+            f'<th scope="col">{t(locale, "activity.what")}</th>'
+            f'<th scope="col">{t(locale, "activity.details")}</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>{more}"
+        )
+        render(
+            resp,
+            locale,
+            t(locale, "activity.title"),
+            table,
+            header=self.c.header(locale, session, area_id),
+            wide=True,
+        )
+
+
+PAGE = 25
+
+
+def _action_label(locale: str, action: str) -> str:
+    key = "activity." + action
+    return t(locale, key) if key in TEXT["en"] else action
+
+
+def _describe(snapshot: dict[str, object]) -> str:
+    parts = []
+    for key in ("email", "permissions", "role", "status"):
+        if key in snapshot:
+            value = snapshot[key]
+            parts.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    return "; ".join(parts)
 
 
 class _Mine(_Base):
