@@ -169,3 +169,16 @@ def test_edit_a_pending_invitation_and_read_the_activity(server: Server) -> None
         < text.index("Invitation sent")
         < text.index("Client Area created")
     )  # newest first
+
+
+def test_the_language_switcher_sticks(server: Server) -> None:
+    browser = Browser(server.base, language="en")
+    page = browser.get("/signin?return_to=%2Fareas")
+    assert "Sign in" in page.text
+    switch = re.search(r'href="([^"]*lang=es[^"]*)"', page.text).group(1)  # type: ignore[union-attr]
+    assert "return_to=%2Fareas" in switch.replace("&amp;", "&")
+    spanish = browser.get(switch.replace("&amp;", "&"))
+    assert "Iniciar sesión" in spanish.text
+    # The choice sticks for later pages, whatever the browser's Accept-Language says.
+    assert "Crea tu cuenta" in browser.get("/signup").text
+    assert "Create your account" in Browser(server.base).get("/signup").text

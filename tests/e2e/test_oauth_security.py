@@ -393,7 +393,7 @@ def test_signup_page_with_an_invitation_token_verifies_the_email(
     page = browser.get("/signup?" + urlencode({"invitation_token": token}))
     res = browser.submit(page, {"email": invitee, "password": PASSWORD, "name": "Ines"})
     assert res.status_code == 303, res.text
-    me_page = browser.get("/")
+    me_page = browser.follow(browser.get("/"))
     assert invitee in me_page.text
     # The account is verified: the invitation is listed for it and can be accepted.
     from delegauth.storage.records import UserRecord

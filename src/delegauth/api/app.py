@@ -19,7 +19,7 @@ import peewee
 from delegauth.api import accounts, areas, authzen, authzen_search, oauth, pages
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
-from delegauth.api.catalogue import PermissionsResource
+from delegauth.api.catalogue import LanguageMiddleware, PermissionsResource
 from delegauth.api.console import Console
 from delegauth.api.metrics import MetricsResource
 from delegauth.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
@@ -224,7 +224,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     auth = Authenticator(services.tokens)
     max_body = settings.max_body_bytes
     app = falcon.App(
-        middleware=[RequestIdMiddleware(), SecurityHeadersMiddleware()]  # type: ignore[arg-type]
+        middleware=[  # type: ignore[arg-type]
+            RequestIdMiddleware(),
+            SecurityHeadersMiddleware(),
+            LanguageMiddleware(),
+        ]
     )
     app.req_options.strip_url_path_trailing_slash = True
     install_error_handlers(app)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import escape
+from urllib.parse import parse_qsl, urlencode
 
 import falcon
 
@@ -10,16 +12,23 @@ from delegauth.api.body import send_json
 from delegauth.api.views import catalogue_view
 from delegauth.domain.catalogue import Catalogue
 
-__all__ = ["PermissionsResource", "negotiate_locale"]
+__all__ = ["LANG_COOKIE", "LanguageMiddleware", "PermissionsResource", "negotiate_locale"]
 
 LOCALES = ("en", "es")
 
 
+LANG_COOKIE = "delegauth_lang"
+
+
 def negotiate_locale(req: falcon.Request) -> str:
-    """?lang= wins; else the best Accept-Language match among en and es; else en."""
+    """?lang= wins, then the language the user picked before (a cookie), then the best
+    Accept-Language match among en and es; else en."""
     lang = (req.get_param("lang") or "").lower()[:2]
     if lang in LOCALES:
         return lang
+    picked = req.get_cookie_values(LANG_COOKIE)
+    if picked and picked[0] in LOCALES:
+        return picked[0]
     best, best_q = "en", -1.0
     for part in (req.get_header("Accept-Language") or "").split(","):
         tag, _, params = part.strip().partition(";")
@@ -42,3 +51,47 @@ class PermissionsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         catalogue: Catalogue = self._catalogue()
         send_json(resp, catalogue_view(catalogue, negotiate_locale(req)))
+
+
+def _switcher(req: falcon.Request, locale: str) -> str:
+    """Links to this same page in each language (its query kept, ``lang`` replaced)."""
+    params = [(k, v) for k, v in parse_qsl(req.query_string, keep_blank_values=True) if k != "lang"]
+    links = []
+    for code, name in (("en", "English"), ("es", "Español")):
+        if code == locale:
+            links.append(f'<strong aria-current="true" lang="{code}">{name}</strong>')
+        else:
+            href = escape(req.path + "?" + urlencode([*params, ("lang", code)]))
+            links.append(f'<a href="{href}" lang="{code}" hreflang="{code}">{name}</a>')
+    return (
+        f'<footer class="languages"><nav aria-label="language">{" · ".join(links)}</nav></footer>'
+    )
+
+
+class LanguageMiddleware:
+    """A language picked with ?lang= sticks (a cookie); HTML pages fetched with GET get a
+    language switcher."""
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        if (
+            req.method == "GET"
+            and (resp.content_type or "").startswith("text/html")
+            and isinstance(resp.text, str)
+            and "</main>" in resp.text
+        ):
+            resp.text = resp.text.replace(
+                "</main>", "</main>" + _switcher(req, negotiate_locale(req)), 1
+            )
+        lang = (req.get_param("lang") or "").lower()
+        if lang in LOCALES:
+            resp.set_cookie(
+                LANG_COOKIE,
+                lang,
+                max_age=365 * 24 * 3600,
+                path="/",
+                http_only=True,
+                same_site="Lax",
+                secure=req.scheme == "https",
+            )
