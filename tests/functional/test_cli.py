@@ -139,7 +139,7 @@ def test_policy_check_reports_permissions_still_held(tmp_path: Path) -> None:
     database_proxy.initialize(db)
     with PeeweeStore(db).transaction():
         PeeweeStore(db).rules.add_policies(
-            "g", "g", [("user:u_" + "a" * 26, "perm:affiliates", "area:a_" + "b" * 26)]
+            "g", "g", [("user:u_" + "a" * 26, "perm:emails", "area:a_" + "b" * 26)]
         )
     new = tmp_path / "new"
     shutil.copytree(POLICIES, new)
@@ -147,10 +147,10 @@ def test_policy_check_reports_permissions_still_held(tmp_path: Path) -> None:
     assert before.returncode == 0 and "held by" not in before.stderr
     cat = new / "catalogue.toml"
     text = cat.read_text()
-    start = text.index("[permissions.affiliates]")
-    end = text.index("[permissions.emails]")
+    start = text.index("[permissions.emails]")
+    end = text.index("[permissions.orders]")
     cat.write_text(text[:start] + text[end:])
     res = _run(["policy", "check", str(new), "--held"], env)
-    assert "permission 'affiliates' is held by 1 grant(s)" in res.stderr, res.stderr
+    assert "permission 'emails' is held by 1 grant(s)" in res.stderr, res.stderr
     plain = _run(["policy", "check", str(new)], env)
     assert "held by" not in plain.stderr
