@@ -200,6 +200,32 @@ def _start_mail(settings: Settings, db: peewee.Database, clock: Clock) -> list[C
     return [sender.start(1.0)]
 
 
+class _Ready:
+    """Readiness: the database answers, a valid policy is loaded, the change log is current."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        services = self._services
+        problems = []
+        try:
+            with services.db.connection_context():
+                services.db.execute_sql("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            problems.append("database unreachable")
+        age = services.decider.sync_age
+        if age > services.settings.max_staleness_s:
+            problems.append(f"change log not read for {age:.1f} s")
+        body = {
+            "status": "ready" if not problems else "not ready",
+            "policy_version": services.decider.policy_version,
+            "changelog_version": services.decider.applied_version,
+            "problems": problems,
+        }
+        send_json(resp, body, 503 if problems else 200)
+
+
 class _Health:
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -234,6 +260,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     install_error_handlers(app)
 
     app.add_route("/healthz", _Health(services))
+    app.add_route("/readyz", _Ready(services))
     app.add_route("/metrics", MetricsResource(services.decider, services.watcher))
     app.add_route("/v1/signup", accounts.SignupResource(services.accounts, max_body))
     app.add_route(

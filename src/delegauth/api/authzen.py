@@ -60,6 +60,21 @@ def _wants_explanation(body: dict[str, Any]) -> bool:
     return isinstance(context, dict) and context.get("explain") is True
 
 
+def _consistency(body: dict[str, Any]) -> int:
+    """The change-log version the caller must not see the world before (0: none).
+
+    A grant write answers with the ``policy_version`` it produced; a caller that passes it
+    back in ``context.policy_version`` never gets a decision from before its write.
+    """
+    context = body.get("context")
+    if not isinstance(context, dict) or "policy_version" not in context:
+        return 0
+    value = context["policy_version"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput("context.policy_version must be a non-negative integer", field="context")
+    return value
+
+
 def _decision(decider: Decider, body: dict[str, Any]) -> dict[str, Any]:
     """The Decision for one validated evaluation: decide, then explain if asked."""
     request = _request(body)
@@ -83,7 +98,10 @@ class EvaluationResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._auth.service(req)
-        send_json(resp, _decision(self._decider, read_json(req, self._max)))
+        body = read_json(req, self._max)
+        _request(body)  # a malformed request is a 400 before anything waits
+        self._decider.wait_for(_consistency(body))
+        send_json(resp, _decision(self._decider, body))
 
 
 class EvaluationsResource:
@@ -97,6 +115,7 @@ class EvaluationsResource:
         body = read_json(req, self._max)
         items = body.get("evaluations")
         if items is None or items == []:
+            self._decider.wait_for(_consistency(body))
             send_json(resp, _decision(self._decider, body))  # behaves as a single evaluation
             return
         if not isinstance(items, list) or len(items) > MAX_EVALUATIONS:
@@ -123,6 +142,7 @@ class EvaluationsResource:
             evaluation = {**defaults, **item}
             _request(evaluation)
             evaluations.append(evaluation)
+        self._decider.wait_for(max(_consistency(e) for e in evaluations))
         results: list[dict[str, Any]] = []
         for evaluation in evaluations:
             result = _decision(self._decider, evaluation)

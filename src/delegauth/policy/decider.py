@@ -239,6 +239,23 @@ class Decider:
             policy.empty_areas = max(0, policy.empty_areas - 1)
         policy.areas[change.domain] = new
 
+    def wait_for(self, version: int, timeout: float = 1.0) -> None:
+        """Return once the change log is applied up to ``version`` (a caller's consistency
+        token, from its own write); raise Unavailable if that takes longer than ``timeout``."""
+        deadline = self._monotonic() + timeout
+        while self.applied_version < version:
+            self.sync()
+            if self.applied_version >= version:
+                return
+            if self._monotonic() >= deadline:
+                raise Unavailable(f"this replica has not reached policy change {version} yet")
+            time.sleep(0.005)
+
+    @property
+    def sync_age(self) -> float:
+        """Seconds since the change log was last read."""
+        return self._monotonic() - self._last_sync
+
     def run_follower(self, stop: threading.Event, interval: float) -> None:
         """Poll the change log until ``stop`` is set (run in a daemon thread)."""
         while not stop.is_set():
