@@ -1,0 +1,403 @@
+"""The help page's story in a real browser, in English and Spanish, as two people.
+
+An owner invites a user with two permissions; the invitee follows the emailed link,
+signs up, accepts, and signs in through OAuth choosing between two Client Areas; the
+owner changes the invitee's permissions and then removes their access; the invitee's
+next sign-in goes straight back to the application, with no chooser.
+
+The words on screen are written out here rather than read from the catalogues, so a
+lost translation fails the test instead of following it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import pytest
+
+from tests.browser.conftest import Snap
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import Server, _Inbox
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route
+
+CLIENT_ID = "web"
+APP = "https://app.example.com"
+REDIRECT_URI = f"{APP}/callback"
+
+
+@dataclass(frozen=True)
+class Words:
+    locale: str
+    accept_language: str
+    lang: str
+    # sign-up and sign-in
+    name: str
+    email: str
+    password: str
+    signup: str
+    signin: str
+    # User Management and Invite New User
+    user_management: str
+    invite: str
+    invite_email: str
+    some: str
+    send: str
+    sent: str
+    pending: str
+    modify: str
+    modify_title: str
+    save: str
+    remove: str
+    remove_confirm: str
+    remove_yes: str
+    # My invitations
+    mine: str
+    invites_you: str
+    accept: str
+    accepted: str
+    switch: str
+    # the Client Area chooser
+    chooser_title: str
+    chooser_continue: str
+    owner: str
+    delegate: str
+    # permissions, by their catalogue labels
+    first: str
+    second: str
+    third: str
+
+
+WORDS = {
+    "en": Words(
+        locale="en-US",
+        accept_language="en-US,en;q=0.9",
+        lang="en",
+        name="Your name",
+        email="Email",
+        password="Password",
+        signup="Sign up",
+        signin="Sign in",
+        user_management="User Management",
+        invite="Invite New User",
+        invite_email="Email of the user to invite",
+        some="Choose permissions from the list",
+        send="Send Invitation",
+        sent="Invitation sent to {email}.",
+        pending="Pending invitations",
+        modify="Modify permissions",
+        modify_title="Modify permissions of {who}",
+        save="Save permissions",
+        remove="Remove access",
+        remove_confirm="Remove the access of {who} to this Client Area?",
+        remove_yes="Yes, remove access",
+        mine="My invitations",
+        invites_you="{who} invites you to manage {area}",
+        accept="Accept Invitation",
+        accepted="Invitation accepted: you can now choose {area} when you sign in.",
+        switch="Switch account",
+        chooser_title="Choose a Client Area",
+        chooser_continue="Continue",
+        owner="Owner",
+        delegate="Delegate",
+        first="Contacts",
+        second="View domains",
+        third="View and pay invoices",
+    ),
+    "es": Words(
+        locale="es-ES",
+        accept_language="es-ES,es;q=0.9",
+        lang="es",
+        name="Tu nombre",
+        email="Correo electrónico",
+        password="Contraseña",
+        signup="Registrarme",
+        signin="Entrar",
+        user_management="Gestión de usuarios",
+        invite="Invitar nuevo usuario",
+        invite_email="Correo del usuario que quieres invitar",
+        some="Elegir permisos de la lista",
+        send="Enviar invitación",
+        sent="Invitación enviada a {email}.",
+        pending="Invitaciones pendientes",
+        modify="Modificar permisos",
+        modify_title="Modificar los permisos de {who}",
+        save="Guardar permisos",
+        remove="Eliminar acceso",
+        remove_confirm="¿Eliminar el acceso de {who} a esta Área de Cliente?",
+        remove_yes="Sí, eliminar el acceso",
+        mine="Mis invitaciones",
+        invites_you="{who} te invita a gestionar {area}",
+        accept="Aceptar invitación",
+        accepted="Invitación aceptada: ya puedes elegir {area} al iniciar sesión.",
+        switch="Cambiar de cuenta",
+        chooser_title="Elige un Área de Cliente",
+        chooser_continue="Continuar",
+        owner="Propietario",
+        delegate="Usuario asociado",
+        first="Contactos",
+        second="Ver dominios",
+        third="Ver y pagar facturas",
+    ),
+}
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture(params=sorted(WORDS))
+def words(request: pytest.FixtureRequest) -> Words:
+    return WORDS[request.param]
+
+
+@pytest.fixture(scope="module")
+def web_client(live_server: Server) -> str:
+    """A first-party OAuth client registered with the CLI, as an operator would."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "delegauth",
+            "clients",
+            "create",
+            CLIENT_ID,
+            "--first-party",
+            "--redirect-uri",
+            REDIRECT_URI,
+        ],
+        env={**os.environ, **live_server.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return CLIENT_ID
+
+
+@pytest.fixture
+def contexts(browser: Browser, live_server: Server, words: Words) -> Iterator[Callable[[], Page]]:
+    """A maker of browser contexts (own cookies) speaking the test's language."""
+    made: list[BrowserContext] = []
+
+    def new_page() -> Page:
+        context = browser.new_context(
+            base_url=live_server.base,
+            locale=words.locale,
+            extra_http_headers={"Accept-Language": words.accept_language},
+            viewport={"width": 900, "height": 700},
+        )
+        context.set_default_timeout(10_000)
+        # The application behind the redirect URI does not exist: answer for it.
+        context.route(f"{APP}/**", _fulfil_app)
+        made.append(context)
+        return context.new_page()
+
+    try:
+        yield new_page
+    finally:
+        for context in made:
+            context.close()
+
+
+def _fulfil_app(route: Route) -> None:
+    route.fulfill(
+        status=200,
+        content_type="text/html; charset=utf-8",
+        body="<!doctype html><html lang='en'><title>App</title><h1>Back in the app</h1></html>",
+    )
+
+
+def _heading(page: Page) -> str:
+    return page.get_by_role("heading", level=1).inner_text()
+
+
+def _permission(page: Page, label: str) -> Locator:
+    """A permission's checkbox, found by its label.
+
+    The checkbox's accessible name is its label run together with its description
+    ("ContactsManage the account's contacts."), because the description sits inside
+    the <label>; so match the start of the name rather than the whole of it.
+    """
+    return page.get_by_role("checkbox", name=re.compile("^" + re.escape(label)))
+
+
+def _signup(page: Page, words: Words, name: str, email: str) -> None:
+    assert _heading(page) in ("Create your account", "Crea tu cuenta")
+    page.get_by_label(words.name, exact=True).fill(name)
+    page.get_by_label(words.email, exact=True).fill(email)
+    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=words.signup, exact=True).click()
+    page.wait_for_url(lambda url: urlsplit(url).path != "/signup")
+    page.wait_for_load_state()
+
+
+def _authorize_url() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+    state = secrets.token_urlsafe(12)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": CLIENT_ID,
+            "redirect_uri": REDIRECT_URI,
+            "scope": "openid",
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return "/oauth/authorize?" + query, state
+
+
+def _oauth_signin(page: Page, words: Words, email: str) -> str:
+    """Start the OAuth flow signed out and sign in; return the state to expect back."""
+    url, state = _authorize_url()
+    page.goto(url)
+    page.wait_for_url(lambda u: urlsplit(u).path == "/signin")
+    page.get_by_label(words.email, exact=True).fill(email)
+    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=words.signin, exact=True).click()
+    return state
+
+
+def _assert_back_in_app(page: Page, state: str) -> None:
+    page.wait_for_url(f"{REDIRECT_URI}?**")
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["state"] == [state]
+    assert query["code"][0]
+
+
+def _row(page: Page, text: str) -> Locator:
+    return page.get_by_role("row").filter(has_text=text)
+
+
+def test_help_page_story(
+    contexts: Callable[[], Page],
+    words: Words,
+    live_server: Server,
+    mailbox: tuple[_Inbox, int],
+    web_client: str,
+    snap: Snap,
+):
+    n = next(_ids)
+    owner_name, owner_email = f"Olivia Owner {words.lang}{n}", f"owner-{words.lang}-{n}@example.com"
+    guest_name, guest_email = (
+        f"Iñigo Invitee {words.lang}{n}",
+        f"guest-{words.lang}-{n}@example.com",
+    )
+    inbox = mailbox[0]
+
+    # 1. The owner signs up, lands on User Management and invites with two permissions.
+    owner = contexts()
+    owner.goto("/signup")
+    _signup(owner, words, owner_name, owner_email)
+    assert re.fullmatch(r"/areas/[^/]+/users", urlsplit(owner.url).path), owner.url
+    area_id = urlsplit(owner.url).path.split("/")[2]
+    assert _heading(owner) == words.user_management
+    assert owner.locator("html").get_attribute("lang") == words.lang
+    snap(owner, "owner-user-management")
+
+    owner.get_by_role("link", name=words.invite, exact=True).click()
+    owner.wait_for_url(f"**/areas/{area_id}/users/invite")
+    assert _heading(owner) == words.invite
+    owner.get_by_label(words.invite_email, exact=True).fill(guest_email)
+    owner.get_by_role("radio", name=words.some, exact=True).check()
+    _permission(owner, words.first).check()
+    _permission(owner, words.second).check()
+    snap(owner, "owner-invite-filled")
+    owner.get_by_role("button", name=words.send, exact=True).click()
+    owner.wait_for_url(f"**/areas/{area_id}/users?sent=*")
+    assert owner.get_by_role("status").inner_text() == words.sent.format(email=guest_email)
+    owner.get_by_role("heading", name=words.pending, exact=True).wait_for()
+    pending = _row(owner, guest_email)
+    assert pending.count() == 1
+    assert words.first in pending.inner_text() and words.second in pending.inner_text()
+    snap(owner, "owner-invitation-pending")
+
+    # 2. The invitee follows the emailed link, signs up with that address and accepts.
+    mail = inbox.wait_for(guest_email)
+    token = inbox.token(mail)
+    guest = contexts()
+    guest.goto("/invitations/accept?token=" + quote(token, safe=""))
+    guest.wait_for_url(lambda u: urlsplit(u).path == "/signup")
+    assert "invitation_token=" in guest.url
+    snap(guest, "invitee-asked-to-sign-up")
+    _signup(guest, words, guest_name, guest_email)
+    assert urlsplit(guest.url).path == "/invitations"
+    assert _heading(guest) == words.mine
+    card = guest.get_by_role("listitem").filter(
+        has_text=words.invites_you.format(who=owner_name, area=owner_name)
+    )
+    assert card.count() == 1
+    snap(guest, "invitee-my-invitations")
+    card.get_by_role("button", name=words.accept, exact=True).click()
+    guest.wait_for_url("**/invitations?accepted=*")
+    assert guest.get_by_role("status").inner_text() == words.accepted.format(area=owner_name)
+    # The account menu now offers to switch between the two Client Areas.
+    guest.get_by_role("banner").get_by_text(guest_name, exact=True).click()
+    assert guest.get_by_role("link", name=words.switch, exact=True).is_visible()
+    snap(guest, "invitee-accepted")
+
+    # 3. In a fresh browser, the invitee signs in through OAuth and chooses the owner's area.
+    app = contexts()
+    state = _oauth_signin(app, words, guest_email)
+    app.wait_for_url(lambda u: urlsplit(u).path == "/oauth/authorize")
+    assert _heading(app) == words.chooser_title
+    radios = app.get_by_role("radio")
+    assert radios.count() == 2
+    mine = app.get_by_role("radio", name=f"{guest_name} ({words.owner})", exact=True)
+    theirs = app.get_by_role("radio", name=f"{owner_name} ({words.delegate})", exact=True)
+    assert mine.count() == 1 and theirs.count() == 1
+    theirs.check()
+    snap(app, "invitee-chooser")
+    app.get_by_role("button", name=words.chooser_continue, exact=True).click()
+    _assert_back_in_app(app, state)
+    snap(app, "invitee-back-in-app")
+
+    # 4. The owner changes the invitee's permissions, then removes their access.
+    owner.goto(f"/areas/{area_id}/users")
+    member = _row(owner, guest_email)
+    assert member.count() == 1
+    member.get_by_role("link", name=words.modify, exact=True).click()
+    owner.wait_for_url("**/edit")
+    assert _heading(owner) == words.modify_title.format(who=guest_name)
+    assert owner.get_by_role("radio", name=words.some, exact=True).is_checked()
+    assert _permission(owner, words.first).is_checked()
+    assert _permission(owner, words.second).is_checked()
+    _permission(owner, words.first).uncheck()
+    _permission(owner, words.third).check()
+    snap(owner, "owner-modify-permissions")
+    owner.get_by_role("button", name=words.save, exact=True).click()
+    owner.wait_for_url(f"**/areas/{area_id}/users")
+    cell = _row(owner, guest_email).inner_text()
+    assert words.second in cell and words.third in cell and words.first not in cell
+    snap(owner, "owner-permissions-changed")
+
+    _row(owner, guest_email).get_by_role("link", name=words.remove, exact=True).click()
+    owner.wait_for_url("**/remove")
+    assert _heading(owner) == words.remove
+    assert owner.get_by_text(words.remove_confirm.format(who=guest_name), exact=True).is_visible()
+    snap(owner, "owner-remove-confirm")
+    owner.get_by_role("button", name=words.remove_yes, exact=True).click()
+    owner.wait_for_url(f"**/areas/{area_id}/users")
+    assert _row(owner, guest_email).count() == 0
+    snap(owner, "owner-access-removed")
+
+    # 5. The invitee's next sign-in has one Client Area left: no chooser.
+    again = contexts()
+    state = _oauth_signin(again, words, guest_email)
+    _assert_back_in_app(again, state)
+    snap(again, "invitee-no-chooser")
