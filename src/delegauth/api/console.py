@@ -100,7 +100,8 @@ class Console:
         )
         who = escape(user.name or user.email)
         return (
-            '<header class="top"><nav aria-label="account"><details class="menu">'
+            f'<header class="top"><nav aria-label="{escape(t(locale, "nav.account"))}">'
+            '<details class="menu">'
             f"<summary>{who}</summary><ul>{''.join(items)}</ul></details></nav></header>"
         )
 
@@ -125,19 +126,23 @@ class Console:
             checked = " checked" if perm.name in names else ""
             groups.setdefault(perm.group, []).append(
                 f'<div class="choice"><input type="checkbox" id="perm-{perm.name}"'
-                f' name="permission" value="{perm.name}"{checked}>'
-                f'<label for="perm-{perm.name}">{escape(perm.label(locale))}'
-                f'<span class="hint">{escape(perm.description(locale))}</span></label></div>'
+                f' name="permission" value="{perm.name}"{checked}'
+                f' aria-describedby="perm-{perm.name}-hint">'
+                f'<div><label for="perm-{perm.name}">{escape(perm.label(locale))}</label>'
+                f'<span class="hint" id="perm-{perm.name}-hint">'
+                f"{escape(perm.description(locale))}</span></div></div>"
             )
         bundles = "".join(
             f'<div class="choice"><input type="checkbox" id="bundle-{b.name}"'
-            f' name="permission" value="bundle:{b.name}">'
-            f'<label for="bundle-{b.name}">{escape(b.label(locale))}'
-            f'<span class="hint">{escape(b.description(locale))}</span></label></div>'
+            f' name="permission" value="bundle:{b.name}" aria-describedby="bundle-{b.name}-hint">'
+            f'<div><label for="bundle-{b.name}">{escape(b.label(locale))}</label>'
+            f'<span class="hint" id="bundle-{b.name}-hint">{escape(b.description(locale))}'
+            f"</span></div></div>"
             for b in catalogue.bundles.values()
         )
         listing = "".join(
-            f'<fieldset class="group"><legend>{escape(group)}</legend>{"".join(items)}</fieldset>'
+            f'<fieldset class="group"><legend>{escape(_group_label(locale, group))}</legend>'
+            f"{''.join(items)}</fieldset>"
             for group, items in groups.items()
         )
         if bundles:
@@ -573,6 +578,11 @@ class _Activity(_Base):
 
 
 PAGE = 25
+
+
+def _group_label(locale: str, group: str) -> str:
+    key = "group." + group
+    return t(locale, key) if key in TEXT["en"] else group.capitalize()
 
 
 def _action_label(locale: str, action: str) -> str:
