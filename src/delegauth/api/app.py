@@ -22,7 +22,11 @@ from delegauth.api.body import send_json
 from delegauth.api.catalogue import LanguageMiddleware, PermissionsResource
 from delegauth.api.console import Console
 from delegauth.api.metrics import MetricsResource
-from delegauth.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware
+from delegauth.api.middleware import (
+    AccessLogMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from delegauth.api.problems import install_error_handlers
 from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.config import Settings, load_settings
@@ -252,6 +256,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app = falcon.App(
         middleware=[  # type: ignore[arg-type]
             RequestIdMiddleware(),
+            AccessLogMiddleware(),
             SecurityHeadersMiddleware(),
             LanguageMiddleware(),
         ]
@@ -355,6 +360,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
 def get_app() -> falcon.App:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level)
+    # Access lines are JSON documents on their own: no logger prefix.
+    access = logging.getLogger("delegauth.access")
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.propagate = False
     services = build_services(settings)
     if threading.current_thread() is threading.main_thread():
         # SIGHUP (forwarded by the serve master to every worker): check policies/ now.

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import time
 import uuid
 
 import falcon
 
-__all__ = ["RequestIdMiddleware", "SecurityHeadersMiddleware"]
+__all__ = ["AccessLogMiddleware", "RequestIdMiddleware", "SecurityHeadersMiddleware"]
+
+access_log = logging.getLogger("delegauth.access")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -34,3 +39,34 @@ class SecurityHeadersMiddleware:
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Referrer-Policy", "no-referrer")
+
+
+class AccessLogMiddleware:
+    """One JSON line per request, with its request id.
+
+    Only the path is logged, never the query string, headers or bodies: emailed links
+    carry secrets in ``?token=`` and requests carry bearer tokens and passwords.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        started = getattr(req.context, "started", None)
+        elapsed = (time.perf_counter() - started) * 1000 if started is not None else None
+        access_log.info(
+            json.dumps(
+                {
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "request_id": getattr(req.context, "request_id", None),
+                    "method": req.method,
+                    "path": req.path,
+                    "status": int(str(resp.status).split()[0]) if resp.status else None,
+                    "ms": round(elapsed, 2) if elapsed is not None else None,
+                    "remote": req.remote_addr,
+                },
+                separators=(",", ":"),
+            )
+        )
