@@ -257,13 +257,18 @@ class Decider:
         return self._monotonic() - self._last_sync
 
     def run_follower(self, stop: threading.Event, interval: float) -> None:
-        """Poll the change log until ``stop`` is set (run in a daemon thread)."""
+        """Follow the change log until ``stop`` is set (run in a daemon thread): woken by
+        the feed's notifications where it has them, polling every ``interval`` otherwise."""
+        wait = getattr(self._feed, "wait_for_change", None)
         while not stop.is_set():
             try:
                 self.sync()
             except Exception:  # noqa: BLE001 - keep following; staleness makes decide() fail closed
                 log.warning("change log sync failed", exc_info=True)
-            stop.wait(interval)
+            if wait is None:
+                stop.wait(interval)
+            else:
+                wait(interval)
 
     def start_follower(self, interval: float) -> Callable[[], None]:
         stop = threading.Event()

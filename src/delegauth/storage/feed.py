@@ -4,21 +4,82 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import select
+import time
 from typing import Any
 
 import peewee
 
 from delegauth.policy.decider import AreaChange
-from delegauth.storage.db import is_sqlite
+from delegauth.storage.db import is_postgres, is_sqlite
 from delegauth.storage.records import CasbinRuleRecord, ChangeRecord
+from delegauth.storage.store import CHANGE_CHANNEL
 
 __all__ = ["PeeweePolicyFeed"]
+
+log = logging.getLogger(__name__)
+
+
+class _Listener:
+    """A dedicated PostgreSQL connection LISTENing for change-log notifications."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self._db = db
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        params = dict(self._db.connect_params)
+        params.pop("max_connections", None)
+        params.pop("stale_timeout", None)
+        params.pop("timeout", None)
+        conn = psycopg2.connect(dbname=self._db.database, **params)
+        conn.set_session(autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute(f"LISTEN {CHANGE_CHANNEL}")
+        return conn
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a change is announced (True) or ``timeout`` passes (False)."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+            if not conn.notifies:
+                ready, _, _ = select.select([conn], [], [], timeout)
+                if ready:
+                    conn.poll()
+            got = bool(conn.notifies)
+            conn.notifies.clear()
+            return got
+        except Exception:  # noqa: BLE001 - polling carries on; reconnect next time
+            log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
+            self.close()
+            time.sleep(min(timeout, 1.0))
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
 
 
 class PeeweePolicyFeed:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
         self._keep_open = is_sqlite(db)
+        self._listener = _Listener(db) if is_postgres(db) else None
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait for a change-log notification (PostgreSQL LISTEN/NOTIFY); without one, sleep
+        ``timeout`` and let the caller poll. True when a change was announced."""
+        if self._listener is None:
+            time.sleep(timeout)
+            return False
+        return self._listener.wait(timeout)
 
     def _connection(self) -> contextlib.AbstractContextManager[object]:
         # SQLite: keep this thread's connection. Closing the last connection to a WAL

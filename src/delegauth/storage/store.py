@@ -46,6 +46,7 @@ __all__ = ["PeeweeStore"]
 # Held for the rest of the transaction: change-log versions commit in the order they
 # are numbered, so a reader polling "version > N" never skips one that commits late.
 _CHANGE_LOCK_KEY = 0x63686C67
+CHANGE_CHANNEL = "delegauth_policy_changes"
 
 
 def _perms_to_text(perms: PermissionSet) -> str:
@@ -289,7 +290,7 @@ class PeeweeStore:
     def _log_change(self, area_id: str, user_id: str, roles: list[str]) -> int:
         if is_postgres(self.db):
             self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_CHANGE_LOCK_KEY,))
-        return int(
+        version = int(
             ChangeRecord.insert(
                 domain=casbin_area(area_id),
                 subject=casbin_user(user_id),
@@ -297,6 +298,10 @@ class PeeweeStore:
                 at=datetime.now(UTC).replace(tzinfo=None),
             ).execute()
         )
+        if is_postgres(self.db):
+            # Delivered at commit, to every replica LISTENing (storage/feed.py).
+            self.db.execute_sql("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(version)))
+        return version
 
     # -- audit and mail --------------------------------------------------------------
 
