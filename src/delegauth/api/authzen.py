@@ -30,7 +30,8 @@ SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 MAX_EVALUATIONS = 256
 
 
-def _entity(value: object, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+def entity(value: object, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """An AuthZEN entity (subject, action or resource) with its required string keys."""
     if not isinstance(value, dict):
         raise InvalidInput(f"{name} must be an object", field=name)
     for key in keys:
@@ -44,9 +45,9 @@ def _entity(value: object, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
 
 def _request(body: dict[str, Any]) -> tuple[str, str, str, str] | str:
     """The Casbin request for one evaluation, or why it can only be denied."""
-    subject = _entity(body.get("subject"), "subject", ("type", "id"))
-    action = _entity(body.get("action"), "action", ("name",))
-    resource = _entity(body.get("resource"), "resource", ("type", "id"))
+    subject = entity(body.get("subject"), "subject", ("type", "id"))
+    action = entity(body.get("action"), "action", ("name",))
+    resource = entity(body.get("resource"), "resource", ("type", "id"))
     area = (resource.get("properties") or {}).get("area")
     if subject["type"] != "user":
         return 'only subjects of type "user" are decided: every other subject is denied'

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import falcon
 
 from delegauth.api.auth import Authenticator
-from delegauth.api.authzen import MetadataResource
+from delegauth.api.authzen import MetadataResource, entity
 from delegauth.api.authzen import metadata as evaluation_metadata
 from delegauth.api.body import read_json, send_json
 from delegauth.domain.ids import is_casbin_name
@@ -103,16 +103,7 @@ def add_search_routes(
 
 
 def _entity(body: dict[str, Any], name: str, required: tuple[str, ...]) -> dict[str, Any]:
-    value = body.get(name)
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{name} must be an object", field=name)
-    for key in required:
-        if not isinstance(value.get(key), str):
-            raise InvalidInput(f"{name}.{key} is required and must be a string", field=name)
-    props = value.get("properties")
-    if props is not None and not isinstance(props, dict):
-        raise InvalidInput(f"{name}.properties must be an object", field=name)
-    return value
+    return entity(body.get(name), name, required)
 
 
 def _area(resource: dict[str, Any]) -> str | None:

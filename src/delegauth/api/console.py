@@ -83,6 +83,19 @@ class Console:
     def csrf_ok(self, session: SessionRow, form: dict[str, list[str]]) -> bool:
         return self._sessions.check_csrf(session, field_value(form, "csrf"))
 
+    def posted(
+        self, req: falcon.Request, resp: falcon.Response
+    ) -> tuple[str, SessionRow, dict[str, list[str]]] | None:
+        """A form post from a signed-in user with the session's CSRF token; else None
+        (after answering 403)."""
+        locale = negotiate_locale(req)
+        session = self.session(req)
+        form = read_form(req)
+        if not self.csrf_ok(session, form):
+            error_page(resp, locale, t(locale, "error.csrf"), 403)
+            return None
+        return locale, session, form
+
     def header(self, locale: str, session: SessionRow, area_id: str | None) -> str:
         user = self._accounts.get_user(session.user_id)
         areas = self._accounts.areas_of(user.id)
@@ -333,12 +346,10 @@ class _Invite(_Base):
         self._form(req, resp, session, area_id)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
-        locale = negotiate_locale(req)
-        session = self.c.session(req)
-        form = read_form(req)
-        if not self.c.csrf_ok(session, form):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+        posted = self.c.posted(req, resp)
+        if posted is None:
             return
+        locale, session, form = posted
         email = field_value(form, "email")
         chosen = self.c.chosen(form)
         if chosen == []:
@@ -412,12 +423,10 @@ class _Edit(_Base):
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
     ) -> None:
-        locale = negotiate_locale(req)
-        session = self.c.session(req)
-        form = read_form(req)
-        if not self.c.csrf_ok(session, form):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+        posted = self.c.posted(req, resp)
+        if posted is None:
             return
+        locale, session, form = posted
         try:
             self.c._members.change(session.user_id, area_id, user_id, self.c.chosen(form))
         except DelegauthError as ex:
@@ -451,11 +460,10 @@ class _Remove(_Base):
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
     ) -> None:
-        locale = negotiate_locale(req)
-        session = self.c.session(req)
-        if not self.c.csrf_ok(session, read_form(req)):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+        posted = self.c.posted(req, resp)
+        if posted is None:
             return
+        locale, session, _form = posted
         try:
             self.c._members.remove(session.user_id, area_id, user_id)
         except DelegauthError as ex:
@@ -509,12 +517,10 @@ class _InvitationAction(_Base):
         invitation_id: str,
         action: str,
     ) -> None:
-        locale = negotiate_locale(req)
-        session = self.c.session(req)
-        form = read_form(req)
-        if not self.c.csrf_ok(session, form):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+        posted = self.c.posted(req, resp)
+        if posted is None:
             return
+        locale, session, form = posted
         try:
             if action == "resend":
                 self.c._invitations.resend(session.user_id, area_id, invitation_id)
@@ -640,11 +646,10 @@ class _Answer(_Base):
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, invitation_id: str, action: str
     ) -> None:
-        locale = negotiate_locale(req)
-        session = self.c.session(req)
-        if not self.c.csrf_ok(session, read_form(req)):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+        posted = self.c.posted(req, resp)
+        if posted is None:
             return
+        locale, session, _form = posted
         try:
             if action == "accept":
                 grant = self.c._invitations.accept(session.user_id, invitation_id)
