@@ -46,6 +46,10 @@ class Settings:
     max_staleness_s: float = 5.0
     max_body_bytes: int = 64 * 1024
     mail_max_attempts: int = 8
+    # A provider's look: a stylesheet appended to ours, a logo and a name for the pages.
+    brand_css: str = ""
+    brand_logo: str = ""
+    brand_name: str = ""
     background: bool = True
     log_level: str = "INFO"
 

@@ -358,7 +358,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/signup", pages.SignUpPage(services.accounts, services.sessions))
     app.add_route("/signout", pages.SignOutPage(services.sessions))
     app.add_route("/", pages.HomePage(services.accounts, services.sessions))
-    app.add_route("/static/delegauth.css", pages.StaticCss())
+    app.add_route("/static/delegauth.css", pages.StaticCss(settings.brand_css))
+    pages.BRAND.update(name=settings.brand_name, logo=settings.brand_logo)
+    if settings.brand_logo:
+        app.add_route("/static/logo", pages.StaticLogo(settings.brand_logo))
     console = Console(
         services.accounts,
         services.invitations,

@@ -59,6 +59,10 @@ def field_value(form: dict[str, list[str]], name: str) -> str:
     return values[0]
 
 
+# Set by the app from DELEGAUTH_BRAND_NAME / DELEGAUTH_BRAND_LOGO.
+BRAND: dict[str, str] = {"name": "", "logo": ""}
+
+
 def render(
     resp: falcon.Response,
     locale: str,
@@ -78,9 +82,17 @@ def render(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
         '<link rel="stylesheet" href="/static/delegauth.css"></head>'
-        f"<body>{header}<main{main_class}><h1>{escape(title)}</h1>"
+        f"<body>{_brand_bar()}{header}<main{main_class}><h1>{escape(title)}</h1>"
         f"{body}</main></body></html>"
     )
+
+
+def _brand_bar() -> str:
+    if not BRAND["logo"] and not BRAND["name"]:
+        return ""
+    name = escape(BRAND["name"] or "")
+    logo = f'<img src="/static/logo" alt="{name}" height="32">' if BRAND["logo"] else name
+    return f'<div class="brand"><a href="/">{logo}</a></div>'
 
 
 def error_page(resp: falcon.Response, locale: str, message: str, status: int) -> None:
@@ -98,10 +110,39 @@ def _hidden(name: str, value: str) -> str:
 
 
 class StaticCss:
+    """The stylesheet: ours, followed by the provider's own (DELEGAUTH_BRAND_CSS), so a
+    hosting provider restyles the pages without touching them."""
+
+    def __init__(self, brand_css: str = "") -> None:
+        self._brand = Path(brand_css) if brand_css else None
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        css = (_STATIC / "delegauth.css").read_text("utf-8")
+        if self._brand is not None:
+            css += "\n/* provider stylesheet */\n" + self._brand.read_text("utf-8")
         resp.content_type = "text/css; charset=utf-8"
-        resp.text = (_STATIC / "delegauth.css").read_text("utf-8")
-        resp.set_header("Cache-Control", "public, max-age=3600")
+        resp.text = css
+        resp.set_header("Cache-Control", "public, max-age=300")
+
+
+class StaticLogo:
+    """The provider's logo (DELEGAUTH_BRAND_LOGO), shown at the top of every page."""
+
+    TYPES = {
+        ".png": "image/png",
+        ".svg": "image/svg+xml",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
+        ".webp": "image/webp",
+    }
+
+    def __init__(self, logo: str) -> None:
+        self._path = Path(logo)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = self.TYPES.get(self._path.suffix.lower(), "application/octet-stream")
+        resp.data = self._path.read_bytes()
+        resp.set_header("Cache-Control", "public, max-age=300")
 
 
 class SignInPage:
