@@ -163,12 +163,14 @@ class KeyRing:
     ) -> KeyRing:
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(root, 0o700)
-        with _locked(root):
-            if not any(root.glob("*.pem")):
-                _write_key(root, new_key(algorithm))
-            keys = _read_keys(root)
-        return cls(keys, directory=root, retire_after_s=retire_after_s)
+        if not any(root.glob("*.pem")):
+            os.chmod(root, 0o700)
+            with _locked(root):
+                if not any(root.glob("*.pem")):
+                    _write_key(root, new_key(algorithm))
+        # Reading needs no lock: keys appear by atomic rename. (The directory may be a
+        # read-only mount, such as a Kubernetes Secret.)
+        return cls(_read_keys(root), directory=root, retire_after_s=retire_after_s)
 
     @staticmethod
     def rotate(directory: str | Path, algorithm: str = "RS256") -> SigningKey:
