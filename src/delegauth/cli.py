@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -47,6 +49,12 @@ def _forward_hup_to_workers(arbiter: object) -> None:
     arbiter.handle_hup = types.MethodType(handle_hup, arbiter)  # type: ignore[attr-defined]
 
 
+def _worker_exited(server: object, worker: object) -> None:
+    from delegauth import metrics
+
+    metrics.worker_exited(getattr(worker, "pid", 0))
+
+
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -66,6 +74,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_migrate:
         _cmd_migrate(settings, args)
 
+    # Workers share their counters through files (prometheus_client multiprocess mode).
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="delegauth-metrics-")
+
     bind = args.bind or settings.bind
     workers = args.workers or settings.workers
 
@@ -78,6 +90,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)
             self.cfg.set("when_ready", _forward_hup_to_workers)
+            self.cfg.set("child_exit", _worker_exited)
             # Several replicas may share a host: no shared per-user control socket.
             if "control_socket_disable" in self.cfg.settings:
                 self.cfg.set("control_socket_disable", True)

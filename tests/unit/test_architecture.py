@@ -30,6 +30,7 @@ OWNERS = {
     "jwt": {"tokens.py"},
     "argon2": {"passwords.py"},
     "smtplib": {"mail/transport.py"},
+    "prometheus_client": {"metrics.py"},
 }
 
 

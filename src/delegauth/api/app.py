@@ -47,6 +47,7 @@ from delegauth.policy.watcher import PolicyWatcher
 from delegauth.storage.db import open_database
 from delegauth.storage.feed import PeeweePolicyFeed
 from delegauth.storage.oauth_store import PeeweeOAuthStore
+from delegauth.storage.outbox import PeeweeOutbox
 from delegauth.storage.records import database_proxy
 from delegauth.storage.search_feed import PeeweeSearchFeed
 from delegauth.storage.store import PeeweeStore
@@ -190,12 +191,9 @@ def build_services(
 
 
 def _start_mail(settings: Settings, db: peewee.Database, clock: Clock) -> list[Callable[[], None]]:
-    try:
-        from delegauth.mail.sender import OutboxSender
-        from delegauth.mail.transport import transport_from_url
-        from delegauth.storage.outbox import PeeweeOutbox
-    except ImportError:  # pragma: no cover - during the first increment
-        return []
+    from delegauth.mail.sender import OutboxSender
+    from delegauth.mail.transport import transport_from_url
+
     sender = OutboxSender(
         PeeweeOutbox(db),
         transport_from_url(settings.smtp_url, sender=settings.mail_from),
@@ -281,7 +279,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/healthz", _Health(services))
     app.add_route("/readyz", _Ready(services))
     app.add_route("/openapi.json", _OpenApi())
-    app.add_route("/metrics", MetricsResource(services.decider, services.watcher))
+    app.add_route(
+        "/metrics",
+        MetricsResource(
+            services.decider,
+            services.watcher,
+            PeeweePolicyFeed(services.db).latest_version,
+            PeeweeOutbox(services.db).depth,
+        ),
+    )
     app.add_route("/v1/signup", accounts.SignupResource(services.accounts, max_body))
     app.add_route(
         "/v1/email-verifications", accounts.VerificationResource(services.accounts, max_body)

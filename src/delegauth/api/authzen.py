@@ -14,10 +14,12 @@ response is exactly ``{"decision": …}``. In a batch each evaluation's own cont
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import falcon
 
+from delegauth import metrics
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_json, send_json
 from delegauth.errors import InvalidInput
@@ -84,7 +86,9 @@ def _decision(decider: Decider, body: dict[str, Any]) -> dict[str, Any]:
         if _wants_explanation(body):
             decision["context"] = {"explanation": explain_refusal(decider, request)}
         return decision
+    started = time.perf_counter()
     allowed = decider.decide(*request)
+    metrics.observe_decision(allowed, time.perf_counter() - started)
     decision = {"decision": allowed}
     if _wants_explanation(body):
         decision["context"] = {"explanation": explain_decision(decider, request, allowed)}

@@ -1,65 +1,87 @@
-"""GET /metrics in the Prometheus text format (prometheus_client).
-
-This is one worker's view: the policy in force, hot-reload outcomes and how far the
-change log has been applied. (Multiprocess aggregation across workers comes with the
-operations work.)
-"""
+"""GET /metrics in the Prometheus text format: every worker's decision, token and
+change counters (delegauth.metrics), plus what this process reads at scrape time — the
+policy in force, hot-reload outcomes, change-log lag and the mail outbox depth."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import falcon
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 
+from delegauth import metrics
 from delegauth.policy.decider import Decider
 from delegauth.policy.watcher import PolicyWatcher
 
 __all__ = ["MetricsResource"]
 
 
-class _PolicyCollector(Collector):
-    def __init__(self, decider: Decider, watcher: PolicyWatcher) -> None:
+class MetricsResource:
+    def __init__(
+        self,
+        decider: Decider,
+        watcher: PolicyWatcher,
+        latest_version: Callable[[], int],
+        outbox_depth: Callable[[], int],
+    ) -> None:
         self._decider = decider
         self._watcher = watcher
+        self._latest = latest_version
+        self._outbox = outbox_depth
 
-    def collect(self) -> Iterator[Metric]:
+    def _gauges(self) -> Iterator[tuple[str, str, float, dict[str, str]]]:
         status = self._watcher.status
-        info = InfoMetricFamily("delegauth_policy", "The policy version in force.")
-        info.add_metric([], {"version": self._decider.policy_version})
-        yield info
-        yield CounterMetricFamily(
-            "delegauth_policy_reloads", "Policy changes swapped in.", value=status.reloads
+        yield (
+            "delegauth_policy_info",
+            "The policy version in force.",
+            1.0,
+            {"version": self._decider.policy_version},
         )
-        yield CounterMetricFamily(
-            "delegauth_policy_reload_failures",
+        yield (
+            "delegauth_policy_reloads_total",
+            "Policy changes swapped in.",
+            float(status.reloads),
+            {},
+        )
+        yield (
+            "delegauth_policy_reload_failures_total",
             "Policy changes refused (the last good policy stayed in force).",
-            value=status.failures,
+            float(status.failures),
+            {},
         )
-        yield GaugeMetricFamily(
+        yield (
             "delegauth_policy_reload_error",
             "1 while the latest policy change is refused.",
-            value=1 if status.last_error else 0,
+            1.0 if status.last_error else 0.0,
+            {},
         )
-        yield GaugeMetricFamily(
+        yield (
             "delegauth_changelog_applied_version",
             "The last policy change-log version this process applied.",
-            value=self._decider.applied_version,
+            float(self._decider.applied_version),
+            {},
         )
-
-
-class MetricsResource:
-    def __init__(self, decider: Decider, watcher: PolicyWatcher) -> None:
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(_PolicyCollector(decider, watcher))
+        try:
+            lag = max(0, self._latest() - self._decider.applied_version)
+            yield (
+                "delegauth_changelog_lag",
+                "Change-log entries not yet applied here.",
+                float(lag),
+                {},
+            )
+            yield (
+                "delegauth_mail_outbox_depth",
+                "Emails waiting to be sent.",
+                float(self._outbox()),
+                {},
+            )
+        except Exception:  # noqa: BLE001 - a scrape never fails on a database hiccup
+            yield (
+                "delegauth_database_up",
+                "0 when the database did not answer the scrape.",
+                0.0,
+                {},
+            )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = CONTENT_TYPE_LATEST
-        resp.data = generate_latest(self._registry)
+        resp.content_type = metrics.CONTENT_TYPE
+        resp.data = metrics.render(self._gauges)

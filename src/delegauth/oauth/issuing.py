@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from delegauth import metrics
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import PermissionSet
 from delegauth.domain.entities import Role
@@ -75,6 +76,7 @@ class TokenIssuer:
         include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         scopes = (scope or "").split()
+        metrics.count_token(grant_type)
         if user is None:  # client credentials: the service itself
             access, claims = self._tokens.issue_access(
                 sub=client.client_id, client_id=client.client_id, scope=scopes

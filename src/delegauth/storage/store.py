@@ -7,6 +7,7 @@ the caller's transaction, so decisions in every process see all of it or none.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 import peewee
 
+from delegauth import metrics
 from delegauth.domain.catalogue import ALL, PermissionSet
 from delegauth.domain.entities import (
     Area,
@@ -68,20 +70,30 @@ class PeeweeStore:
     ) -> None:
         self.db = db
         self.rules = PeeweeCasbinAdapter(db)
+        self._local = threading.local()
         # Audit events record the policy version in force when they were written.
         self._policy_version = policy_version or (lambda: "")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        outermost = not hasattr(self._local, "actions")
+        if outermost:
+            self._local.actions = []
         try:
             with self.db.connection_context(), self.db.atomic():
                 yield
+            if outermost:
+                for action in self._local.actions:  # counted once committed
+                    metrics.count_change(action)
         except peewee.IntegrityError as ex:
             raise Conflict("the change conflicts with a concurrent one; try again") from ex
         except peewee.OperationalError as ex:
             raise Unavailable("the database is unavailable") from ex
         except peewee.InterfaceError as ex:
             raise Unavailable("the database is unavailable") from ex
+        finally:
+            if outermost:
+                del self._local.actions
 
     # -- users and areas -------------------------------------------------------------
 
@@ -306,6 +318,7 @@ class PeeweeStore:
     # -- audit and mail --------------------------------------------------------------
 
     def append_audit(self, event: AuditEvent) -> None:
+        getattr(self._local, "actions", []).append(event.action)
         AuditRecord.insert(
             area_id=event.area_id,
             actor_id=event.actor_id,

@@ -1,0 +1,91 @@
+"""Counters and histograms, on prometheus_client (the only module that imports it).
+
+Under `delegauth serve` the workers share PROMETHEUS_MULTIPROC_DIR, so /metrics adds up
+every worker's counters; elsewhere (tests, one process) they live in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "CONTENT_TYPE",
+    "count_change",
+    "count_token",
+    "observe_decision",
+    "render",
+    "worker_exited",
+]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_DECISIONS = Counter("delegauth_decisions", "AuthZEN decisions by outcome.", ["outcome"])
+_DECISION_SECONDS = Histogram(
+    "delegauth_decision_seconds",
+    "Time to decide one AuthZEN evaluation.",
+    ["outcome"],
+    buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2.5e-2, 0.1, 1.0),
+)
+_TOKENS = Counter("delegauth_tokens_issued", "Access tokens issued, by grant type.", ["grant_type"])
+_CHANGES = Counter(
+    "delegauth_changes", "Invitation and grant operations (audit actions).", ["action"]
+)
+
+
+def observe_decision(allowed: bool, seconds: float) -> None:
+    outcome = "allow" if allowed else "deny"
+    _DECISIONS.labels(outcome).inc()
+    _DECISION_SECONDS.labels(outcome).observe(seconds)
+
+
+def count_token(grant_type: str) -> None:
+    _TOKENS.labels(grant_type).inc()
+
+
+def count_change(action: str) -> None:
+    _CHANGES.labels(action).inc()
+
+
+def worker_exited(pid: int) -> None:
+    """Tell the multiprocess store a worker is gone (gunicorn's child_exit hook)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)
+
+
+# Values read at scrape time: (name, help, value, labels).
+Gauges = Callable[[], Iterator[tuple[str, str, float, dict[str, str]]]]
+
+
+class _Gauges(Collector):
+    def __init__(self, gauges: Gauges) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        for name, help_text, value, labels in self._gauges():
+            family = GaugeMetricFamily(name, help_text, labels=sorted(labels))
+            family.add_metric([labels[k] for k in sorted(labels)], value)
+            yield family
+
+
+def render(gauges: Gauges) -> bytes:
+    """The Prometheus text for every worker's counters plus this process's gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for metric in (_DECISIONS, _DECISION_SECONDS, _TOKENS, _CHANGES):
+            registry.register(metric)
+    registry.register(_Gauges(gauges))
+    return generate_latest(registry)
