@@ -78,9 +78,12 @@ def _consistency(body: dict[str, Any]) -> int:
     return value
 
 
-def _decision(decider: Decider, body: dict[str, Any]) -> dict[str, Any]:
-    """The Decision for one validated evaluation: decide, then explain if asked."""
-    request = _request(body)
+Request = tuple[str, str, str, str] | str
+
+
+def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[str, Any]:
+    """The Decision for one validated evaluation (``request`` is ``_request(body)``):
+    decide, then explain if asked."""
     if isinstance(request, str):
         decision: dict[str, Any] = {"decision": False}
         if _wants_explanation(body):
@@ -103,10 +106,15 @@ class EvaluationResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._auth.service(req)
-        body = read_json(req, self._max)
-        _request(body)  # a malformed request is a 400 before anything waits
-        self._decider.wait_for(_consistency(body))
-        send_json(resp, _decision(self._decider, body))
+        send_json(resp, _single(self._decider, read_json(req, self._max)))
+
+
+def _single(decider: Decider, body: dict[str, Any]) -> dict[str, Any]:
+    """One evaluation: validate (a malformed request is a 400 before anything waits),
+    catch up to the caller's consistency token, decide."""
+    request = _request(body)
+    decider.wait_for(_consistency(body))
+    return _decision(decider, body, request)
 
 
 class EvaluationsResource:
@@ -120,8 +128,7 @@ class EvaluationsResource:
         body = read_json(req, self._max)
         items = body.get("evaluations")
         if items is None or items == []:
-            self._decider.wait_for(_consistency(body))
-            send_json(resp, _decision(self._decider, body))  # behaves as a single evaluation
+            send_json(resp, _single(self._decider, body))  # behaves as a single evaluation
             return
         if not isinstance(items, list) or len(items) > MAX_EVALUATIONS:
             raise InvalidInput(
@@ -140,17 +147,16 @@ class EvaluationsResource:
             k: body[k] for k in ("subject", "action", "resource", "context") if k in body
         }
         # Validate every item before deciding any: a malformed payload is a 400 as a whole.
-        evaluations = []
+        evaluations: list[tuple[dict[str, Any], Request]] = []
         for item in items:
             if not isinstance(item, dict):
                 raise InvalidInput("each evaluation must be an object", field="evaluations")
             evaluation = {**defaults, **item}
-            _request(evaluation)
-            evaluations.append(evaluation)
-        self._decider.wait_for(max(_consistency(e) for e in evaluations))
+            evaluations.append((evaluation, _request(evaluation)))
+        self._decider.wait_for(max(_consistency(e) for e, _ in evaluations))
         results: list[dict[str, Any]] = []
-        for evaluation in evaluations:
-            result = _decision(self._decider, evaluation)
+        for evaluation, request in evaluations:
+            result = _decision(self._decider, evaluation, request)
             results.append(result)
             if semantic == "deny_on_first_deny" and not result["decision"]:
                 break
