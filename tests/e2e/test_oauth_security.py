@@ -106,6 +106,25 @@ def _token(clients: dict, server: Server, **data: str) -> requests.Response:
     )
 
 
+def _fresh_tokens(server: Server, clients: dict, prefix: str) -> dict:
+    """A new user signed in through the code flow: the token response for client "web"."""
+    email = f"{prefix}-{secrets.token_hex(4)}@example.com"
+    _signup(server, email)
+    browser = _signed_in(server, email)
+    verifier, challenge = _pkce()
+    code = _code(server, browser, challenge)
+    res = _token(
+        clients,
+        server,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=REDIRECT,
+        code_verifier=verifier,
+    )
+    assert res.status_code == 200, res.text
+    return dict(res.json())
+
+
 def test_code_replay_revokes_what_it_issued(server: Server, clients: dict) -> None:
     email = f"c-{secrets.token_hex(4)}@example.com"
     _signup(server, email)
@@ -165,19 +184,7 @@ def test_wrong_verifier_and_wrong_client(server: Server, clients: dict) -> None:
 
 
 def test_refresh_reuse_revokes_the_family(server: Server, clients: dict) -> None:
-    email = f"f-{secrets.token_hex(4)}@example.com"
-    _signup(server, email)
-    browser = _signed_in(server, email)
-    verifier, challenge = _pkce()
-    code = _code(server, browser, challenge)
-    tok = _token(
-        clients,
-        server,
-        grant_type="authorization_code",
-        code=code,
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    ).json()
+    tok = _fresh_tokens(server, clients, "f")
     second = _token(clients, server, grant_type="refresh_token", refresh_token=tok["refresh_token"])
     assert second.status_code == 200
     reuse = _token(clients, server, grant_type="refresh_token", refresh_token=tok["refresh_token"])
@@ -275,19 +282,7 @@ def test_pages_have_labels_and_speak_spanish(server: Server) -> None:
 
 
 def test_revocation_endpoint(server: Server, clients: dict) -> None:
-    email = f"rv-{secrets.token_hex(4)}@example.com"
-    _signup(server, email)
-    browser = _signed_in(server, email)
-    verifier, challenge = _pkce()
-    code = _code(server, browser, challenge)
-    tok = _token(
-        clients,
-        server,
-        grant_type="authorization_code",
-        code=code,
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    ).json()
+    tok = _fresh_tokens(server, clients, "rv")
     web = clients["web"]
     billing = clients["billing"]
 
