@@ -387,7 +387,7 @@ def phase_decider(work: Path, seconds: float) -> dict[str, object]:
     out["touch_all_lines"] = pairs
     raw.close()
     out["rss_all_loaded_mib"] = rss_mib()
-    out["areas_held"] = len(decider._areas)  # private, read for the report only
+    out["areas_held"] = decider.areas_held
     # Warm again with everything loaded (dicts are bigger now).
     t0 = pc()
     for s, d, o, a in queries:
@@ -577,10 +577,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum warm measuring time")
     ap.add_argument("--working-set", type=int, default=20_000, help="areas the stream is about")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, a few seconds: the same code paths and figures (run by the test suite)",
+    )
     ap.add_argument("--phase", choices=["build", "decider", "casbin"], help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--grants", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.smoke and args.phase is None:
+        args.sizes, args.queries, args.working_set = "1000", 2_000, 100
+        args.casbin_queries, args.seconds = 200, 0.2
 
     if args.phase == "build":
         build = phase_build(args.work, args.grants, args.queries, args.working_set, args.seed)

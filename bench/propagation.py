@@ -4,7 +4,7 @@ Starts two `delegauth serve` processes (each with its own workers) on one databa
 changes a grant through server A, and polls an AuthZEN decision on server B until
 it flips. Prints p50/p99/max of the time from A's acknowledgement to B's change.
 
-    .venv/bin/python bench/propagation.py [--db sqlite|postgresql://…] [--rounds 50]
+    .venv/bin/python bench/propagation.py [--db sqlite|postgresql://…] [--rounds 50] [--smoke]
 """
 
 from __future__ import annotations
@@ -133,7 +133,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--poll-ms", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--smoke", action="store_true", help="3 changes, 1 worker each (run by the test suite)"
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.workers, args.poll_ms = 3, 1, 20
     os.environ.setdefault("PYTHONPATH", str(ROOT / "src"))
     run(args.db, args.rounds, args.poll_ms, args.workers)
 

@@ -1,6 +1,6 @@
 """Access-token signing and verification throughput, per algorithm (one core).
 
-.venv/bin/python bench/tokens.py [--seconds 2]
+.venv/bin/python bench/tokens.py [--seconds 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def _rate(fn, seconds: float) -> tuple[float, float]:  # type: ignore[no-untyped
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--smoke", action="store_true", help="0.05 s per figure (run by the tests)")
     args = ap.parse_args()
+    if args.smoke:
+        args.seconds = 0.05
     print(f"{'alg':6} {'sign/s':>10} {'p50 µs':>9} {'verify/s':>10} {'p50 µs':>9}  token bytes")
     for alg in ALGORITHMS:
         svc = TokenService(KeyRing.generate(alg), "https://issuer", "https://issuer")

@@ -126,6 +126,14 @@ class Decider:
     def policy_version(self) -> str:
         return self._policy.bundle.version
 
+    @property
+    def areas_held(self) -> int:
+        """How many areas this process holds in memory under the current policy.
+
+        Kept public on purpose for bench/decisions.py and operators' diagnostics.
+        """
+        return len(self._policy.areas)
+
     # -- deciding --------------------------------------------------------------------
 
     def decide(self, subject: str, domain: str, obj: str, act: str) -> bool:

@@ -1,0 +1,147 @@
+"""Every script under bench/ runs in its smoke mode, so that no benchmark can rot unseen.
+
+A smoke run uses tiny sizes and takes seconds, but goes through the same code paths and
+prints every figure. Each case below checks that the script exits 0, that each figure it
+prints is there and well-formed, and that it reports 0 wrong answers where it checks them.
+A new script under bench/ must get a case here (test_every_bench_has_a_smoke_case).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+NUM = r"-?[\d,]+(?:\.\d+)?"
+
+
+def run_bench(script: str, *args: str, timeout: float = 300) -> str:
+    """Runs bench/<script> --smoke and returns what it printed; fails on a non-zero exit."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    res = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert res.returncode == 0, f"{script} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res.stdout
+
+
+def load(script: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{script[:-3]}", BENCH / script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def row_value(out: str, label: str) -> str:
+    """The value printed after ``label`` in a two-column report row."""
+    match = re.search(rf"^\s+{re.escape(label)}\s{{2,}}(\S.*?)\s*$", out, re.MULTILINE)
+    assert match, f"figure {label!r} is missing from the report:\n{out}"
+    return match.group(1)
+
+
+# -- the scripts ----------------------------------------------------------------------------
+
+
+def check_decisions(out: str) -> None:
+    table = load("decisions.py").TABLE
+    for label, path, spec in table:
+        if path is None:
+            assert re.search(rf"^{re.escape(label)}$", out, re.MULTILINE), label
+            continue
+        value = row_value(out, label)
+        if spec == "lat":
+            assert re.fullmatch(rf"{NUM} / {NUM}", value), (label, value)
+        elif spec:
+            assert re.fullmatch(NUM, value), (label, value)
+            assert number(value) >= 0, (label, value)
+    assert number(row_value(out, "wrong answers (vs expected)")) == 0
+    assert number(row_value(out, "wrong answers (vs expected, both passes)")) == 0
+    assert row_value(out, "fast path") == "True"
+    positive = ("warm decisions/s, one core", "second pass, decisions/s", "areas held after that")
+    for label in positive:
+        assert number(row_value(out, label)) > 0, label
+    assert number(row_value(out, "warm throughput ratio")) > 1
+
+
+def check_tokens(out: str) -> None:
+    algorithms = load("tokens.py").ALGORITHMS
+    assert algorithms
+    for alg in algorithms:
+        pattern = rf"^{re.escape(alg)}\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})\s+(\d+)$"
+        match = re.search(pattern, out, re.MULTILINE)
+        assert match, f"no figures for {alg}:\n{out}"
+        assert all(number(g) > 0 for g in match.groups()), match.group(0)
+
+
+def check_propagation(out: str) -> None:
+    match = re.search(
+        rf"p50\s+({NUM}) ms\s+p99\s+({NUM}) ms\s+max\s+({NUM}) ms\s+mean\s+({NUM}) ms", out
+    )
+    assert match, out
+    p50, p99, worst, _mean = (number(g) for g in match.groups())
+    assert 0 <= p50 <= p99 <= worst
+    assert re.search(r"propagation A->B on (SQLite|PostgreSQL), 1 workers each", out), out
+
+
+CASES: dict[str, Callable[[str], None]] = {
+    "decisions.py": check_decisions,
+    "tokens.py": check_tokens,
+    "propagation.py": check_propagation,
+}
+
+
+def test_every_bench_has_a_smoke_case() -> None:
+    scripts = {p.name for p in BENCH.glob("*.py") if not p.name.startswith("_")}
+    assert scripts == set(CASES), "each bench/ script needs a smoke case in this file"
+
+
+@pytest.mark.parametrize("script", ["decisions.py", "tokens.py"])
+def test_bench_smoke(script: str) -> None:
+    CASES[script](run_bench(script))
+
+
+def test_propagation_smoke(database_url: str) -> None:
+    db = database_url if database_url.startswith("postgres") else "sqlite"
+    check_propagation(run_bench("propagation.py", "--db", db))
+
+
+def test_a_broken_bench_fails_its_case() -> None:
+    """The checks can fail: a report with a wrong answer or a missing figure is refused."""
+    good = "  wrong answers (vs expected)     3\n"
+    with pytest.raises(AssertionError):
+        check_decisions(good)
+    with pytest.raises(AssertionError):
+        check_propagation("p50 nan ms")
+
+
+def test_benches_read_no_private_attributes() -> None:
+    """Benchmarks use public interfaces (or ones kept for them on purpose), never `obj._x`."""
+    import ast
+
+    offenders = []
+    for path in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            attr = node.attr if isinstance(node, ast.Attribute) else ""
+            if attr.startswith("_") and not (attr.startswith("__") and attr.endswith("__")):
+                offenders.append(f"{path.name}:{node.lineno} .{attr}")
+    assert not offenders, offenders
