@@ -33,31 +33,7 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _forward_hup_to_workers(arbiter: object) -> None:
-    """SIGHUP means "check policies/ now": pass it to the workers instead of gunicorn's
-    reload, which would restart them (and an invalid policy would stop them booting)."""
-    import contextlib
-    import os
-    import signal
-    import types
-
-    def handle_hup(self: object) -> None:
-        for pid in list(getattr(self, "WORKERS", {})):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
-
-    arbiter.handle_hup = types.MethodType(handle_hup, arbiter)  # type: ignore[attr-defined]
-
-
-def _worker_exited(server: object, worker: object) -> None:
-    from delegauth import metrics
-
-    metrics.worker_exited(getattr(worker, "pid", 0))
-
-
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-
     from delegauth.policy.bundle import PolicyError, load_bundle
 
     # Fail before forking when the policy is unusable, and create keys exactly once.
@@ -81,27 +57,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     bind = args.bind or settings.bind
     workers = args.workers or settings.workers
 
-    class _Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", bind)
-            self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
-            self.cfg.set("graceful_timeout", 20)
-            self.cfg.set("accesslog", None)
-            self.cfg.set("when_ready", _forward_hup_to_workers)
-            self.cfg.set("child_exit", _worker_exited)
-            # Several replicas may share a host: no shared per-user control socket.
-            if "control_socket_disable" in self.cfg.settings:
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self):  # noqa: ANN202
-            from delegauth.api.app import get_app
-
-            return get_app()
-
     print(f"delegauth serving on http://{bind} with {workers} workers", file=sys.stderr)
-    _Server().run()
+    from delegauth.serving import serve
+
+    serve(bind, workers)
     return 0
 
 

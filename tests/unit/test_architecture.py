@@ -31,6 +31,7 @@ OWNERS = {
     "argon2": {"passwords.py"},
     "smtplib": {"mail/transport.py"},
     "prometheus_client": {"metrics.py"},
+    "gunicorn": {"serving.py"},
 }
 
 

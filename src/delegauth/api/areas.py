@@ -6,10 +6,10 @@ import falcon
 
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_json, send_json
+from delegauth.api.params import count_param
 from delegauth.api.views import audit_view, grant_view, invitation_view, member_view
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
-from delegauth.errors import InvalidInput
 
 __all__ = [
     "AuditResource",
@@ -110,18 +110,9 @@ class AuditResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        before = _int_param(req, "before")
-        limit = _int_param(req, "limit")
+        before = count_param(req, "before")
+        limit = count_param(req, "limit")
         limit = 50 if limit is None else limit
         events = self._members.audit(claims.sub, area_id, before, limit)
         next_cursor = events[-1].id if len(events) == limit else None
         send_json(resp, {"events": [audit_view(e) for e in events], "next_before": next_cursor})
-
-
-def _int_param(req: falcon.Request, name: str) -> int | None:
-    raw = req.get_param(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput(f"{name} must be a positive integer", field=name)
-    return int(raw)

@@ -153,7 +153,7 @@ class _Page:
     def _decode(self, token: str) -> dict[str, Any]:
         try:
             state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        except (binascii.Error, ValueError, UnicodeDecodeError) as ex:
+        except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as ex:
             raise InvalidInput("page.token was not issued by this PDP", field="page") from ex
         valid = (
             isinstance(state, dict)

@@ -1,8 +1,15 @@
-"""Read a bounded JSON object from a request: malformed or oversized input is a 4xx."""
+"""Read a bounded JSON object from a request: malformed or oversized input is a 4xx.
+
+What comes out of ``read_json`` is safe to hand on: at most ``MAX_JSON_DEPTH`` levels deep
+(deeper input would exhaust the interpreter's stack, here or in any code walking it), and
+every string, key or value, is valid Unicode (JSON's ``\\ud800`` escapes can spell lone
+surrogates, which no database driver or encoder accepts).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,6 +20,7 @@ from delegauth.errors import InvalidInput
 __all__ = ["read_form", "read_json", "send_json"]
 
 MAX_FORM_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 32
 
 
 def read_json(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
@@ -31,9 +39,40 @@ def read_json(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as ex:
         raise InvalidInput("the body is not valid JSON") from ex
+    except RecursionError as ex:
+        raise InvalidInput(_TOO_DEEP) from ex
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
+    _check_json(data)
     return data
+
+
+_TOO_DEEP = f"the body nests more than {MAX_JSON_DEPTH} levels deep"
+
+
+def _check_json(data: Any) -> None:
+    """Refuse documents nested too deeply or holding strings that are not valid Unicode."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidInput(_TOO_DEEP)
+            items: Iterable[Any] = value
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key)
+                items = value.values()
+            stack.extend((item, depth + 1) for item in items if isinstance(item, str | dict | list))
+
+
+def _check_text(value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as ex:
+        raise InvalidInput("the body holds a string that is not valid Unicode") from ex
 
 
 def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:

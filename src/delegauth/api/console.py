@@ -18,6 +18,7 @@ from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.pages import error_page, field_value, render
 from delegauth.api.pages_text import TEXT, t
+from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
 from delegauth.api.sessions import BrowserSessions
 from delegauth.domain.accounts import Accounts
@@ -544,8 +545,7 @@ class _Activity(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         locale = negotiate_locale(req)
         session = self.c.session(req)
-        before_raw = req.get_param("before") or ""
-        before = int(before_raw) if before_raw.isdigit() and len(before_raw) < 18 else None
+        before = parse_count(req.get_param("before"))
         try:
             events = self.c._members.audit(session.user_id, area_id, before, PAGE)
         except DelegauthError as ex:

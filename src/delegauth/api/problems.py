@@ -10,7 +10,7 @@ import falcon
 
 from delegauth import errors
 
-__all__ = ["install_error_handlers", "problem"]
+__all__ = ["install_error_handlers", "problem", "problem_body"]
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,19 @@ def status_for(ex: errors.DelegauthError) -> int:
     return 400
 
 
-def problem(resp: falcon.Response, status: int, title: str, detail: str, **extra: Any) -> None:
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> str:
+    """The RFC 9457 document for one error, serialised."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail and detail != title:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
+    return json.dumps(body)
+
+
+def problem(resp: falcon.Response, status: int, title: str, detail: str, **extra: Any) -> None:
     resp.status = status
     resp.content_type = PROBLEM_TYPE
-    resp.text = json.dumps(body)
+    resp.text = problem_body(status, title, detail, **extra)
 
 
 def _handle_domain(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:

@@ -19,6 +19,8 @@ def canonical_email(value: object, *, field: str = "email") -> str:
     """Return the canonical form of an email, or raise InvalidInput."""
     if not isinstance(value, str):
         raise InvalidInput("email must be a string", field=field)
+    if any("\ud800" <= ch <= "\udfff" for ch in value):  # lone surrogates: not Unicode
+        raise InvalidInput("not a valid email address", field=field)
     canon = unicodedata.normalize("NFKC", value).casefold().strip()
     if len(canon) > 320 or not _SHAPE.match(canon):
         raise InvalidInput("not a valid email address", field=field)
