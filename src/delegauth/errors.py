@@ -16,6 +16,8 @@
     ├── Unavailable             storage or policy cannot be reached: fail closed
     └── DeliveryError           an email could not be handed to SMTP (mail.transport)
 
+Each error carries a stable ``code`` (its class's, or a finer one given where it is
+raised, e.g. "invitation_expired"); the pages translate codes, never ``detail``.
 The domain raises these and never picks HTTP status codes; the API maps them to
 problem+json in one table (delegauth.api.problems).
 """
@@ -46,10 +48,14 @@ class DelegauthError(Exception):
     code = "error"
     title = "Error"
 
-    def __init__(self, detail: str = "", *, field: str | None = None) -> None:
+    def __init__(
+        self, detail: str = "", *, field: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.field = field
+        if code is not None:  # a finer code than the class's, for one case of it
+            self.code = code
 
 
 class InvalidInput(DelegauthError):

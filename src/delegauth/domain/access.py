@@ -22,7 +22,7 @@ def require_manager(store: Store, area_id: str, actor_id: str) -> Grant:
     """Return the actor's grant if they may manage users: the owner, or a delegate with users."""
     grant = require_grant(store, area_id, actor_id)
     if grant.role is not Role.OWNER and not grant.permissions.has(MANAGE_USERS):
-        raise Forbidden("managing users needs the 'users' permission")
+        raise Forbidden("managing users needs the 'users' permission", code="needs_users")
     return grant
 
 
@@ -34,6 +34,6 @@ def require_may_give(actor: Grant, offered: PermissionSet) -> None:
 def require_may_touch(actor: Grant, target: Grant) -> None:
     """Nobody changes the owner; a delegate touches only members who hold no more than they do."""
     if target.role is Role.OWNER:
-        raise Forbidden("the owner cannot be changed or removed")
+        raise Forbidden("the owner cannot be changed or removed", code="owner_fixed")
     if actor.user_id != target.user_id and not actor.held().covers(target.permissions):
         raise Escalation("this member holds permissions you do not hold")

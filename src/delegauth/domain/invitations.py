@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from delegauth.domain.access import require_manager, require_may_give
@@ -27,7 +28,14 @@ from delegauth.errors import (
     WrongAccount,
 )
 
-__all__ = ["Invitations"]
+__all__ = ["InvitationPreview", "Invitations"]
+
+
+@dataclass(frozen=True)
+class InvitationPreview:
+    invitation: Invitation
+    area_name: str
+    inviter_name: str
 
 
 def _snapshot(inv: Invitation) -> dict[str, object]:
@@ -169,6 +177,21 @@ class Invitations:
         now = self._clock()
         return [i for i in self._store.list_invitations_for(user.email) if i.is_open(now)]
 
+    def preview(self, token: object) -> InvitationPreview | None:
+        """What an emailed link offers, while it is open: for the pages, before sign-in."""
+        if not isinstance(token, str) or not token or len(token) > 200:
+            return None
+        inv = self._store.find_invitation_by_token(hash_secret(token))
+        if inv is None or not inv.is_open(self._clock()):
+            return None
+        area = self._store.get_area(inv.area_id)
+        inviter = self._store.get_user(inv.invited_by)
+        return InvitationPreview(
+            invitation=inv,
+            area_name=area.name if area else "",
+            inviter_name=(inviter.name or inviter.email) if inviter else "",
+        )
+
     def accept(self, user_id: str, invitation_id: object) -> Grant:
         inv_id = self._parse_invitation_id(invitation_id)
         now = self._clock()
@@ -199,7 +222,7 @@ class Invitations:
                 self._finish(inv, InvitationStatus.DECLINED, now)
                 self._audit(user_id, "invitation.declined", inv, before, _snapshot(inv), now)
         if inv.status is InvitationStatus.EXPIRED:
-            raise NotPending("the invitation has expired")
+            raise NotPending("the invitation has expired", code="invitation_expired")
         return inv
 
     # -- internals -------------------------------------------------------------------
@@ -229,7 +252,7 @@ class Invitations:
 
     def _accepted(self, accepted: tuple[Grant, int] | None) -> Grant:
         if accepted is None:
-            raise NotPending("the invitation has expired")
+            raise NotPending("the invitation has expired", code="invitation_expired")
         grant, version = accepted
         self._changed(version)
         return grant
@@ -280,7 +303,7 @@ class Invitations:
         if inv.status is not InvitationStatus.PENDING:
             raise NotPending(f"the invitation is {inv.status}")
         if now >= inv.expires_at:
-            raise NotPending("the invitation has expired; invite again")
+            raise NotPending("the invitation has expired; invite again", code="invitation_expired")
         return inv
 
     def _finish(self, inv: Invitation, status: InvitationStatus, now: datetime) -> None:
