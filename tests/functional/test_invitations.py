@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import jsonschema
 import pytest
 
 from delegauth.storage.records import AuditRecord, GrantRecord, InvitationRecord, MailRecord
-from tests.conftest import PASSWORD, Api
+from tests.conftest import PASSWORD, Api, FrozenClock
 
 
 def test_invite_queues_mail_and_reinvite_updates_and_resends(api: Api) -> None:
@@ -304,3 +305,59 @@ def test_a_bundle_grants_its_permissions_in_one_click(api: Api) -> None:
     catalogue = api.call("GET", "/v1/permissions?lang=es").json
     billing = {b["name"]: b for b in catalogue["bundles"]}["billing"]
     assert billing["label"] == "Facturación" and billing["grant_as"] == "bundle:billing"
+
+
+@pytest.mark.parametrize("how", ["by id", "by emailed token"])
+def test_accept_returns_the_policy_version_a_replica_waits_for(
+    api: Api, clock: FrozenClock, how: str
+) -> None:
+    """Accepting is a grant write: its policy_version is a consistency token like the others."""
+    from delegauth.api.app import build_services
+    from delegauth.passwords import Argon2Hasher
+
+    owner = api.signup("o@example.com")
+    invitee = api.signup("i@example.com")
+    inv = api.invite(owner, "i@example.com", ["invoices"])
+    # A second process's view of the database, with no follower: it loads the area now
+    # and hears of the accept only when a caller's token makes it catch up.
+    other = build_services(
+        api.services.settings,
+        db=api.services.db,
+        clock=clock,
+        keys=api.services.keys,
+        start_background=False,
+        hasher=Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+    try:
+        replica = Api(other)
+        assert not replica.decide(invitee, owner.area_id, "invoice", "pay")
+        if how == "by id":
+            res = api.call("POST", f"/v1/invitations/{inv['id']}/accept", api.token(invitee))
+        else:
+            token = api.mail_token("i@example.com")
+            res = api.call(
+                "POST", "/v1/invitations/accept", api.token(invitee), json={"token": token}
+            )
+        assert res.status_code == 201, res.text
+        route = (
+            "/v1/invitations/{invitation_id}/accept" if how == "by id" else "/v1/invitations/accept"
+        )
+        documented = api.call("GET", "/openapi.json").json["paths"][route]["post"]["responses"]
+        jsonschema.validate(res.json, documented["201"]["content"]["application/json"]["schema"])
+        version = res.json["policy_version"]
+        assert isinstance(version, int) and version > 0
+        assert not replica.decide(invitee, owner.area_id, "invoice", "pay")  # stale, as feared
+        fresh = replica.call(
+            "POST",
+            "/access/v1/evaluation",
+            replica.service_token(),
+            json={
+                "subject": {"type": "user", "id": invitee.user_id},
+                "action": {"name": "pay"},
+                "resource": {"type": "invoice", "id": "1", "properties": {"area": owner.area_id}},
+                "context": {"policy_version": version},
+            },
+        )
+        assert fresh.status_code == 200 and fresh.json == {"decision": True}, fresh.text
+    finally:
+        other.close()

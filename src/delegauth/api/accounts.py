@@ -9,6 +9,7 @@ from delegauth.api.body import read_json, send_json
 from delegauth.api.views import access_view, area_view, grant_view, invitation_view, user_view
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.invitations import Invitations
+from delegauth.domain.members import Change
 from delegauth.domain.ports import Store
 
 __all__ = [
@@ -97,8 +98,8 @@ class AnswerInvitationResource:
     def on_post_accept(
         self, req: falcon.Request, resp: falcon.Response, invitation_id: str
     ) -> None:
-        grant = self._invitations.accept(self._auth.user(req).sub, invitation_id)
-        send_json(resp, {"grant": grant_view(grant)}, 201)
+        change = self._invitations.accept(self._auth.user(req).sub, invitation_id)
+        send_json(resp, _accepted_view(change), 201)
 
     def on_post_decline(
         self, req: falcon.Request, resp: falcon.Response, invitation_id: str
@@ -115,5 +116,11 @@ class AcceptByTokenResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         user_id = self._auth.user(req).sub
-        grant = self._invitations.accept_token(user_id, read_json(req, self._max).get("token"))
-        send_json(resp, {"grant": grant_view(grant)}, 201)
+        change = self._invitations.accept_token(user_id, read_json(req, self._max).get("token"))
+        send_json(resp, _accepted_view(change), 201)
+
+
+def _accepted_view(change: Change) -> dict[str, object]:
+    """An accept is a grant write: it answers with the policy_version it produced."""
+    assert change.grant is not None
+    return {"grant": grant_view(change.grant), "policy_version": change.version}

@@ -652,7 +652,8 @@ class _Answer(_Base):
         locale, session, _form = posted
         try:
             if action == "accept":
-                grant = self.c._invitations.accept(session.user_id, invitation_id)
+                grant = self.c._invitations.accept(session.user_id, invitation_id).grant
+                assert grant is not None
                 area = self.c._store.get_area(grant.area_id)
                 raise falcon.HTTPSeeOther(
                     "/invitations?accepted=" + quote(area.name if area else "")

@@ -17,6 +17,7 @@ from delegauth.domain.entities import (
     User,
 )
 from delegauth.domain.ids import INVITATION, IdFactory, new_id, parse_id
+from delegauth.domain.members import Change
 from delegauth.domain.ports import Clock, MailComposer, PolicyListener, Store, ignore_change
 from delegauth.domain.tokens import hash_secret, new_secret
 from delegauth.errors import (
@@ -192,7 +193,8 @@ class Invitations:
             inviter_name=(inviter.name or inviter.email) if inviter else "",
         )
 
-    def accept(self, user_id: str, invitation_id: object) -> Grant:
+    def accept(self, user_id: str, invitation_id: object) -> Change:
+        """Turn the invitation into a grant; return it with the change-log version written."""
         inv_id = self._parse_invitation_id(invitation_id)
         now = self._clock()
         with self._store.transaction():
@@ -200,7 +202,8 @@ class Invitations:
             accepted = self._accept(user, inv, now)
         return self._accepted(accepted)
 
-    def accept_token(self, user_id: str, token: object) -> Grant:
+    def accept_token(self, user_id: str, token: object) -> Change:
+        """Accept through the emailed link's token (see accept)."""
         if not isinstance(token, str) or not token:
             raise InvalidInput("token is required", field="token")
         now = self._clock()
@@ -250,12 +253,12 @@ class Invitations:
             raise NotPending(f"the invitation is {inv.status}")
         return user, inv
 
-    def _accepted(self, accepted: tuple[Grant, int] | None) -> Grant:
+    def _accepted(self, accepted: tuple[Grant, int] | None) -> Change:
         if accepted is None:
             raise NotPending("the invitation has expired", code="invitation_expired")
         grant, version = accepted
         self._changed(version)
-        return grant
+        return Change(grant, version)
 
     def _accept(self, user: User, inv: Invitation, now: datetime) -> tuple[Grant, int] | None:
         if inv.status is InvitationStatus.EXPIRED:

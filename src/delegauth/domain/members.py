@@ -17,7 +17,7 @@ from delegauth.domain.ids import USER, parse_id
 from delegauth.domain.ports import Clock, PolicyListener, Store, ignore_change
 from delegauth.errors import InvalidInput, NotFound
 
-__all__ = ["Member", "Members"]
+__all__ = ["Change", "Member", "Members"]
 
 MAX_PAGE = 100
 
