@@ -2,7 +2,11 @@
 
     DelegauthError
     ├── InvalidInput            a value is malformed or not allowed
-    │   └── UnknownPermission   a permission name is not in the catalogue
+    │   ├── UnknownPermission   a permission name is not in the catalogue
+    │   └── InvalidEmail        not an email address we accept (syntax, length, domain)
+    │       ├── EmailCompatibilityCharacters  fullwidth letters, ligatures, the Kelvin sign
+    │       ├── EmailDisallowedCharacters     spaces, controls, symbols, unassigned
+    │       └── EmailConfusableScripts        look-alike letters from mixed scripts
     ├── InvalidToken            an emailed or bearer token is unknown, expired or used
     ├── Unauthenticated         no valid credentials were presented
     ├── Forbidden               the caller may not do this
@@ -29,8 +33,12 @@ __all__ = [
     "AlreadyRegistered",
     "Conflict",
     "DelegauthError",
+    "EmailCompatibilityCharacters",
+    "EmailConfusableScripts",
+    "EmailDisallowedCharacters",
     "Escalation",
     "Forbidden",
+    "InvalidEmail",
     "InvalidInput",
     "InvalidToken",
     "NotFound",
@@ -66,6 +74,28 @@ class InvalidInput(DelegauthError):
 class UnknownPermission(InvalidInput):
     code = "unknown_permission"
     title = "Unknown permission"
+
+
+class InvalidEmail(InvalidInput):
+    """The subclasses say why an address is refused rather than mapped (domain/emails.py)."""
+
+    code = "invalid_email"
+    title = "Invalid email address"
+
+
+class EmailCompatibilityCharacters(InvalidEmail):
+    code = "email_compatibility_characters"
+    title = "The email address contains compatibility characters"
+
+
+class EmailDisallowedCharacters(InvalidEmail):
+    code = "email_disallowed_characters"
+    title = "The email address contains a character that is not allowed"
+
+
+class EmailConfusableScripts(InvalidEmail):
+    code = "email_confusable_scripts"
+    title = "The email address mixes look-alike letters from different scripts"
 
 
 class InvalidToken(DelegauthError):

@@ -60,12 +60,30 @@ def test_verification_link_expires(api: Api, clock) -> None:
 
 
 def test_duplicate_email_in_another_form_is_409(api: Api) -> None:
+    api.signup("carol@bücher.example")
+    for other_form in ["CAROL@Bücher.Example ", "carol@xn--bcher-kva.example"]:
+        res = api.call("POST", "/v1/signup", json={"email": other_form, "password": PASSWORD})
+        assert res.status_code == 409, res.text
+        assert res.json["code"] == "already_registered"
+
+
+def test_fullwidth_email_is_refused_not_folded(api: Api) -> None:
     api.signup("carol@example.com")
     res = api.call(
-        "POST", "/v1/signup", json={"email": "ＣＡＲＯＬ@example.com ", "password": PASSWORD}
+        "POST", "/v1/signup", json={"email": "ＣＡＲＯＬ@example.com", "password": PASSWORD}
     )
-    assert res.status_code == 409
-    assert res.json["code"] == "already_registered"
+    assert res.status_code == 400, res.text
+    assert res.headers["content-type"] == "application/problem+json"
+    assert res.json["field"] == "email"
+    assert res.json["code"] == "email_compatibility_characters"
+    assert "FULLWIDTH LATIN CAPITAL LETTER C" in res.json["detail"]
+
+
+def test_sharp_s_signs_up_a_person_of_its_own(api: Api) -> None:
+    first = api.signup("strasse@example.com")
+    second = api.signup("STRAßE@example.com")
+    assert second.email == "straße@example.com"
+    assert second.user_id != first.user_id
 
 
 def test_bad_signup_input_is_400_and_writes_nothing(api: Api) -> None:

@@ -32,6 +32,9 @@ OWNERS = {
     "smtplib": {"mail/transport.py"},
     "prometheus_client": {"metrics.py"},
     "gunicorn": {"serving.py"},
+    "email_validator": {"domain/emails.py"},
+    "precis_i18n": {"domain/emails.py"},
+    "confusable_homoglyphs": {"domain/emails.py"},
 }
 
 
