@@ -33,6 +33,8 @@ def _signup_page(browser: Browser, email: str, name: str, path: str = "/signup")
     assert res.status_code == 303, res.text
     landing = browser.follow(res)
     assert landing.status_code == 200, landing.text
+    if "/verify-email/sent" in landing.url:  # "check your email", then on to the Client Area
+        landing = browser.follow(browser.get("/"))
     return landing.url
 
 
@@ -41,8 +43,8 @@ def test_user_management_story(server: Server) -> None:
     owner_email, helper_email = f"olga-{tag}@example.com", f"hugo-{tag}@example.com"
     owner = Browser(server.base)
     url = _signup_page(owner, owner_email, "Olga")
-    assert url.endswith("/users")  # the landing page is User Management
-    area_path = url[len(server.base) :]
+    assert re.fullmatch(r".*/areas/a_[a-z2-7]{26}", url)  # the landing page is the area home
+    area_path = url[len(server.base) :] + "/users"
     page = owner.get(area_path)
     assert "User Management" in page.text and "Olga" in page.text and "Owner" in page.text
     assert "Invite New User" in page.text
@@ -78,7 +80,7 @@ def test_user_management_story(server: Server) -> None:
     accepted = helper.follow(helper.submit(mine, {}, form_index=1))
     assert "Invitation accepted" in accepted.text
     areas = helper.get("/areas")
-    assert areas.text.count('class="choice"') == 2  # his own and Olga's: the chooser
+    assert areas.text.count('class="card"') == 2  # his own and Olga's: the chooser
 
     # The owner sees Hugo with his permissions, changes them, then removes the access.
     page = owner.get(area_path)
@@ -102,7 +104,7 @@ def test_user_management_story(server: Server) -> None:
     res = owner.submit(confirm, {}, form_index=1)
     assert res.status_code == 303
     assert "Hugo" not in owner.get(area_path).text
-    assert helper.get("/areas").text.count('class="choice"') == 1
+    assert helper.get("/areas").text.count('class="card"') == 1
 
 
 def test_pages_refuse_strangers_and_forged_forms(server: Server) -> None:
@@ -110,7 +112,7 @@ def test_pages_refuse_strangers_and_forged_forms(server: Server) -> None:
     a, b = Browser(server.base), Browser(server.base)
     a_url = _signup_page(a, f"a-{tag}@example.com", "A")
     _signup_page(b, f"b-{tag}@example.com", "B")
-    area_path = a_url[len(server.base) :]
+    area_path = a_url[len(server.base) :] + "/users"
     assert b.get(area_path).status_code == 404
     assert b.get(area_path + "/invite").status_code == 404
     res = b.s.post(
@@ -129,7 +131,7 @@ def test_user_management_in_spanish(server: Server) -> None:
     tag = secrets.token_hex(3)
     owner = Browser(server.base, language="es")
     url = _signup_page(owner, f"es-{tag}@example.com", "Elena")
-    page = owner.get(url[len(server.base) :])
+    page = owner.get(url[len(server.base) :] + "/users")
     assert "Gestión de usuarios" in page.text and "Invitar nuevo usuario" in page.text
     assert '<html lang="es">' in page.text
 
@@ -138,7 +140,7 @@ def test_edit_a_pending_invitation_and_read_the_activity(server: Server) -> None
     tag = secrets.token_hex(3)
     owner = Browser(server.base)
     url = _signup_page(owner, f"act-{tag}@example.com", "Ana")
-    area_path = url[len(server.base) :]
+    area_path = url[len(server.base) :] + "/users"
     form = owner.get(area_path + "/invite")
     csrf = parse(form.text).forms[1]["fields"][0]["value"]
     owner.s.post(

@@ -17,17 +17,25 @@ import falcon
 from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.pages import error_page, field_value, render
-from delegauth.api.pages_text import TEXT, t
+from delegauth.api.pages_text import TEXT, error_text, t
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
 from delegauth.api.sessions import BrowserSessions
-from delegauth.domain.accounts import Accounts
-from delegauth.domain.catalogue import ALL, Catalogue, PermissionSet
-from delegauth.domain.entities import Role
+from delegauth.domain.accounts import Accounts, AreaAccess
+from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
+from delegauth.domain.emails import canonical_email
+from delegauth.domain.entities import Role, User
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Member, Members
 from delegauth.domain.ports import Store
-from delegauth.errors import DelegauthError, InvalidInput
+from delegauth.errors import (
+    AlreadyMember,
+    DelegauthError,
+    Escalation,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from delegauth.storage.oauth_store import SessionRow
 
 __all__ = ["Console"]
@@ -59,6 +67,7 @@ class Console:
     def routes(self) -> list[tuple[str, object]]:
         return [
             ("/areas", _Areas(self)),
+            ("/areas/{area_id}", _AreaHome(self)),
             ("/areas/{area_id}/users", _UserManagement(self)),
             ("/areas/{area_id}/activity", _Activity(self)),
             ("/areas/{area_id}/users/invite", _Invite(self)),
@@ -98,43 +107,80 @@ class Console:
         return locale, session, form
 
     def header(self, locale: str, session: SessionRow, area_id: str | None) -> str:
+        """The account menu, offering only what the user may do in the current area."""
         user = self._accounts.get_user(session.user_id)
         areas = self._accounts.areas_of(user.id)
-        current = area_id or (areas[0].area.id if areas else "")
-        items = [
-            f'<li><a href="/areas/{escape(current)}/users">'
-            f"{t(locale, 'nav.user_management')}</a></li>"
-        ]
+        current = self.access(areas, area_id)
+        items = []
+        where = ""
+        if current is not None:
+            home = f"/areas/{escape(current.area.id)}"
+            items.append(f'<li><a href="{home}">{t(locale, "area.home")}</a></li>')
+            if may_manage(current):
+                items.append(
+                    f'<li><a href="{home}/users">{t(locale, "nav.user_management")}</a></li>'
+                )
+                items.append(
+                    f'<li><a href="{home}/activity">{t(locale, "activity.title")}</a></li>'
+                )
+            where = (
+                f'<p class="where"><span class="hint">{t(locale, "area.current")}:</span> '
+                f'<a href="{home}">{escape(current.area.name)}</a></p>'
+            )
+        items.append(f'<li><a href="/invitations">{t(locale, "mine.title")}</a></li>')
         if len(areas) > 1:
             items.append(f'<li><a href="/areas">{t(locale, "nav.switch")}</a></li>')
-        items.append(f'<li><a href="/invitations">{t(locale, "mine.title")}</a></li>')
         items.append(
             f'<li><form method="post" action="/signout">{_hidden("csrf", session.csrf)}'
             f'<button type="submit" class="link">{t(locale, "signout")}</button></form></li>'
         )
         who = escape(user.name or user.email)
         return (
-            f'<header class="top"><nav aria-label="{escape(t(locale, "nav.account"))}">'
+            f'<header class="top">{where}'
+            f'<nav aria-label="{escape(t(locale, "nav.account"))}">'
             '<details class="menu">'
             f"<summary>{who}</summary><ul>{''.join(items)}</ul></details></nav></header>"
         )
 
+    @staticmethod
+    def access(areas: list[AreaAccess], area_id: str | None) -> AreaAccess | None:
+        """The user's access to ``area_id``; with no area named, their only area if one."""
+        if area_id is None:
+            return areas[0] if len(areas) == 1 else None
+        return next((a for a in areas if a.area.id == area_id), None)
+
     def perms_text(self, locale: str, perms: PermissionSet) -> str:
+        return ", ".join(self.perm_labels(locale, perms))
+
+    def perm_labels(self, locale: str, perms: PermissionSet) -> list[str]:
         if perms.all:
-            return t(locale, "um.all")
+            return [t(locale, "um.all")]
         catalogue = self.catalogue()
-        labels = [
+        return [
             catalogue.get(n).label(locale) if n in catalogue else n
             for n in catalogue.names() + sorted(perms.names - set(catalogue.names()))
             if n in perms.names
         ]
-        return ", ".join(labels)
 
-    def chooser(self, locale: str, selected: PermissionSet | None, error: str = "") -> str:
-        """The "all or some from the list" control, grouped, with descriptions and bundles."""
+    def chooser(
+        self,
+        locale: str,
+        selected: PermissionSet | None,
+        error: str = "",
+        *,
+        access: str | None = None,
+        ticked: list[str] | None = None,
+    ) -> str:
+        """The "all, or some from a list that drops down" control, grouped, with bundles.
+
+        The list shows only while "some" is chosen (CSS :has()); a refused post comes
+        back as it was sent (``access`` and ``ticked``), with the list open if ambiguous.
+        """
         catalogue = self.catalogue()
-        all_checked = selected is None or selected.all
-        names = set() if selected is None or selected.all else set(selected.names)
+        if access is None:
+            access = "all" if selected is None or selected.all else "some"
+            ticked = [] if selected is None or selected.all else sorted(selected.names)
+        names = set(ticked or ())
         groups: dict[str, list[str]] = {}
         for perm in catalogue:
             checked = " checked" if perm.name in names else ""
@@ -148,7 +194,9 @@ class Console:
             )
         bundles = "".join(
             f'<div class="choice"><input type="checkbox" id="bundle-{b.name}"'
-            f' name="permission" value="bundle:{b.name}" aria-describedby="bundle-{b.name}-hint">'
+            f' name="permission" value="bundle:{b.name}"'
+            f"{' checked' if 'bundle:' + b.name in names else ''}"
+            f' aria-describedby="bundle-{b.name}-hint">'
             f'<div><label for="bundle-{b.name}">{escape(b.label(locale))}</label>'
             f'<span class="hint" id="bundle-{b.name}-hint">{escape(b.description(locale))}'
             f"</span></div></div>"
@@ -167,25 +215,81 @@ class Console:
         alert = (
             f'<p class="error" role="alert" id="perm-error">{escape(error)}</p>' if error else ""
         )
+        ambiguous = access == "all" and bool(names)
+        described = ' aria-describedby="perm-error"' if error else ""
         return (
-            f"<fieldset><legend>{t(locale, 'invite.access')}</legend>{alert}"
+            f'<fieldset class="access{" ambiguous" if ambiguous else ""}"{described}>'
+            f"<legend>{t(locale, 'invite.access')}</legend>{alert}"
             f'<div class="choice"><input type="radio" id="access-all" name="access" value="all"'
-            f'{" checked" if all_checked else ""}><label for="access-all">'
+            f'{" checked" if access == "all" else ""} required><label for="access-all">'
             f"{t(locale, 'invite.all')}</label></div>"
             f'<div class="choice"><input type="radio" id="access-some" name="access"'
-            f' value="some"{"" if all_checked else " checked"}><label for="access-some">'
-            f"{t(locale, 'invite.some')}</label></div>"
+            f' value="some"{" checked" if access == "some" else ""} required>'
+            f'<label for="access-some">{t(locale, "invite.some")}</label></div>'
             f'<div class="permissions">{listing}</div></fieldset>'
         )
 
     @staticmethod
-    def chosen(form: dict[str, list[str]]) -> object:
-        if field_value(form, "access") == "all":
-            return ALL
-        return form.get("permission", [])
+    def choice(locale: str, form: dict[str, list[str]]) -> tuple[object, str]:
+        """What the chooser asks for ("all" or the ticked names), or an error to show on
+        the form: "all" with ticks is ambiguous and refused, never guessed."""
+        access = field_value(form, "access")
+        ticked = form.get("permission", [])
+        if access == "all":
+            return (ALL, "") if not ticked else (None, t(locale, "invite.ambiguous"))
+        if access == "some":
+            return (ticked, "") if ticked else (None, t(locale, "invite.pick"))
+        return None, t(locale, "invite.pick_access")
 
-    def fail(self, resp: falcon.Response, locale: str, ex: DelegauthError) -> None:
-        error_page(resp, locale, ex.detail, status_for(ex))
+    def fail(
+        self,
+        resp: falcon.Response,
+        locale: str,
+        ex: DelegauthError,
+        session: SessionRow | None = None,
+        area_id: str | None = None,
+    ) -> None:
+        """An error page in the user's words, with the menu and a way back."""
+        header, back = "", ""
+        if session is not None:
+            header = self.header(locale, session, area_id)
+            areas = self._accounts.areas_of(session.user_id)
+            current = self.access(areas, area_id)
+            if current is not None:
+                back = (
+                    f'<p><a href="/areas/{escape(current.area.id)}">'
+                    f"{escape(t(locale, 'area.back', area=current.area.name))}</a></p>"
+                )
+            elif areas:
+                back = f'<p><a href="/">{t(locale, "area.home")}</a></p>'
+        status = status_for(ex)
+        title = {403: "error.forbidden_title", 404: "error.not_found_title"}.get(
+            status, "error.title"
+        )
+        render(
+            resp,
+            locale,
+            t(locale, title),
+            f'<p class="error" role="alert">{escape(error_text(locale, ex))}</p>{back}',
+            status,
+            header=header,
+        )
+
+
+def may_manage(access: AreaAccess) -> bool:
+    """Whether User Management and Activity are open to this user in this area."""
+    return access.role is Role.OWNER or access.permissions.has(MANAGE_USERS)
+
+
+def _flash(locale: str, req: falcon.Request) -> str:
+    """The success message of the action that redirected here (?done=<code>)."""
+    done = req.get_param("done") or ""
+    if done not in _DONE:
+        return ""
+    return f'<p class="notice" role="status">{escape(t(locale, "done." + done))}</p>'
+
+
+_DONE = ("saved", "removed", "resent", "cancelled", "left", "declined")
 
 
 class _Base:
@@ -194,24 +298,72 @@ class _Base:
 
 
 class _Areas(_Base):
-    """Switch account: every Client Area the user can reach, with their role there."""
+    """Switch account: every Client Area the user can reach, by its account name, with
+    their role there; choosing one opens that area's home."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         locale = negotiate_locale(req)
         session = self.c.session(req)
         areas = self.c._accounts.areas_of(session.user_id)
         items = "".join(
-            f'<li class="choice"><a href="/areas/{escape(a.area.id)}/users">'
-            f'{escape(a.area.name)}</a> <span class="role">'
-            f"({escape(t(locale, f'role.{a.role}'))})</span></li>"
+            f'<li class="card"><a href="/areas/{escape(a.area.id)}">{escape(a.area.name)}</a>'
+            f'<span class="hint">'
+            f"{escape(t(locale, 'areas.your_role', role=t(locale, f'role.{a.role}')))}"
+            f"</span></li>"
             for a in areas
         )
         render(
             resp,
             locale,
-            t(locale, "areas.title"),
-            f'<ul class="plain">{items}</ul>',
+            t(locale, "chooser.title"),
+            _flash(locale, req) + f'<ul class="plain">{items}</ul>',
             header=self.c.header(locale, session, None),
+        )
+
+
+class _AreaHome(_Base):
+    """Where everyone lands after choosing an area: which Client Area this is, their
+    role and permissions in it, and only the things they may do there."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
+        locale = negotiate_locale(req)
+        session = self.c.session(req)
+        areas = self.c._accounts.areas_of(session.user_id)
+        current = self.c.access(areas, area_id)
+        if current is None:
+            self.c.fail(resp, locale, NotFound("no such area"), session)
+            return
+        name = current.area.name
+        perms = "".join(
+            f"<li>{escape(label)}</li>" for label in self.c.perm_labels(locale, current.permissions)
+        )
+        home = f"/areas/{escape(area_id)}"
+        tasks = []
+        if may_manage(current):
+            tasks.append((f"{home}/users", "nav.user_management", "area.um_hint"))
+            tasks.append((f"{home}/activity", "activity.title", "area.activity_hint"))
+        tasks.append(("/invitations", "mine.title", "area.mine_hint"))
+        if len(areas) > 1:
+            tasks.append(("/areas", "nav.switch", "area.switch_hint"))
+        task_items = "".join(
+            f'<li><a href="{href}">{t(locale, label)}</a>'
+            f'<span class="hint">{t(locale, hint)}</span></li>'
+            for href, label, hint in tasks
+        )
+        body = (
+            f"{_flash(locale, req)}<p>{escape(t(locale, 'area.you_are_in', area=name))}</p>"
+            f'<dl class="facts"><dt>{t(locale, "area.role")}</dt>'
+            f"<dd>{t(locale, f'role.{current.role}')}</dd>"
+            f"<dt>{t(locale, 'area.permissions')}</dt><dd><ul>{perms}</ul></dd></dl>"
+            f"<h2>{t(locale, 'area.can_do')}</h2>"
+            f'<ul class="tasks">{task_items}</ul>'
+        )
+        render(
+            resp,
+            locale,
+            t(locale, "area.title", area=name),
+            body,
+            header=self.c.header(locale, session, area_id),
         )
 
 
@@ -223,7 +375,7 @@ class _UserManagement(_Base):
             members = self.c._members.listing(session.user_id, area_id)
             pending = self.c._invitations.list_for_area(session.user_id, area_id)
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
+            self.c.fail(resp, locale, ex, session, area_id)
             return
         csrf = _hidden("csrf", session.csrf)
         rows = []
@@ -282,7 +434,7 @@ class _UserManagement(_Base):
         flash = (
             f'<p class="notice" role="status">{escape(t(locale, "invite.sent", email=notice))}</p>'
             if notice
-            else ""
+            else _flash(locale, req)
         )
         button = (
             f'<p><a class="button" href="/areas/{area_id}/users/invite">'
@@ -305,26 +457,37 @@ class _Invite(_Base):
         resp: falcon.Response,
         session: SessionRow,
         area_id: str,
-        email: str = "",
-        selected: PermissionSet | None = None,
+        form: dict[str, list[str]] | None = None,
         email_error: str = "",
         perm_error: str = "",
         status: int = 200,
     ) -> None:
+        """The form, empty or as it was posted (email and ticks kept) with its errors."""
         locale = negotiate_locale(req)
+        email = field_value(form, "email") if form else ""
         email_alert = (
             f'<p class="error" role="alert" id="email-error">{escape(email_error)}</p>'
             if email_error
             else ""
         )
         described = ' aria-describedby="email-error"' if email_error else ""
+        chooser = (
+            self.c.chooser(
+                locale,
+                None,
+                perm_error,
+                access=field_value(form, "access"),
+                ticked=form.get("permission", []),
+            )
+            if form
+            else self.c.chooser(locale, None)
+        )
         body = (
-            f'<form method="post" action="/areas/{area_id}/users/invite">'
+            f'<form method="post" action="/areas/{escape(area_id)}/users/invite">'
             f"{_hidden('csrf', session.csrf)}"
             f'<label for="email">{t(locale, "invite.email")}</label>{email_alert}'
             f'<input id="email" name="email" type="email" required value="{escape(email)}"'
-            f"{described}>"
-            f"{self.c.chooser(locale, selected, perm_error)}"
+            f"{described}>{chooser}"
             f'<button type="submit">{t(locale, "invite.send")}</button></form>'
         )
         render(
@@ -342,7 +505,7 @@ class _Invite(_Base):
         try:
             self.c._invitations.list_for_area(session.user_id, area_id)  # may they invite?
         except DelegauthError as ex:
-            self.c.fail(resp, negotiate_locale(req), ex)
+            self.c.fail(resp, negotiate_locale(req), ex, session, area_id)
             return
         self._form(req, resp, session, area_id)
 
@@ -352,74 +515,109 @@ class _Invite(_Base):
             return
         locale, session, form = posted
         email = field_value(form, "email")
-        chosen = self.c.chosen(form)
-        if chosen == []:
-            self._form(
-                req,
-                resp,
-                session,
-                area_id,
-                email,
-                PermissionSet.of(()),
-                perm_error=t(locale, "invite.pick"),
-                status=400,
-            )
+        chosen, problem = self.c.choice(locale, form)
+        if problem:
+            self._form(req, resp, session, area_id, form, perm_error=problem, status=400)
             return
         try:
             inv, _created = self.c._invitations.invite(session.user_id, area_id, email, chosen)
-        except InvalidInput as ex:
+        except (InvalidInput, AlreadyMember, Escalation) as ex:
+            message = error_text(locale, ex)
+            if isinstance(ex, AlreadyMember) and self._is_self(session, email):
+                message = t(locale, "problem.invite_self")
             on_email = ex.field == "email"
             self._form(
                 req,
                 resp,
                 session,
                 area_id,
-                email,
-                email_error=ex.detail if on_email else "",
-                perm_error="" if on_email else ex.detail,
-                status=400,
+                form,
+                email_error=message if on_email else "",
+                perm_error="" if on_email else message,
+                status=status_for(ex),
             )
             return
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
+            self.c.fail(resp, locale, ex, session, area_id)
             return
         raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?sent={quote(inv.email)}")
 
+    def _is_self(self, session: SessionRow, email: str) -> bool:
+        try:
+            return canonical_email(email) == self.c._accounts.get_user(session.user_id).email
+        except DelegauthError:
+            return False
+
 
 class _Edit(_Base):
+    """Modify permissions of a member."""
+
     def _member(self, session: SessionRow, area_id: str, user_id: str) -> Member | None:
         for m in self.c._members.listing(session.user_id, area_id):
             if m.user.id == user_id:
                 return m
         return None
 
-    def on_get(
-        self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
+    def _form(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        session: SessionRow,
+        area_id: str,
+        member: Member,
+        form: dict[str, list[str]] | None = None,
+        error: str = "",
+        status: int = 200,
     ) -> None:
         locale = negotiate_locale(req)
-        session = self.c.session(req)
-        try:
-            member = self._member(session, area_id, user_id)
-        except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
-            return
-        if member is None or member.grant.role is Role.OWNER:
-            error_page(resp, locale, t(locale, "error.title"), 404)
-            return
-        who = member.user.name or member.user.email
+        chooser = (
+            self.c.chooser(
+                locale,
+                None,
+                error,
+                access=field_value(form, "access"),
+                ticked=form.get("permission", []),
+            )
+            if form
+            else self.c.chooser(locale, member.grant.permissions)
+        )
         body = (
-            f'<form method="post" action="/areas/{area_id}/users/{user_id}/edit">'
-            f"{_hidden('csrf', session.csrf)}{self.c.chooser(locale, member.grant.permissions)}"
+            f'<form method="post" action="/areas/{escape(area_id)}/users/{member.user.id}/edit">'
+            f"{_hidden('csrf', session.csrf)}{chooser}"
             f'<button type="submit">{t(locale, "edit.save")}</button></form>'
         )
         render(
             resp,
             locale,
-            t(locale, "edit.title", who=who),
+            t(locale, "edit.title", who=member.user.name or member.user.email),
             body,
+            status,
             header=self.c.header(locale, session, area_id),
             wide=True,
         )
+
+    def _find(
+        self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
+    ) -> tuple[SessionRow, Member] | None:
+        locale = negotiate_locale(req)
+        session = self.c.session(req)
+        try:
+            member = self._member(session, area_id, user_id)
+            if member is None:
+                raise NotFound("no such member")
+            if member.grant.role is Role.OWNER:
+                raise Forbidden("the owner cannot be changed", code="owner_fixed")
+        except DelegauthError as ex:
+            self.c.fail(resp, locale, ex, session, area_id)
+            return None
+        return session, member
+
+    def on_get(
+        self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
+    ) -> None:
+        found = self._find(req, resp, area_id, user_id)
+        if found is not None:
+            self._form(req, resp, found[0], area_id, found[1])
 
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
@@ -428,12 +626,19 @@ class _Edit(_Base):
         if posted is None:
             return
         locale, session, form = posted
+        chosen, problem = self.c.choice(locale, form)
         try:
-            self.c._members.change(session.user_id, area_id, user_id, self.c.chosen(form))
+            if not problem:
+                self.c._members.change(session.user_id, area_id, user_id, chosen)
+                raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?done=saved")
+        except (InvalidInput, Escalation) as ex:
+            problem = error_text(locale, ex)
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
+            self.c.fail(resp, locale, ex, session, area_id)
             return
-        raise falcon.HTTPSeeOther(f"/areas/{area_id}/users")
+        found = self._find(req, resp, area_id, user_id)
+        if found is not None:
+            self._form(req, resp, session, area_id, found[1], form, problem, 400)
 
 
 class _Remove(_Base):
@@ -442,13 +647,19 @@ class _Remove(_Base):
     ) -> None:
         locale = negotiate_locale(req)
         session = self.c.session(req)
-        user = self.c._store.get_user(user_id) if user_id.startswith("u_") else None
-        who = (user.name or user.email) if user else user_id
+        try:
+            user = _who_in_area(self.c, session.user_id, area_id, user_id)
+        except DelegauthError as ex:
+            self.c.fail(resp, locale, ex, session, area_id)
+            return
+        who = user.name or user.email
+        back = f"/areas/{escape(area_id)}" + ("" if user_id == session.user_id else "/users")
         body = (
             f"<p>{escape(t(locale, 'remove.confirm', who=who))}</p>"
-            f'<form method="post" action="/areas/{area_id}/users/{escape(user_id)}/remove">'
-            f'{_hidden("csrf", session.csrf)}<button type="submit">{t(locale, "remove.yes")}'
-            f'</button> <a href="/areas/{area_id}/users">{t(locale, "remove.back")}</a></form>'
+            f'<form method="post" action="/areas/{escape(area_id)}/users/{escape(user_id)}/remove"'
+            f' class="actions-row">{_hidden("csrf", session.csrf)}'
+            f'<a class="button secondary" href="{back}" autofocus>{t(locale, "remove.back")}</a>'
+            f'<button type="submit" class="danger">{t(locale, "remove.yes")}</button></form>'
         )
         render(
             resp,
@@ -468,13 +679,72 @@ class _Remove(_Base):
         try:
             self.c._members.remove(session.user_id, area_id, user_id)
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
+            self.c.fail(resp, locale, ex, session, area_id)
             return
-        target = "/areas" if user_id == session.user_id else f"/areas/{area_id}/users"
-        raise falcon.HTTPSeeOther(target)
+        if user_id == session.user_id:
+            raise falcon.HTTPSeeOther("/areas?done=left")
+        raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?done=removed")
+
+
+def _who_in_area(c: Console, actor_id: str, area_id: str, user_id: str) -> User:
+    """The member ``user_id`` of an area: oneself (leaving), or one the actor manages."""
+    if actor_id == user_id:
+        if c.access(c._accounts.areas_of(actor_id), area_id) is None:
+            raise NotFound("no such area")
+        return c._accounts.get_user(actor_id)
+    for m in c._members.listing(actor_id, area_id):
+        if m.user.id == user_id:
+            return m.user
+    raise NotFound("no such member")
 
 
 class _InvitationAction(_Base):
+    def _form(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        session: SessionRow,
+        area_id: str,
+        invitation_id: str,
+        form: dict[str, list[str]] | None = None,
+        error: str = "",
+        status: int = 200,
+    ) -> None:
+        locale = negotiate_locale(req)
+        try:
+            pending = self.c._invitations.list_for_area(session.user_id, area_id)
+            inv = next((i for i in pending if i.id == invitation_id), None)
+            if inv is None:
+                raise NotFound("no such invitation")
+        except DelegauthError as ex:
+            self.c.fail(resp, locale, ex, session, area_id)
+            return
+        chooser = (
+            self.c.chooser(
+                locale,
+                None,
+                error,
+                access=field_value(form, "access"),
+                ticked=form.get("permission", []),
+            )
+            if form
+            else self.c.chooser(locale, inv.permissions)
+        )
+        body = (
+            f'<form method="post" action="/areas/{escape(area_id)}/invitations/{inv.id}/edit">'
+            f"{_hidden('csrf', session.csrf)}{chooser}"
+            f'<button type="submit">{t(locale, "edit.save")}</button></form>'
+        )
+        render(
+            resp,
+            locale,
+            t(locale, "edit.title", who=inv.email),
+            body,
+            status,
+            header=self.c.header(locale, session, area_id),
+            wide=True,
+        )
+
     def on_get(
         self,
         req: falcon.Request,
@@ -483,32 +753,10 @@ class _InvitationAction(_Base):
         invitation_id: str,
         action: str,
     ) -> None:
-        locale = negotiate_locale(req)
         session = self.c.session(req)
         if action != "edit":
             raise falcon.HTTPNotFound()
-        try:
-            pending = self.c._invitations.list_for_area(session.user_id, area_id)
-        except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
-            return
-        inv = next((i for i in pending if i.id == invitation_id), None)
-        if inv is None:
-            error_page(resp, locale, t(locale, "error.title"), 404)
-            return
-        body = (
-            f'<form method="post" action="/areas/{area_id}/invitations/{inv.id}/edit">'
-            f"{_hidden('csrf', session.csrf)}{self.c.chooser(locale, inv.permissions)}"
-            f'<button type="submit">{t(locale, "edit.save")}</button></form>'
-        )
-        render(
-            resp,
-            locale,
-            t(locale, "edit.title", who=inv.email),
-            body,
-            header=self.c.header(locale, session, area_id),
-            wide=True,
-        )
+        self._form(req, resp, session, area_id, invitation_id)
 
     def on_post(
         self,
@@ -522,21 +770,28 @@ class _InvitationAction(_Base):
         if posted is None:
             return
         locale, session, form = posted
+        if action not in ("resend", "cancel", "edit"):
+            raise falcon.HTTPNotFound()
         try:
             if action == "resend":
                 self.c._invitations.resend(session.user_id, area_id, invitation_id)
-            elif action == "cancel":
+                raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?done=resent")
+            if action == "cancel":
                 self.c._invitations.cancel(session.user_id, area_id, invitation_id)
-            elif action == "edit":
-                self.c._invitations.edit(
-                    session.user_id, area_id, invitation_id, self.c.chosen(form)
-                )
-            else:
-                raise falcon.HTTPNotFound()
+                raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?done=cancelled")
+            chosen, problem = self.c.choice(locale, form)
+            if not problem:
+                self.c._invitations.edit(session.user_id, area_id, invitation_id, chosen)
+                raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?done=saved")
+        except (InvalidInput, Escalation) as ex:
+            if action != "edit":
+                self.c.fail(resp, locale, ex, session, area_id)
+                return
+            problem = error_text(locale, ex)
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
+            self.c.fail(resp, locale, ex, session, area_id)
             return
-        raise falcon.HTTPSeeOther(f"/areas/{area_id}/users")
+        self._form(req, resp, session, area_id, invitation_id, form, problem, 400)
 
 
 class _Activity(_Base):
@@ -607,8 +862,18 @@ def _describe(snapshot: dict[str, object]) -> str:
 
 class _Mine(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.show(req, resp, self.c.session(req))
+
+    def show(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        session: SessionRow,
+        error: str = "",
+        status: int = 200,
+    ) -> None:
+        """My invitations, with a refused answer's error on the page itself."""
         locale = negotiate_locale(req)
-        session = self.c.session(req)
         user = self.c._accounts.get_user(session.user_id)
         csrf = _hidden("csrf", session.csrf)
         items = []
@@ -626,19 +891,28 @@ class _Mine(_Base):
                 f'{csrf}<button type="submit" class="secondary">{t(locale, "mine.decline")}'
                 f"</button></form></li>"
             )
-        notice = req.get_param("accepted")
-        flash = (
-            f'<p class="notice" role="status">{escape(t(locale, "mine.accepted", area=notice))}</p>'
-            if notice
-            else ""
-        )
+        notice = req.get_param("accepted") if not error else None
+        if error:
+            flash = f'<p class="error" role="alert">{escape(error)}</p>'
+        elif notice:
+            flash = (
+                f'<p class="notice" role="status">'
+                f"{escape(t(locale, 'mine.accepted', area=notice))}</p>"
+            )
+        else:
+            flash = _flash(locale, req)
         body = flash + (
             f'<ul class="plain">{"".join(items)}</ul>'
             if items
             else f"<p>{t(locale, 'mine.none')}</p>"
         )
         render(
-            resp, locale, t(locale, "mine.title"), body, header=self.c.header(locale, session, None)
+            resp,
+            locale,
+            t(locale, "mine.title"),
+            body,
+            status,
+            header=self.c.header(locale, session, None),
         )
 
 
@@ -650,21 +924,19 @@ class _Answer(_Base):
         if posted is None:
             return
         locale, session, _form = posted
+        if action not in ("accept", "decline"):
+            raise falcon.HTTPNotFound()
         try:
             if action == "accept":
-                grant = self.c._invitations.accept(session.user_id, invitation_id).grant
-                assert grant is not None
-                area = self.c._store.get_area(grant.area_id)
+                change = self.c._invitations.accept(session.user_id, invitation_id)
+                area = self.c._store.get_area(change.grant.area_id) if change.grant else None
                 raise falcon.HTTPSeeOther(
                     "/invitations?accepted=" + quote(area.name if area else "")
                 )
-            if action == "decline":
-                self.c._invitations.decline(session.user_id, invitation_id)
-                raise falcon.HTTPSeeOther("/invitations")
+            self.c._invitations.decline(session.user_id, invitation_id)
+            raise falcon.HTTPSeeOther("/invitations?done=declined")
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
-            return
-        raise falcon.HTTPNotFound()
+            _Mine(self.c).show(req, resp, session, error_text(locale, ex), status_for(ex))
 
 
 class _AcceptLink(_Base):

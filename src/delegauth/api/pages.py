@@ -312,8 +312,8 @@ class HomePage:
             raise falcon.HTTPSeeOther("/signin")
         user = self._accounts.get_user(session.user_id)
         areas = self._accounts.areas_of(user.id)
-        if areas:
-            raise falcon.HTTPSeeOther(f"/areas/{areas[0].area.id}/users")
+        if areas:  # one area: its home; several: choose one first
+            raise falcon.HTTPSeeOther(f"/areas/{areas[0].area.id}" if len(areas) == 1 else "/areas")
         body = (
             f"<p>{escape(t(locale, 'home.as', email=user.email))}</p>"
             f'<form method="post" action="/signout">{_hidden("csrf", session.csrf)}'

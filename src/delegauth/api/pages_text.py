@@ -10,7 +10,9 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-__all__ = ["LOCALES", "TEXT", "t"]
+from delegauth.errors import DelegauthError
+
+__all__ = ["LOCALES", "TEXT", "error_text", "t"]
 
 LOCALES = ("en", "es")
 _DIR = Path(__file__).with_name("locale")
@@ -28,3 +30,13 @@ TEXT: dict[str, dict[str, str]] = {locale: _load(locale) for locale in LOCALES}
 def t(locale: str, key: str, **values: str) -> str:
     text = TEXT.get(locale, TEXT["en"]).get(key) or TEXT["en"][key]
     return text.format(**values) if values else text
+
+
+def error_text(locale: str, ex: DelegauthError) -> str:
+    """The user's words for a domain error, by its code ("problem.<code>"), falling back
+    to its parent classes' codes; never the English ``detail``."""
+    codes = [ex.code] + [getattr(c, "code", "") for c in type(ex).__mro__]
+    for code in codes:
+        if "problem." + code in TEXT["en"]:
+            return t(locale, "problem." + code)
+    return t(locale, "problem.error")
