@@ -12,7 +12,16 @@ from delegauth.api.app import create_app
 from tests.conftest import Api
 
 # Hosted HTML pages are not part of the JSON API.
-PAGES = ("/", "/signin", "/signup", "/signout", "/areas", "/invitations", "/static")
+PAGES = (
+    "/",
+    "/signin",
+    "/signup",
+    "/signout",
+    "/areas",
+    "/invitations",
+    "/static",
+    "/verify-email",
+)
 
 
 def _routes(nodes: Any) -> Iterator[tuple[str, set[str]]]:

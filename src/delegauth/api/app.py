@@ -17,7 +17,15 @@ from typing import Any
 import falcon
 import peewee
 
-from delegauth.api import accounts, areas, authzen, authzen_search, oauth, pages
+from delegauth.api import (
+    accounts,
+    areas,
+    authzen,
+    authzen_search,
+    oauth,
+    pages,
+    verification_pages,
+)
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import LanguageMiddleware, PermissionsResource
@@ -80,6 +88,8 @@ class Services:
     sessions: BrowserSessions
     limiter: SignInLimiter
     watcher: PolicyWatcher
+    # verification mails asked for from the pages: 3 per address, 20 per client, in 15 min
+    mail_limiter: SignInLimiter
     stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -180,6 +190,9 @@ def build_services(
             oauth_store, clock, secure=settings.public_url.startswith("https://")
         ),
         limiter=SignInLimiter(oauth_store, clock),
+        mail_limiter=SignInLimiter(
+            oauth_store, clock, limit=3, address_limit=20, prefix="verify-mail:"
+        ),
         watcher=PolicyWatcher(settings.policies_dir, decider),
     )
     background = settings.background if start_background is None else start_background
@@ -361,7 +374,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route(
         "/signin", pages.SignInPage(services.accounts, services.sessions, services.limiter)
     )
-    app.add_route("/signup", pages.SignUpPage(services.accounts, services.sessions))
+    app.add_route(
+        "/signup", pages.SignUpPage(services.accounts, services.sessions, services.invitations)
+    )
     app.add_route("/signout", pages.SignOutPage(services.sessions))
     app.add_route("/", pages.HomePage(services.accounts, services.sessions))
     app.add_route("/static/delegauth.css", pages.StaticCss(settings.brand_css))
@@ -378,6 +393,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     )
     for path, resource in console.routes():
         app.add_route(path, resource)
+    verifying = (services.accounts, services.sessions, services.mail_limiter, console.header)
+    app.add_route("/verify-email", verification_pages.VerifyEmailPage(*verifying))
+    app.add_route("/verify-email/sent", verification_pages.CheckEmailPage(*verifying))
+    app.add_route("/verify-email/resend", verification_pages.ResendVerificationPage(*verifying))
     return app
 
 

@@ -21,6 +21,7 @@ from delegauth.api.pages_text import TEXT, error_text, t
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
 from delegauth.api.sessions import BrowserSessions
+from delegauth.api.verification_pages import mask_email
 from delegauth.domain.accounts import Accounts, AreaAccess
 from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
@@ -940,17 +941,60 @@ class _Answer(_Base):
 
 
 class _AcceptLink(_Base):
-    """The emailed link: sign in (or sign up with the token) first, then the same page."""
+    """The emailed link: sign in (or sign up with the token) first, then My invitations.
+
+    Signed in, the person is told what stands in the way: a dead link, another account
+    (the address masked, with a way to switch), or an email still to verify (a link is
+    mailed that brings them back here).
+    """
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        locale = negotiate_locale(req)
         token = (req.get_param("token") or "")[:200]
+        back = "/invitations/accept?token=" + quote(token, safe="")
         session = self.c._sessions.current(req)
         if session is None:
-            back = "/invitations/accept?token=" + quote(token, safe="")
             raise falcon.HTTPSeeOther(
                 "/signup?invitation_token="
                 + quote(token, safe="")
                 + "&return_to="
                 + quote(back, safe="")
             )
-        raise falcon.HTTPSeeOther("/invitations")
+        user = self.c._accounts.get_user(session.user_id)
+        preview = self.c._invitations.preview(token)
+        header = self.c.header(locale, session, None)
+        if preview is None:
+            body = (
+                f"<p>{t(locale, 'link.gone')}</p>"
+                f'<p><a class="button" href="/invitations">{t(locale, "mine.title")}</a></p>'
+            )
+            render(resp, locale, t(locale, "link.gone_title"), body, 410, header=header)
+            return
+        inv = preview.invitation
+        if inv.email != user.email:
+            masked = mask_email(inv.email)
+            body = (
+                f"<p>{escape(t(locale, 'link.wrong_sent_to', masked=masked))}</p>"
+                f"<p>{escape(t(locale, 'link.wrong_signed_in', email=user.email))}</p>"
+                f"<p>{escape(t(locale, 'link.wrong_switch', masked=masked))}</p>"
+                f'<form method="post" action="/signout">{_hidden("csrf", session.csrf)}'
+                f'{_hidden("return_to", back)}<button type="submit">'
+                f"{t(locale, 'link.wrong_button')}</button></form>"
+            )
+            render(resp, locale, t(locale, "link.wrong_title"), body, 403, header=header)
+            return
+        if not user.email_verified:
+            offer = t(locale, "mine.from", who=preview.inviter_name, area=preview.area_name)
+            body = (
+                f'<p class="invited">{escape(offer)}</p>'
+                f"<p>{escape(t(locale, 'link.verify', email=user.email))}</p>"
+                '<form method="post" action="/verify-email/resend">'
+                f"{_hidden('csrf', self.c._sessions.pre_csrf(req, resp))}"
+                f'{_hidden("return_to", back)}<button type="submit">'
+                f"{t(locale, 'link.verify_send')}</button></form>"
+            )
+            render(resp, locale, t(locale, "link.verify_title"), body, 403, header=header)
+            return
+        raise falcon.HTTPSeeOther(
+            "/invitations" + ("?verified=1" if req.get_param("verified") else "")
+        )

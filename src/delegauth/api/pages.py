@@ -19,6 +19,7 @@ from delegauth.api.pages_text import t
 from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.emails import canonical_email
+from delegauth.domain.invitations import Invitations
 from delegauth.errors import DelegauthError, InvalidInput
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "SignOutPage",
     "SignUpPage",
     "StaticCss",
+    "check_email_url",
     "field_value",
     "render",
     "safe_return",
@@ -52,6 +54,14 @@ def safe_return(value: object) -> str:
     ):
         return value
     return "/"
+
+
+def check_email_url(return_to: str, resent: bool = False) -> str:
+    """The "check your email" page, coming back to return_to afterwards."""
+    query = ["resent=1"] if resent else []
+    if return_to != "/":
+        query.append("return_to=" + quote(return_to, safe=""))
+    return "/verify-email/sent" + ("?" + "&".join(query) if query else "")
 
 
 def field_value(form: dict[str, list[str]], name: str) -> str:
@@ -162,10 +172,13 @@ class SignInPage:
         email: str = "",
         error: str = "",
         status: int = 200,
+        notice: str = "",
     ) -> None:
         csrf = self._sessions.pre_csrf(req, resp)
         alert = (
-            f'<p class="error" role="alert" id="form-error">{escape(error)}</p>' if error else ""
+            f'<p class="error" role="alert" id="form-error">{escape(error)}</p>'
+            if error
+            else (f'<p class="notice" role="status">{escape(notice)}</p>' if notice else "")
         )
         described = ' aria-describedby="form-error"' if error else ""
         signup = "/signup?return_to=" + quote(return_to, safe="")
@@ -187,7 +200,8 @@ class SignInPage:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         locale = negotiate_locale(req)
-        self._form(req, resp, locale, safe_return(req.get_param("return_to")))
+        notice = t(locale, "verify.signin") if req.get_param("verified") else ""
+        self._form(req, resp, locale, safe_return(req.get_param("return_to")), notice=notice)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         locale = negotiate_locale(req)
@@ -217,9 +231,12 @@ class SignInPage:
 
 
 class SignUpPage:
-    def __init__(self, accounts: Accounts, sessions: BrowserSessions) -> None:
+    def __init__(
+        self, accounts: Accounts, sessions: BrowserSessions, invitations: Invitations
+    ) -> None:
         self._accounts = accounts
         self._sessions = sessions
+        self._invitations = invitations
 
     def _form(
         self,
@@ -235,8 +252,27 @@ class SignUpPage:
         values = values or {}
         csrf = self._sessions.pre_csrf(req, resp)
         alert = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+        intro, email_attrs = "", ""
+        if invitation:
+            preview = self._invitations.preview(invitation)
+            if preview is None:  # a dead link still lets the person sign up
+                invitation = ""
+                alert += f'<p class="error" role="alert">{t(locale, "signup.invitation_gone")}</p>'
+            else:
+                who, area = preview.inviter_name, preview.area_name
+                intro = (
+                    f'<p class="invited">{escape(t(locale, "signup.invited", who=who, area=area))}'
+                    f"</p><p>{t(locale, 'signup.invited_how')}</p>"
+                )
+                values["email"] = preview.invitation.email
+                email_attrs = ' readonly aria-describedby="email-hint"'
+        email_hint = (
+            f'<span class="hint" id="email-hint">{t(locale, "signup.invited_email")}</span>'
+            if email_attrs
+            else ""
+        )
         body = (
-            f'{alert}<form method="post" action="/signup">'
+            f'{intro}{alert}<form method="post" action="/signup">'
             + _hidden("csrf", csrf)
             + _hidden("return_to", return_to)
             + _hidden("invitation_token", invitation)
@@ -245,7 +281,7 @@ class SignUpPage:
             f' value="{escape(values.get("name", ""))}">'
             f'<label for="email">{t(locale, "signin.email")}</label>'
             f'<input id="email" name="email" type="email" autocomplete="email" required'
-            f' value="{escape(values.get("email", ""))}">'
+            f' value="{escape(values.get("email", ""))}"{email_attrs}>{email_hint}'
             f'<label for="password">{t(locale, "signin.password")}</label>'
             f'<input id="password" name="password" type="password" autocomplete="new-password"'
             f' minlength="10" required>'
@@ -281,7 +317,9 @@ class SignUpPage:
             self._form(req, resp, locale, return_to, invitation, values, ex.detail, 400)
             return
         self._sessions.start(resp, user.id)
-        raise falcon.HTTPSeeOther(return_to)
+        if user.email_verified:  # signed up through an invitation sent to this address
+            raise falcon.HTTPSeeOther(return_to)
+        raise falcon.HTTPSeeOther(check_email_url(return_to))
 
 
 class SignOutPage:
@@ -297,7 +335,8 @@ class SignOutPage:
             error_page(resp, negotiate_locale(req), t(negotiate_locale(req), "error.csrf"), 403)
             return
         self._sessions.end(req, resp)
-        raise falcon.HTTPSeeOther("/signin")
+        back = safe_return(field_value(form, "return_to"))
+        raise falcon.HTTPSeeOther(back if back != "/" else "/signin")
 
 
 class HomePage:

@@ -99,15 +99,17 @@ class SignInLimiter:
         limit: int = 5,
         address_limit: int = 50,
         window: timedelta = timedelta(minutes=15),
+        prefix: str = "",
     ) -> None:
         self._oauth = oauth
         self._clock = clock
         self._limits = (limit, address_limit)
         self._window = window
+        self._prefix = prefix  # another limit on the same table (say, verification mails)
 
-    @staticmethod
-    def _keys(email: str, address: str) -> list[str]:
-        return ["email:" + hash_secret(email)[:32], "addr:" + address[:64]]
+    def _keys(self, email: str, address: str) -> list[str]:
+        p = self._prefix
+        return [p + "email:" + hash_secret(email)[:32], p + "addr:" + address[:64]]
 
     def blocked(self, email: str, address: str) -> bool:
         since = self._clock() - self._window

@@ -170,6 +170,29 @@ class Accounts:
             self._store.update_user(user)
         return user
 
+    def pending_verification(self, token: object) -> User | None:
+        """The user an unused, unexpired verification link is for; the link stays usable."""
+        if not isinstance(token, str) or not token or len(token) > 200:
+            return None
+        user_id = self._store.peek_secret(VERIFY, hash_secret(token), self._clock())
+        return None if user_id is None else self._store.get_user(user_id)
+
+    def resend_verification(self, email: object, return_to: str = "") -> None:
+        """Mail a new verification link if the address is an unverified user's.
+
+        Says nothing either way, so that callers cannot tell whether an account exists.
+        ``return_to`` rides along in the link, for the page to send the person back.
+        """
+        canon = canonical_email(email)
+        now = self._clock()
+        with self._store.transaction():
+            user = self._store.find_user_by_email(canon)
+            if user is None or user.email_verified:
+                return
+            token = new_secret()
+            self._store.add_secret(VERIFY, hash_secret(token), user.id, now + self._ttl)
+            self._store.enqueue_mail(self._mail.verification(user, token, return_to), now)
+
     def authenticate(self, email: object, password: object) -> User | None:
         """Return the user when the password matches; None otherwise (same cost either way)."""
         try:

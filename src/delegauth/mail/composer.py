@@ -51,9 +51,12 @@ class MailComposer:
         self._catalogue = as_source(catalogue)
         self._base = public_url.rstrip("/")
 
-    def verification(self, user: User, token: str) -> OutgoingMail:
+    def verification(self, user: User, token: str, return_to: str = "") -> OutgoingMail:
+        """The verification mail; its link carries ``return_to`` (a page to come back to)."""
         t = _TEXT.get(user.locale, _TEXT["en"])
         link = f"{self._base}/verify-email?token={quote(token)}"
+        if return_to and return_to != "/":
+            link += "&return_to=" + quote(return_to, safe="")
         text = t["verify_text"].substitute(name=user.name or user.email, link=link)
         return OutgoingMail(
             to=user.email,

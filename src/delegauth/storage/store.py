@@ -139,6 +139,14 @@ class PeeweeStore:
         )
         return row.user_id if used == 1 else None
 
+    def peek_secret(self, kind: str, token_hash: str, now: datetime) -> str | None:
+        row = SecretRecord.get_or_none(
+            (SecretRecord.token_hash == token_hash) & (SecretRecord.kind == kind)
+        )
+        if row is None or row.used_at is not None or row.expires_at <= now:
+            return None
+        return str(row.user_id)
+
     # -- invitations -----------------------------------------------------------------
 
     @staticmethod
