@@ -28,8 +28,9 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     db = open_database(settings.database_url)
     database_proxy.initialize(db)
-    applied = migrate(db)
-    print(json.dumps({"applied": applied}))
+    reports: list[str] = []  # what a migration says needs an operator (also logged)
+    applied = migrate(db, on_report=reports.append)
+    print(json.dumps({"applied": applied, "reports": reports}))
     return 0
 
 

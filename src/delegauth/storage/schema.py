@@ -1,7 +1,15 @@
-"""Create or upgrade the schema with the versioned migrations in ./migrations."""
+"""Create or upgrade the schema with the versioned migrations in ./migrations.
+
+A migration that finds something an operator must act on (rows it could not convert, say)
+calls ``report(message)``: the message is logged at WARNING and handed to ``migrate``'s
+caller, which `delegauth migrate` prints on stdout.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 
 import peewee
@@ -9,15 +17,37 @@ from playhouse.migrations import Runner
 
 from delegauth.storage.db import is_postgres
 
-__all__ = ["MIGRATIONS_DIR", "migrate", "pending_migrations"]
+__all__ = ["MIGRATIONS_DIR", "migrate", "pending_migrations", "report"]
 
 MIGRATIONS_DIR = str(Path(__file__).with_name("migrations"))
 # Any fixed number: every delegauth process that migrates a PostgreSQL database takes it.
 _PG_LOCK_KEY = 0x64656C65
 
+log = logging.getLogger("delegauth.storage.migrations")
+_reported: ContextVar[Callable[[str], None] | None] = ContextVar("_reported", default=None)
 
-def migrate(db: peewee.Database) -> list[str]:
-    """Apply the pending migrations in order; safe to run again and from several processes."""
+
+def report(message: str) -> None:
+    """For migrations: tell the operator something (logged at WARNING, passed to the caller)."""
+    log.warning("%s", message)
+    sink = _reported.get()
+    if sink is not None:
+        sink(message)
+
+
+def migrate(db: peewee.Database, on_report: Callable[[str], None] | None = None) -> list[str]:
+    """Apply the pending migrations in order; safe to run again and from several processes.
+
+    ``on_report`` receives each message the migrations ``report``.
+    """
+    reset = _reported.set(on_report)
+    try:
+        return _migrate(db)
+    finally:
+        _reported.reset(reset)
+
+
+def _migrate(db: peewee.Database) -> list[str]:
     with db.connection_context():
         if is_postgres(db):
             # Serialize concurrent `migrate` runs (several replicas starting at once).
