@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import fcntl
 import json
 import os
@@ -100,6 +101,7 @@ class KeyRing:
         self._clock = clock
         self._checked = clock()
         self._stamp = self._dir_stamp()
+        self.generation = 0  # counts key-set changes
         self._install(keys)
 
     def _install(self, keys: list[SigningKey]) -> None:
@@ -118,6 +120,8 @@ class KeyRing:
         }
         # One assignment each, so readers in other threads see old or new, never a mix.
         self._state = (live, {k.kid: k for k in live}, public)
+        # Verifications cached under the previous key set are dropped (TokenService.verify).
+        self.generation += 1
 
     @property
     def keys(self) -> list[SigningKey]:
@@ -159,7 +163,12 @@ class KeyRing:
 
     @classmethod
     def load_or_create(
-        cls, directory: str | Path, *, algorithm: str = "RS256", retire_after_s: int = 3600
+        cls,
+        directory: str | Path,
+        *,
+        algorithm: str = "RS256",
+        retire_after_s: int = 3600,
+        clock: Callable[[], float] = time.time,
     ) -> KeyRing:
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -170,7 +179,7 @@ class KeyRing:
                     _write_key(root, new_key(algorithm))
         # Reading needs no lock: keys appear by atomic rename. (The directory may be a
         # read-only mount, such as a Kubernetes Secret.)
-        return cls(_read_keys(root), directory=root, retire_after_s=retire_after_s)
+        return cls(_read_keys(root), directory=root, retire_after_s=retire_after_s, clock=clock)
 
     @staticmethod
     def rotate(directory: str | Path, algorithm: str = "RS256") -> SigningKey:
@@ -245,6 +254,7 @@ class TokenService:
         *,
         lifetime_s: int = 600,
         clock: Callable[[], float] = time.time,
+        cache_size: int = 10_000,
     ) -> None:
         self._keys = keys
         self.issuer = issuer
@@ -252,6 +262,12 @@ class TokenService:
         self._lifetime = lifetime_s
         self._clock = clock
         self._signing: dict[str, Any] = {}  # kid -> loaded private key
+        # Tokens verified before: the exact token string -> (claims, key-set generation).
+        # A hit skips only the signature and claim checks already done on these same bytes;
+        # exp is compared with the clock on every hit, and a changed key set or a forget()
+        # drops entries. Oldest first out when full (insertion order).
+        self._verified: dict[str, tuple[AccessClaims, int]] = {}
+        self._cache_size = cache_size
 
     @property
     def lifetime_s(self) -> int:
@@ -326,11 +342,51 @@ class TokenService:
         return self._sign(claims, "JWT")
 
     def verify(self, token: str) -> AccessClaims:
-        """Return the claims of a valid access token, or raise Unauthenticated."""
+        """Return the claims of a valid access token, or raise Unauthenticated.
+
+        A token verified before (these exact bytes, under the current key set) is answered
+        from a bounded cache; its expiry is still checked against the clock every time.
+        """
         # A JWS in compact form is base64url and dots; anything else (bytes, lone
         # surrogates from a JSON body) must not reach PyJWT's str.encode.
         if not isinstance(token, str) or not token.isascii():
             raise Unauthenticated("malformed token")
+        # A rotated or withdrawn key changes the generation; an unreadable key directory
+        # leaves the keys already loaded in force.
+        with contextlib.suppress(OSError, ValueError):
+            self._keys.refresh()
+        cached = self._verified.get(token)
+        if cached is not None:
+            claims, generation = cached
+            if generation == self._keys.generation:
+                if claims.exp <= self._clock() - LEEWAY_SECONDS:
+                    self._verified.pop(token, None)
+                    raise Unauthenticated("token expired")
+                return claims
+            self._verified.pop(token, None)
+        generation = self._keys.generation
+        verified = self._verify_fully(token)
+        if self._cache_size > 0:
+            while len(self._verified) >= self._cache_size:
+                try:
+                    self._verified.pop(next(iter(self._verified)), None)
+                except (StopIteration, RuntimeError):  # emptied or changed by another thread
+                    break
+            self._verified[token] = (verified, generation)
+        return verified
+
+    def forget(self, jti: str) -> None:
+        """Drop cached verifications of the token with this jti (it was revoked)."""
+        for token, (claims, _generation) in list(self._verified.items()):
+            if claims.jti == jti:
+                self._verified.pop(token, None)
+
+    @property
+    def cached_verifications(self) -> int:
+        """How many verified tokens are cached (kept for tests and bench/http.py)."""
+        return len(self._verified)
+
+    def _verify_fully(self, token: str) -> AccessClaims:
         header = _peek_header(token)
         if header.get("typ") != ACCESS_TYPE:
             raise Unauthenticated("not an access token")

@@ -54,3 +54,4 @@ class Revocation(RevocationEndpoint):
         elif isinstance(token, AccessClaims):
             expires = datetime.fromtimestamp(token.exp, UTC).replace(tzinfo=None)
             self._oauth.revoke_access(token.jti, expires)
+            self._tokens.forget(token.jti)  # this worker's cache of verified tokens
