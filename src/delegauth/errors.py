@@ -16,7 +16,8 @@
     ├── Conflict                the object's state does not allow it
     │   ├── AlreadyMember       the invitee already belongs to the area
     │   ├── AlreadyRegistered   the email already has an account
-    │   └── NotPending          the invitation was already answered or expired
+    │   ├── NotPending          the invitation was already answered or expired
+    │   └── VersionAhead        a consistency token names a change the log does not hold
     ├── Unavailable             storage or policy cannot be reached: fail closed
     └── DeliveryError           an email could not be handed to SMTP (mail.transport)
 
@@ -46,6 +47,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnknownPermission",
+    "VersionAhead",
     "WrongAccount",
 ]
 
@@ -146,6 +148,11 @@ class AlreadyRegistered(Conflict):
 class NotPending(Conflict):
     code = "not_pending"
     title = "The invitation is no longer pending"
+
+
+class VersionAhead(Conflict):
+    code = "policy_version_ahead"
+    title = "policy_version is ahead of the change log"
 
 
 class Unavailable(DelegauthError):

@@ -9,6 +9,14 @@ entries up to that version, so a load racing the follower never goes back in tim
 
 Fail closed: if the change log has not been read within ``max_staleness`` seconds,
 or the store cannot be reached, decide() raises Unavailable instead of answering.
+
+Consistency tokens (wait_for): every read of the change log is a numbered round. A
+caller waiting for a version waits on one condition that each finished round signals;
+it never reads the change log itself. When no round is under way it asks the follower
+for one (a single wake, shared by every waiter), or, in a process without a follower,
+one waiter runs the round for all. A round that began after the caller arrived has
+read the whole log as it stood then: if the version is still not applied, no write
+has produced it, and the caller is told so at once (VersionAhead).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from delegauth.domain.ids import is_casbin_name
-from delegauth.errors import Unavailable
+from delegauth.errors import Unavailable, VersionAhead
 from delegauth.policy.bundle import PolicyBundle
 from delegauth.policy.casbin_engine import CasbinEngine, build_enforcer, parse_model
 from delegauth.policy.index import ActionTable, closure, supports_fast_path
@@ -87,12 +95,23 @@ class Decider:
         feed: PolicyFeed,
         *,
         max_staleness: float = 5.0,
+        wait_timeout: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._feed = feed
         self._max_staleness = max_staleness
+        self._wait_timeout = wait_timeout
         self._monotonic = monotonic
         self._lock = threading.RLock()
+        self._rounds = threading.Condition(self._lock)  # notified when a round ends
+        self._started = 0  # rounds begun, numbered from 1
+        self._fresh = 0  # the highest-numbered round that completed
+        self._running = 0  # rounds under way
+        self._wanted = False  # a waiter asked for a round that has not begun yet
+        self._followers = 0
+        self._wake = threading.Event()  # for feeds without notifications
+        self._waiting = 0
+        self._reads = 0
         self.applied_version = 0
         self._last_sync = float("-inf")
         self.install(bundle)
@@ -186,7 +205,7 @@ class Decider:
             if area is not None:
                 return area
             try:
-                version = self._feed.latest_version()
+                version = self._latest_version()
                 pairs = self._feed.domain_links(domain)
             except Exception as ex:  # noqa: BLE001 - storage failure: fail closed
                 raise Unavailable("the policy store is unavailable") from ex
@@ -212,22 +231,67 @@ class Decider:
             raise Unavailable("the policy change log cannot be read") from ex
 
     def _sync(self, batch: int) -> int:
+        with self._lock:
+            self._started += 1
+            number = self._started
+            self._running += 1
+            self._wanted = False  # this round serves every waiter that asked before it
+        done = False
+        try:
+            applied = self._read_and_apply(batch)
+            done = True
+            return applied
+        finally:
+            with self._lock:
+                self._running -= 1
+                if done:
+                    self._fresh = max(self._fresh, number)
+                self._rounds.notify_all()
+
+    def _read_and_apply(self, batch: int) -> int:
         applied = 0
         with self._lock:
             if not self._policy.areas:
                 # Nothing is loaded, so nothing needs the old entries: skip to the end.
-                self.applied_version = max(self.applied_version, self._feed.latest_version())
+                self.applied_version = max(self.applied_version, self._latest_version())
         while True:
-            changes = self._feed.changes_since(self.applied_version, batch)
+            changes = self._changes_since(self.applied_version, batch)
             with self._lock:
                 for change in changes:
-                    self._apply(change)
-                    self.applied_version = change.version
+                    # A slower round running beside this one may hold older entries:
+                    # never go back to them.
+                    if change.version > self.applied_version:
+                        self._apply(change)
+                        self.applied_version = change.version
             applied += len(changes)
             if len(changes) < batch:
                 break
         self._last_sync = self._monotonic()
         return applied
+
+    def _latest_version(self) -> int:
+        with self._lock:
+            self._reads += 1
+        return self._feed.latest_version()
+
+    def _changes_since(self, version: int, limit: int) -> list[AreaChange]:
+        with self._lock:
+            self._reads += 1
+        return self._feed.changes_since(version, limit)
+
+    @property
+    def changelog_reads(self) -> int:
+        """How many times this process has read the change log (its head or its entries).
+
+        Kept public on purpose for tests and bench/consistency.py: the database work of
+        waiting callers.
+        """
+        return self._reads
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are waiting in wait_for() right now (for tests and diagnostics)."""
+        return self._waiting
 
     def _apply(self, change: AreaChange) -> None:
         policy = self._policy
@@ -247,17 +311,56 @@ class Decider:
             policy.empty_areas = max(0, policy.empty_areas - 1)
         policy.areas[change.domain] = new
 
-    def wait_for(self, version: int, timeout: float = 1.0) -> None:
+    def wait_for(self, version: int, timeout: float | None = None) -> None:
         """Return once the change log is applied up to ``version`` (a caller's consistency
-        token, from its own write); raise Unavailable if that takes longer than ``timeout``."""
-        deadline = self._monotonic() + timeout
-        while self.applied_version < version:
-            self.sync()
-            if self.applied_version >= version:
-                return
-            if self._monotonic() >= deadline:
-                raise Unavailable(f"this replica has not reached policy change {version} yet")
-            time.sleep(0.005)
+        token, from its own write).
+
+        Raises VersionAhead if a round of the change log that began after the call found
+        no such version, and Unavailable if none is applied within ``timeout`` seconds
+        (default: ``wait_timeout``).
+        """
+        if self.applied_version >= version:
+            return
+        limit = self._wait_timeout if timeout is None else timeout
+        deadline = self._monotonic() + limit
+        with self._lock:
+            arrived = self._started  # a round numbered above this began after the call
+            self._waiting += 1
+        try:
+            while self._await_round(version, arrived, deadline):
+                # No follower in this process: this caller runs the round for every waiter.
+                self.sync()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def _await_round(self, version: int, arrived: int, deadline: float) -> bool:
+        """Wait until ``version`` is applied (False) or this caller must run a round (True)."""
+        with self._rounds:
+            while self.applied_version < version:
+                if self._fresh > arrived:
+                    raise VersionAhead(
+                        f"context.policy_version {version} is ahead of the change log "
+                        f"(at {self.applied_version}): no write has produced it",
+                        field="context",
+                    )
+                if not self._running and not self._wanted:
+                    # Later waiters see the request and wait for the same round.
+                    self._wanted = True
+                    if not self._followers:
+                        return True
+                    self._wake_follower()
+                left = deadline - self._monotonic()
+                if left <= 0:
+                    raise Unavailable(f"this replica has not reached policy change {version} yet")
+                self._rounds.wait(left)
+        return False
+
+    def _wake_follower(self) -> None:
+        self._wake.set()
+        wake = getattr(self._feed, "wake", None)
+        if wake is not None:
+            wake()
 
     @property
     def sync_age(self) -> float:
@@ -268,15 +371,27 @@ class Decider:
         """Follow the change log until ``stop`` is set (run in a daemon thread): woken by
         the feed's notifications where it has them, polling every ``interval`` otherwise."""
         wait = getattr(self._feed, "wait_for_change", None)
-        while not stop.is_set():
-            try:
-                self.sync()
-            except Exception:  # noqa: BLE001 - keep following; staleness makes decide() fail closed
-                log.warning("change log sync failed", exc_info=True)
-            if wait is None:
-                stop.wait(interval)
-            else:
-                wait(interval)
+        with self._lock:
+            self._followers += 1
+        try:
+            while not stop.is_set():
+                try:
+                    self.sync()
+                except Exception:  # noqa: BLE001 - keep following; staleness makes decide() fail closed
+                    log.warning("change log sync failed", exc_info=True)
+                    stop.wait(interval)  # a failing store is not retried faster for waiters
+                    continue
+                with self._lock:
+                    if self._wanted:
+                        continue  # a waiter asked during that round: one more, at once
+                if wait is None:
+                    self._wake.wait(interval)
+                else:
+                    wait(interval)
+                self._wake.clear()
+        finally:
+            with self._lock:
+                self._followers -= 1
 
     def start_follower(self, interval: float) -> Callable[[], None]:
         stop = threading.Event()
@@ -287,6 +402,7 @@ class Decider:
 
         def _stop() -> None:
             stop.set()
+            self._wake_follower()
             thread.join(timeout=5)
 
         return _stop

@@ -6,7 +6,8 @@ import contextlib
 import json
 import logging
 import select
-import time
+import socket
+import threading
 from typing import Any
 
 import peewee
@@ -27,6 +28,10 @@ class _Listener:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
         self._conn: Any = None
+        # wake() writes a byte here so that a wait blocked in select() returns at once.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
 
     def _connect(self) -> Any:
         import psycopg2
@@ -41,23 +46,35 @@ class _Listener:
             cur.execute(f"LISTEN {CHANGE_CHANNEL}")
         return conn
 
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # buffer full: a wake is pending anyway
+            self._wake_w.send(b"\0")
+
+    def _drain_wakes(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+
     def wait(self, timeout: float) -> bool:
-        """Block until a change is announced (True) or ``timeout`` passes (False)."""
+        """Block until a change is announced (True), or wake() is called or ``timeout``
+        passes (False)."""
         try:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
             if not conn.notifies:
-                ready, _, _ = select.select([conn], [], [], timeout)
-                if ready:
+                ready, _, _ = select.select([conn, self._wake_r], [], [], timeout)
+                if conn in ready:
                     conn.poll()
             got = bool(conn.notifies)
             conn.notifies.clear()
+            self._drain_wakes()
             return got
         except Exception:  # noqa: BLE001 - polling carries on; reconnect next time
             log.warning("LISTEN connection lost; polling until it is back", exc_info=True)
             self.close()
-            time.sleep(min(timeout, 1.0))
+            select.select([self._wake_r], [], [], min(timeout, 1.0))
+            self._drain_wakes()
             return False
 
     def close(self) -> None:
@@ -72,14 +89,24 @@ class PeeweePolicyFeed:
         self._db = db
         self._keep_open = is_sqlite(db)
         self._listener = _Listener(db) if is_postgres(db) else None
+        self._woken = threading.Event()
 
     def wait_for_change(self, timeout: float) -> bool:
-        """Wait for a change-log notification (PostgreSQL LISTEN/NOTIFY); without one, sleep
-        ``timeout`` and let the caller poll. True when a change was announced."""
+        """Wait for a change-log notification (PostgreSQL LISTEN/NOTIFY); without one, wait
+        ``timeout`` and let the caller poll. Returns early on wake(). True when a change
+        was announced."""
         if self._listener is None:
-            time.sleep(timeout)
+            self._woken.wait(timeout)
+            self._woken.clear()
             return False
         return self._listener.wait(timeout)
+
+    def wake(self) -> None:
+        """End a wait_for_change() now: a caller is waiting for the change log."""
+        if self._listener is None:
+            self._woken.set()
+        else:
+            self._listener.wake()
 
     def _connection(self) -> contextlib.AbstractContextManager[object]:
         # SQLite: keep this thread's connection. Closing the last connection to a WAL
