@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -44,10 +45,19 @@ _CHANGES = Counter(
 )
 
 
+# The labelled children, looked up once: labels() costs more than the decision itself.
+# (Safe across fork: multiprocess values notice a changed pid and open their own file.)
+_BY_OUTCOME: dict[bool, tuple[Any, Any]] = {}
+
+
 def observe_decision(allowed: bool, seconds: float) -> None:
-    outcome = "allow" if allowed else "deny"
-    _DECISIONS.labels(outcome).inc()
-    _DECISION_SECONDS.labels(outcome).observe(seconds)
+    children = _BY_OUTCOME.get(allowed)
+    if children is None:
+        outcome = "allow" if allowed else "deny"
+        children = (_DECISIONS.labels(outcome), _DECISION_SECONDS.labels(outcome))
+        _BY_OUTCOME[allowed] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_token(grant_type: str) -> None:

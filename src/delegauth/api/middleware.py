@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 
 import falcon
 
@@ -22,7 +22,7 @@ class RequestIdMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         given = req.get_header("X-Request-ID")
-        req.context.request_id = given if given and _SAFE_ID.match(given) else uuid.uuid4().hex
+        req.context.request_id = given if given and _SAFE_ID.match(given) else secrets.token_hex(16)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -54,19 +54,36 @@ class AccessLogMiddleware:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         started = getattr(req.context, "started", None)
         elapsed = (time.perf_counter() - started) * 1000 if started is not None else None
-        access_log.info(
-            json.dumps(
-                {
-                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "request_id": getattr(req.context, "request_id", None),
-                    "method": req.method,
-                    "path": req.path,
-                    "status": int(str(resp.status).split()[0]) if resp.status else None,
-                    "ms": round(elapsed, 2) if elapsed is not None else None,
-                    "remote": req.remote_addr,
-                },
-                separators=(",", ":"),
-            )
+        line = json.dumps(
+            {
+                "ts": _utc_second(),
+                "request_id": getattr(req.context, "request_id", None),
+                "method": req.method,
+                "path": req.path,
+                "status": resp.status_code,
+                "ms": round(elapsed, 2) if elapsed is not None else None,
+                "remote": req.remote_addr,
+            },
+            separators=(",", ":"),
         )
+        # makeRecord + handle: the same record info() makes, without walking the stack for
+        # the caller's file and line, which an access log line never shows.
+        access_log.handle(
+            access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, None, None)
+        )
+
+
+_stamp: tuple[int, str] = (0, "")
+
+
+def _utc_second() -> str:
+    """The current second as ISO 8601 UTC, formatted once per second."""
+    global _stamp
+    now = int(time.time())
+    if _stamp[0] != now:
+        _stamp = (now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+    return _stamp[1]
