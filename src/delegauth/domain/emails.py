@@ -88,6 +88,8 @@ def canonical_email(value: object, *, field: str = "email") -> str:
 
 
 def _refuse_what_precis_disallows(typed: str, field: str) -> None:
+    if typed.isascii() and typed.isprintable() and " " not in typed:
+        return  # printable ASCII but space: IdentifierClass's ASCII7, all valid (RFC 8264 §9.11)
     try:
         _IDENTIFIER.enforce(typed)
     except UnicodeEncodeError as ex:
@@ -105,6 +107,8 @@ def _refuse_what_precis_disallows(typed: str, field: str) -> None:
 
 
 def _refuse_confusable_mix(part: str, field: str) -> None:
+    if part.isascii():
+        return  # Latin letters, digits and punctuation: one script
     scripts = categories.unique_aliases(part) - _NEUTRAL_SCRIPTS
     if len(scripts) < 2 or any(scripts <= mix for mix in _ALLOWED_MIXES):
         return
