@@ -35,18 +35,20 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from delegauth.policy.bundle import PolicyError, load_bundle
+    from delegauth.policy.bundle import PolicyError, bundle_from_snapshot, read_snapshot
 
     # Fail before forking when the policy is unusable, and create keys exactly once.
-    from delegauth.policy.check import check_directory
+    from delegauth.policy.check import check_snapshot
     from delegauth.tokens import KeyRing
 
-    errors = [d for d in check_directory(settings.policies_dir) if d.severity == "error"]
+    # The workers start from this snapshot, the one checked here, not from a second read.
+    policy = read_snapshot(settings.policies_dir)
+    errors = [d for d in check_snapshot(policy) if d.severity == "error"]
     if errors:
         for d in errors:
             print(d, file=sys.stderr)
         raise PolicyError(f"{len(errors)} error(s) in {settings.policies_dir}")
-    load_bundle(settings.policies_dir)
+    bundle_from_snapshot(policy)
     KeyRing.load_or_create(settings.key_dir, algorithm=settings.signing_algorithm)
     if not args.no_migrate:
         _cmd_migrate(settings, args)
@@ -61,7 +63,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"delegauth serving on http://{bind} with {workers} workers", file=sys.stderr)
     from delegauth.serving import serve
 
-    serve(bind, workers)
+    serve(bind, workers, policy=policy)
     return 0
 
 

@@ -25,21 +25,24 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
 
 from delegauth.api.problems import PROBLEM_TYPE, problem_body
+from delegauth.policy.bundle import PolicySnapshot
 
 __all__ = ["ProblemThreadWorker", "serve"]
 
 _WORKER_CLASS = f"{__name__}.ProblemThreadWorker"
 
 
-def serve(bind: str, workers: int) -> None:
-    """Run the gunicorn master until it is told to stop."""
-    _Server(bind, workers).run()
+def serve(bind: str, workers: int, policy: PolicySnapshot | None = None) -> None:
+    """Run the gunicorn master until it is told to stop; every worker (a respawned one
+    too) starts from ``policy``, the snapshot of policies/ the caller checked."""
+    _Server(bind, workers, policy).run()
 
 
 class _Server(BaseApplication):
-    def __init__(self, bind: str, workers: int) -> None:
+    def __init__(self, bind: str, workers: int, policy: PolicySnapshot | None) -> None:
         self._bind = bind
         self._workers = workers
+        self._policy = policy
         super().__init__()
 
     def load_config(self) -> None:
@@ -58,7 +61,7 @@ class _Server(BaseApplication):
     def load(self) -> Any:
         from delegauth.api.app import get_app
 
-        return get_app()
+        return get_app(self._policy)
 
 
 def _forward_hup_to_workers(arbiter: object) -> None:

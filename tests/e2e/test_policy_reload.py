@@ -4,6 +4,7 @@ restart; a bad change is refused and the old policy keeps deciding."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import time
@@ -137,3 +138,76 @@ def test_sighup_checks_policies_at_once(reloadable) -> None:
     os.kill(server.proc.pid, signal.SIGHUP)
     _every_worker(lambda: decide("invoice", "pay") is False)
     assert server.proc.poll() is None
+
+
+# A non-member, and a policy.csv line that would let them pay invoices in every area.
+_OUTSIDER = "u_" + "q" * 26
+_GOOD = ("p, role:accountant, *, invoice, pay\n", "")
+_BAD = f"p, user:{_OUTSIDER}, *, invoice, pay\n"
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("reloadable", ["0.05"], indirect=True)
+def test_a_policy_replaced_right_after_sighup_never_decides(reloadable) -> None:
+    """Issue 10, item 1: valid policy.csv, SIGHUP, then the bad one within 0.1 s, over
+    and over (with polling too). The non-member is never allowed, and /healthz, /metrics
+    and explanations all name the version that decides."""
+    from delegauth.policy.bundle import read_snapshot
+
+    server, policies = reloadable
+    csv = policies / "policy.csv"
+    decide = _decider_probe(server)  # an owner, who may pay invoices in their area
+    mint = TokenService(KeyRing.load_or_create(server.env["DELEGAUTH_KEY_DIR"]), ISSUER, ISSUER)
+    headers = {
+        "Authorization": f"Bearer {mint.issue(sub='svc', client_id='svc', scope=['decisions'])}"
+    }
+    outsider = {
+        "subject": {"type": "user", "id": _OUTSIDER},
+        "action": {"name": "pay"},
+        "resource": {"type": "invoice", "id": "1", "properties": {"area": "a_" + "b" * 26}},
+    }
+
+    def ask(body: dict[str, Any]) -> dict[str, Any]:
+        res = requests.post(
+            server.url("/access/v1/evaluation"), json=body, headers=headers, timeout=10
+        )
+        assert res.status_code == 200, res.text
+        return dict(res.json())
+
+    rng = random.Random(10)
+    asked = 0
+    for turn in range(20):
+        _replace(csv, _GOOD[turn % 2])
+        os.kill(server.proc.pid, signal.SIGHUP)
+        time.sleep(rng.uniform(0.02, 0.1))
+        _replace(csv, _BAD)
+        until = time.monotonic() + 0.25
+        while time.monotonic() < until:
+            assert ask(outsider)["decision"] is False, f"the unchecked policy decided (turn {turn})"
+            asked += 1
+    assert asked >= 20 and decide("invoice", "pay") is True
+
+    # Settle on a good policy, then leave the bad one on disk: every worker refuses it.
+    good, bad = _GOOD[0], _BAD
+    _replace(csv, good)
+    good_version = read_snapshot(policies).version
+    os.kill(server.proc.pid, signal.SIGHUP)
+    _every_worker(lambda: _health(server)["policy_version"] == good_version)
+    _replace(csv, bad)
+    bad_version = read_snapshot(policies).version
+    os.kill(server.proc.pid, signal.SIGHUP)
+    _every_worker(lambda: _health(server)["policy_refused_version"] == bad_version)
+    for _ in range(20):  # answers from both workers
+        health = _health(server)
+        assert health["policy_version"] == good_version and health["policy_reload_error"]
+        explained = ask({**outsider, "context": {"explain": True}})
+        assert explained["decision"] is False
+        assert explained["context"]["explanation"]["policy_version"] == good_version
+        metrics = requests.get(server.url("/metrics"), timeout=10).text
+        assert f'delegauth_policy_info{{version="{good_version}"}} 1.0' in metrics
+        assert f'delegauth_policy_refused_info{{version="{bad_version}"}} 1.0' in metrics

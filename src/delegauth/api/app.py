@@ -49,7 +49,8 @@ from delegauth.oauth.clients import ClientRegistry
 from delegauth.oauth.issuing import TokenIssuer
 from delegauth.oauth.server import DelegauthAuthorizationServer
 from delegauth.passwords import Argon2Hasher
-from delegauth.policy.bundle import load_bundle
+from delegauth.policy.bundle import PolicySnapshot, read_snapshot
+from delegauth.policy.check import checked_bundle
 from delegauth.policy.decider import Decider
 from delegauth.policy.watcher import PolicyWatcher
 from delegauth.storage.db import open_database
@@ -106,10 +107,14 @@ def build_services(
     hasher: PasswordHasher | None = None,
     keys: KeyRing | None = None,
     start_background: bool | None = None,
+    policy: PolicySnapshot | None = None,
 ) -> Services:
+    """Build every collaborator. ``policy`` is the snapshot of policies/ to start from
+    (``serve`` passes the one it checked); by default the directory is read now. Either
+    way the snapshot is checked and exactly that snapshot decides."""
     db = db if db is not None else open_database(settings.database_url)
     database_proxy.initialize(db)
-    bundle = load_bundle(settings.policies_dir)
+    bundle = checked_bundle(policy if policy is not None else read_snapshot(settings.policies_dir))
     decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=settings.max_staleness_s)
     store = PeeweeStore(db, policy_version=lambda: decider.policy_version)
     decider.sync()
@@ -269,6 +274,7 @@ class _Health:
                 "policy_reloads": status.reloads,
                 "policy_reload_failures": status.failures,
                 "policy_reload_error": status.last_error,
+                "policy_refused_version": status.refused_version,
             },
         )
 
@@ -400,7 +406,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     return app
 
 
-def get_app() -> falcon.App:
+def get_app(policy: PolicySnapshot | None = None) -> falcon.App:
+    """The app a server worker runs; ``policy`` is the snapshot ``serve`` checked."""
     settings = load_settings()
     logging.basicConfig(level=settings.log_level)
     # Access lines are JSON documents on their own: no logger prefix.
@@ -410,7 +417,7 @@ def get_app() -> falcon.App:
         handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(handler)
         access.propagate = False
-    services = build_services(settings)
+    services = build_services(settings, policy=policy)
     if threading.current_thread() is threading.main_thread():
         # SIGHUP (forwarded by the serve master to every worker): check policies/ now.
         signal.signal(signal.SIGHUP, lambda signum, frame: services.watcher.trigger())

@@ -32,7 +32,7 @@ class MetricsResource:
         status = self._watcher.status
         yield (
             "delegauth_policy_info",
-            "The policy version in force.",
+            "The policy version in force: the one this process decides with.",
             1.0,
             {"version": self._decider.policy_version},
         )
@@ -54,6 +54,13 @@ class MetricsResource:
             1.0 if status.last_error else 0.0,
             {},
         )
+        if status.refused_version is not None:
+            yield (
+                "delegauth_policy_refused_info",
+                "The refused policy change, while it is on disk (it does not decide).",
+                1.0,
+                {"version": status.refused_version},
+            )
         yield (
             "delegauth_changelog_applied_version",
             "The last policy change-log version this process applied.",

@@ -25,6 +25,7 @@ __all__ = [
     "Permission",
     "PermissionSet",
     "load_catalogue",
+    "loads_catalogue",
 ]
 
 ALL = "all"
@@ -195,14 +196,22 @@ def parse_catalogue(data: Mapping[str, object]) -> Catalogue:
     return Catalogue(perms)
 
 
-def load_catalogue(path: str | Path) -> Catalogue:
+def loads_catalogue(data: bytes, source: str = "catalogue.toml") -> Catalogue:
+    """The catalogue (with its bundles) from the bytes of catalogue.toml."""
     from delegauth.domain.permission_bundles import parse_bundles
 
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as ex:
-        raise CatalogueError(f"{path}: {ex}") from ex
-    catalogue = parse_catalogue(data)
-    catalogue.bundles = parse_bundles(data, catalogue)
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as ex:
+        raise CatalogueError(f"{source}: {ex}") from ex
+    catalogue = parse_catalogue(parsed)
+    catalogue.bundles = parse_bundles(parsed, catalogue)
     return catalogue
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as ex:
+        raise CatalogueError(f"{path}: {ex}") from ex
+    return loads_catalogue(data, str(path))

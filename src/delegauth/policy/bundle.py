@@ -1,8 +1,12 @@
 """Read a policies/ directory into a PolicyBundle: model text, catalogue and p lines.
 
+The directory is read once into a PolicySnapshot (the bytes of each file that
+decides); checking and building a bundle both work on that snapshot, never on the
+files again, so a file replaced in between cannot slip in unchecked. The version is
+a hash of the snapshot's bytes.
+
 p lines come from the catalogue (one per permission and action, plus the "all"
-and owner roles), then from an optional policy.csv. The bundle's version is a
-hash of everything it was built from.
+and owner roles), then from an optional policy.csv.
 """
 
 from __future__ import annotations
@@ -10,18 +14,29 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from delegauth.domain.catalogue import Catalogue, CatalogueError, load_catalogue
+from delegauth.domain.catalogue import Catalogue, CatalogueError, loads_catalogue
 from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, casbin_perm
 
-__all__ = ["PolicyBundle", "PolicyError", "load_bundle", "catalogue_p_lines"]
+__all__ = [
+    "PolicyBundle",
+    "PolicyError",
+    "PolicySnapshot",
+    "bundle_from_snapshot",
+    "catalogue_p_lines",
+    "load_bundle",
+    "read_snapshot",
+]
 
 MODEL_FILE = "model.conf"
 CATALOGUE_FILE = "catalogue.toml"
 EXTRA_POLICY_FILE = "policy.csv"
 ANY_DOMAIN = "*"
+# The files decisions are built from, in the order they are read and hashed.
+POLICY_FILES = (MODEL_FILE, CATALOGUE_FILE, EXTRA_POLICY_FILE)
 
 
 class PolicyError(ValueError):
@@ -29,12 +44,72 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
+class PolicySnapshot:
+    """The policy files of a directory as read at one moment: what is checked, hashed
+    and installed. A file absent from both ``files`` and ``unreadable`` was missing."""
+
+    root: Path
+    is_dir: bool
+    entries: tuple[str, ...]  # names at the top of the directory
+    files: tuple[tuple[str, bytes], ...]
+    unreadable: tuple[tuple[str, str], ...]  # (name, why)
+    version: str
+
+    def data(self, name: str) -> bytes | None:
+        return dict(self.files).get(name)
+
+    def problem(self, name: str) -> str | None:
+        """Why ``name`` could not be read, or None."""
+        return dict(self.unreadable).get(name)
+
+
+def _read_file(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def read_snapshot(
+    directory: str | Path, *, read_file: Callable[[Path], bytes] = _read_file
+) -> PolicySnapshot:
+    """Read each policy file of ``directory`` once (``read_file`` is the test seam)."""
+    root = Path(directory)
+    try:
+        entries = tuple(sorted(entry.name for entry in root.iterdir()))
+        is_dir = True
+    except OSError:
+        entries, is_dir = (), False
+    files: list[tuple[str, bytes]] = []
+    unreadable: list[tuple[str, str]] = []
+    digest = hashlib.sha256()
+    for name in POLICY_FILES if is_dir else ():
+        try:
+            data = read_file(root / name)
+        except FileNotFoundError:
+            digest.update(f"{name}\0missing\0".encode())
+            continue
+        except OSError as ex:
+            unreadable.append((name, str(ex)))
+            digest.update(f"{name}\0unreadable\0".encode())
+            continue
+        files.append((name, data))
+        digest.update(f"{name}\0{len(data)}\0".encode() + data)
+    return PolicySnapshot(
+        root=root,
+        is_dir=is_dir,
+        entries=entries,
+        files=tuple(files),
+        unreadable=tuple(unreadable),
+        version="sha256:" + digest.hexdigest()[:16],
+    )
+
+
+@dataclass(frozen=True)
 class PolicyBundle:
     model_text: str
     catalogue: Catalogue
     p_lines: tuple[tuple[str, ...], ...]  # each starts with its ptype: ("p", sub, dom, obj, act)
-    version: str
+    version: str  # the version of the snapshot it was built from
     source: str
+    snapshot: PolicySnapshot
 
 
 def catalogue_p_lines(catalogue: Catalogue) -> list[tuple[str, ...]]:
@@ -48,11 +123,9 @@ def catalogue_p_lines(catalogue: Catalogue) -> list[tuple[str, ...]]:
     return lines
 
 
-def _read_extra(path: Path) -> list[tuple[str, ...]]:
-    if not path.exists():
-        return []
+def _read_extra(text: str, path: Path) -> list[tuple[str, ...]]:
     out = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(path.read_text("utf-8"))), start=1):
+    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         fields = [f.strip() for f in row]
         if not fields or not fields[0] or fields[0].startswith("#"):
             continue
@@ -62,25 +135,45 @@ def _read_extra(path: Path) -> list[tuple[str, ...]]:
     return out
 
 
-def load_bundle(directory: str | Path) -> PolicyBundle:
-    root = Path(directory)
+def _text(snapshot: PolicySnapshot, name: str, *, required: bool) -> str | None:
+    problem = snapshot.problem(name)
+    data = snapshot.data(name)
+    if problem is not None or (data is None and required):
+        why = problem or "missing"
+        raise PolicyError(f"cannot read policies from {snapshot.root}: {name}: {why}")
+    if data is None:
+        return None
     try:
-        model_text = (root / MODEL_FILE).read_text("utf-8")
-        catalogue_bytes = (root / CATALOGUE_FILE).read_bytes()
-    except OSError as ex:
-        raise PolicyError(f"cannot read policies from {root}: {ex}") from ex
+        return data.decode("utf-8")
+    except UnicodeDecodeError as ex:
+        raise PolicyError(f"{snapshot.root / name}: not UTF-8: {ex}") from ex
+
+
+def bundle_from_snapshot(snapshot: PolicySnapshot) -> PolicyBundle:
+    """The bundle built from exactly the snapshot's bytes (no file is read)."""
+    if not snapshot.is_dir:
+        raise PolicyError(f"cannot read policies from {snapshot.root}: not a directory")
+    model_text = _text(snapshot, MODEL_FILE, required=True) or ""
+    _text(snapshot, CATALOGUE_FILE, required=True)
     try:
-        catalogue = load_catalogue(root / CATALOGUE_FILE)
+        catalogue = loads_catalogue(
+            snapshot.data(CATALOGUE_FILE) or b"", str(snapshot.root / CATALOGUE_FILE)
+        )
     except CatalogueError as ex:
         raise PolicyError(str(ex)) from ex
-    extra = _read_extra(root / EXTRA_POLICY_FILE)
-    digest = hashlib.sha256()
-    for part in (model_text.encode(), catalogue_bytes, repr(extra).encode()):
-        digest.update(hashlib.sha256(part).digest())
+    extra = _read_extra(
+        _text(snapshot, EXTRA_POLICY_FILE, required=False) or "", snapshot.root / EXTRA_POLICY_FILE
+    )
     return PolicyBundle(
         model_text=model_text,
         catalogue=catalogue,
         p_lines=tuple(catalogue_p_lines(catalogue) + extra),
-        version="sha256:" + digest.hexdigest()[:16],
-        source=str(root),
+        version=snapshot.version,
+        source=str(snapshot.root),
+        snapshot=snapshot,
     )
+
+
+def load_bundle(directory: str | Path) -> PolicyBundle:
+    """Read ``directory`` once and build its bundle (unchecked: see check.checked_bundle)."""
+    return bundle_from_snapshot(read_snapshot(directory))

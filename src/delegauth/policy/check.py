@@ -12,11 +12,15 @@ real engines a few probe questions:
 - a user without a grant in the area may do nothing;
 - the decision index (the Decider's fast path) agrees with Casbin on all of that.
 
-Errors make the directory unfit to deploy; warnings do not.
+Errors make the directory unfit to deploy; warnings do not. The check reads a
+PolicySnapshot (bundle.py), never the files themselves: the service installs the
+very snapshot it checked (``checked_bundle``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +33,7 @@ from delegauth.domain.catalogue import (
     Catalogue,
     CatalogueError,
     load_catalogue,
+    loads_catalogue,
     parse_catalogue,
 )
 from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, is_casbin_name, is_id
@@ -38,9 +43,12 @@ from delegauth.policy.bundle import (
     CATALOGUE_FILE,
     EXTRA_POLICY_FILE,
     MODEL_FILE,
+    PolicyBundle,
     PolicyError,
+    PolicySnapshot,
+    bundle_from_snapshot,
     catalogue_p_lines,
-    load_bundle,
+    read_snapshot,
 )
 from delegauth.policy.casbin_engine import build_enforcer, parse_model
 from delegauth.policy.decider import Decider
@@ -49,7 +57,7 @@ from delegauth.policy.memory_feed import MemoryPolicyFeed
 from delegauth.policy.sources import toml_line
 from delegauth.policy.tables import TABLES_DIR, fixture_area, fixture_user
 
-__all__ = ["ERROR", "WARNING", "Diagnostic", "check_directory"]
+__all__ = ["ERROR", "WARNING", "Diagnostic", "check_directory", "check_snapshot", "checked_bundle"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -91,7 +99,36 @@ class Diagnostic:
 
 def check_directory(path: str | Path) -> list[Diagnostic]:
     """Every problem found in the policies directory at ``path``, in file order."""
-    return _Checker(Path(path)).run()
+    return list(check_snapshot(read_snapshot(path)))
+
+
+def check_snapshot(snapshot: PolicySnapshot) -> tuple[Diagnostic, ...]:
+    """Every problem found in ``snapshot``, in file order."""
+    unread = [
+        Diagnostic(str(snapshot.root / name), None, WARNING, "delegauth does not read this file")
+        for name in snapshot.entries
+        if name not in _KNOWN_FILES and not name.startswith(".")
+    ]
+    found = unread + list(_check_files(dataclasses.replace(snapshot, entries=())))
+    return tuple(sorted(found, key=lambda d: (d.file, d.line or 0)))
+
+
+@functools.lru_cache(maxsize=16)
+def _check_files(snapshot: PolicySnapshot) -> tuple[Diagnostic, ...]:
+    """The problems in the policy files. They depend on the files' bytes alone, so they
+    are remembered: the probes cost most of a second, every worker (and test) starts
+    from the same files, and a reload back to a version seen before is checked at once."""
+    return tuple(_Checker(snapshot).run())
+
+
+def checked_bundle(snapshot: PolicySnapshot) -> PolicyBundle:
+    """The bundle of ``snapshot`` if it passes the check; PolicyError listing why not."""
+    errors = [d for d in check_snapshot(snapshot) if d.severity == ERROR]
+    if errors:
+        shown = "; ".join(str(d) for d in errors[:5])
+        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise PolicyError(f"{len(errors)} error(s) in {snapshot.root}: {shown}{more}")
+    return bundle_from_snapshot(snapshot)
 
 
 def check_held(path: str | Path, held: Mapping[str, int]) -> list[Diagnostic]:
@@ -140,8 +177,9 @@ class _Model:
 
 
 class _Checker:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, snapshot: PolicySnapshot) -> None:
+        self.snapshot = snapshot
+        self.root = snapshot.root
         self.diagnostics: list[Diagnostic] = []
         self._model = _Model()
         # Attribute matchers (keyMatch2, regexMatch...): rule fields are patterns, decided by
@@ -165,14 +203,11 @@ class _Checker:
     # -- the run ---------------------------------------------------------------------
 
     def run(self) -> list[Diagnostic]:
-        if not self.root.is_dir():
+        if not self.snapshot.is_dir:
             self.diagnostics.append(
                 Diagnostic(str(self.root), None, ERROR, "not a directory of policies")
             )
             return self.diagnostics
-        for entry in sorted(self.root.iterdir()):
-            if entry.name not in _KNOWN_FILES and not entry.name.startswith("."):
-                self.warning(entry.name, None, "delegauth does not read this file")
         model = self._check_model()
         catalogue = self._check_catalogue()
         self._check_policy_csv(model, catalogue)
@@ -183,14 +218,18 @@ class _Checker:
     # -- model.conf ------------------------------------------------------------------
 
     def _read(self, name: str, *, required: bool) -> list[str] | None:
-        path = self.root / name
-        if not path.exists():
+        problem = self.snapshot.problem(name)
+        if problem is not None:
+            self.error(name, None, f"cannot be read: {problem}")
+            return None
+        data = self.snapshot.data(name)
+        if data is None:
             if required:
                 self.error(name, None, "missing")
             return None
         try:
-            return path.read_text("utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as ex:
+            return data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as ex:
             self.error(name, None, f"cannot be read: {ex}")
             return None
 
@@ -432,7 +471,7 @@ class _Checker:
         try:
             catalogue = parse_catalogue(data)
             parse_bundles(data, catalogue)
-            load_catalogue(self.root / CATALOGUE_FILE)
+            loads_catalogue(self.snapshot.data(CATALOGUE_FILE) or b"", self._file(CATALOGUE_FILE))
         except (CatalogueError, DelegauthError) as ex:
             self.error(CATALOGUE_FILE, None, str(ex))
             return None
@@ -707,7 +746,7 @@ class _Checker:
     def _probe(self, model: _Model | None, catalogue: Catalogue) -> None:
         """Ask Casbin and the decision index a few questions whose answers are known."""
         try:
-            bundle = load_bundle(self.root)
+            bundle = bundle_from_snapshot(self.snapshot)
         except PolicyError as ex:
             self.error(EXTRA_POLICY_FILE, None, str(ex))
             return

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from delegauth.domain.catalogue import ALL
 from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, is_id
@@ -98,11 +97,11 @@ class _Sources:
 
     def __init__(self, bundle: PolicyBundle) -> None:
         self._bundle = bundle
-        root = Path(bundle.source)
-        self._catalogue_lines = _read_lines(root / CATALOGUE_FILE)
+        # Line numbers from the bytes the bundle was built from, not the files as they are now.
+        self._catalogue_lines = _lines(bundle, CATALOGUE_FILE)
         self._csv: list[tuple[tuple[str, ...], int]] = [
             (tuple(f.strip() for f in text.split(",")), n)
-            for n, text in enumerate(_read_lines(root / EXTRA_POLICY_FILE), start=1)
+            for n, text in enumerate(_lines(bundle, EXTRA_POLICY_FILE), start=1)
         ]
 
     def of(self, rule: tuple[str, ...]) -> str:
@@ -124,10 +123,10 @@ class _Sources:
         return EXTRA_POLICY_FILE
 
 
-def _read_lines(path: Path) -> list[str]:
+def _lines(bundle: PolicyBundle, name: str) -> list[str]:
     try:
-        return path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        return (bundle.snapshot.data(name) or b"").decode("utf-8").splitlines()
+    except UnicodeDecodeError:
         return []
 
 

@@ -1,18 +1,22 @@
 """Hot reload of policies/: notice a change (polling, or at once on SIGHUP), check it,
 and swap it in atomically. A policy that fails `check` is refused: the last good one
-stays in force, and the error is logged and reported (health and metrics)."""
+stays in force, and the error is logged and reported (health and metrics).
+
+Each look reads the directory once into a PolicySnapshot; that snapshot is what is
+checked and exactly what is installed, so a file replaced while the check runs cannot
+decide unchecked (it is read, and checked, on the next look).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from delegauth.policy.bundle import PolicyError, load_bundle
-from delegauth.policy.check import check_directory
+from delegauth.policy.bundle import PolicyError, PolicySnapshot, bundle_from_snapshot, read_snapshot
+from delegauth.policy.check import ERROR, Diagnostic, check_snapshot
 from delegauth.policy.decider import Decider
 
 __all__ = ["PolicyWatcher", "ReloadStatus"]
@@ -20,60 +24,86 @@ __all__ = ["PolicyWatcher", "ReloadStatus"]
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReloadStatus:
-    version: str
+    version: str  # the version installed in the Decider, the one deciding
     reloads: int = 0
     failures: int = 0
-    last_error: str | None = None
-
-
-def fingerprint(directory: Path) -> str:
-    """A hash of every file's name and content under the directory."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode())
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"\0unreadable")
-    return digest.hexdigest()
+    last_error: str | None = None  # set while the latest change on disk is refused
+    refused_version: str | None = None  # that refused change's version
 
 
 class PolicyWatcher:
-    def __init__(self, directory: str | Path, decider: Decider) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        decider: Decider,
+        *,
+        read: Callable[[Path], PolicySnapshot] = read_snapshot,
+        check: Callable[[PolicySnapshot], Sequence[Diagnostic]] = check_snapshot,
+    ) -> None:
         self._dir = Path(directory)
         self._decider = decider
-        self._seen = fingerprint(self._dir)
+        self._read = read
+        self._check = check
+        self._seen = decider.policy_version  # the version of the last snapshot looked at
         self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self.status = ReloadStatus(decider.policy_version)
+        self._lock = threading.Lock()  # one look at a time
+        self._counts = threading.Lock()  # the status, which /healthz reads during a look
+        self._reloads = 0
+        self._failures = 0
+        self._last_error: str | None = None
+        self._refused: str | None = None
+
+    @property
+    def status(self) -> ReloadStatus:
+        """How reloads went; ``version`` is always read from the Decider."""
+        with self._counts:
+            return ReloadStatus(
+                self._decider.policy_version,
+                self._reloads,
+                self._failures,
+                self._last_error,
+                self._refused,
+            )
 
     def check_now(self) -> bool:
         """Reload if the directory changed; True when a new policy was installed."""
         with self._lock:
-            current = fingerprint(self._dir)
-            if current == self._seen:
+            snapshot = self._read(self._dir)
+            if snapshot.version == self._seen:
                 return False
-            self._seen = current
-            errors = [d for d in check_directory(self._dir) if d.severity == "error"]
+            self._seen = snapshot.version
+            if snapshot.version == self._decider.policy_version:
+                # Back to the policy in force (a refused change was undone): nothing to do.
+                with self._counts:
+                    self._last_error = self._refused = None
+                return False
+            errors = [d for d in self._check(snapshot) if d.severity == ERROR]
             if errors:
-                return self._refuse("; ".join(str(d) for d in errors[:5]))
+                return self._refuse(snapshot, "; ".join(str(d) for d in errors[:5]))
             try:
-                bundle = load_bundle(self._dir)
+                bundle = bundle_from_snapshot(snapshot)
                 self._decider.install(bundle)
             except PolicyError as ex:
-                return self._refuse(str(ex))
-            self.status.version = bundle.version
-            self.status.reloads += 1
-            self.status.last_error = None
+                return self._refuse(snapshot, str(ex))
+            with self._counts:
+                self._reloads += 1
+                self._last_error = self._refused = None
             log.info("policy reloaded: version %s", bundle.version)
             return True
 
-    def _refuse(self, error: str) -> bool:
-        self.status.failures += 1
-        self.status.last_error = error
-        log.error("policy change refused, keeping version %s: %s", self.status.version, error)
+    def _refuse(self, snapshot: PolicySnapshot, error: str) -> bool:
+        with self._counts:
+            self._failures += 1
+            self._last_error = error
+            self._refused = snapshot.version
+        log.error(
+            "policy change %s refused, keeping version %s: %s",
+            snapshot.version,
+            self._decider.policy_version,
+            error,
+        )
         return False
 
     def trigger(self) -> None:
@@ -81,7 +111,10 @@ class PolicyWatcher:
         self._wake.set()
 
     def start(self, interval_s: float) -> Callable[[], None]:
+        """Watch in a daemon thread: once at once (a worker may have started from an
+        older snapshot than the files now hold), then every ``interval_s`` or on trigger."""
         stop = threading.Event()
+        self._wake.set()
 
         def run() -> None:
             while not stop.is_set():
