@@ -26,7 +26,14 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from delegauth.storage.records import database_proxy
     from delegauth.storage.schema import migrate
 
-    db = open_database(settings.database_url)
+    # A migration may rewrite large tables, and waits for another replica's: no statement
+    # bound, and a long wait for SQLite's write lock.
+    db = open_database(
+        settings.database_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=0,
+        busy_timeout_ms=60_000,
+    )
     database_proxy.initialize(db)
     reports: list[str] = []  # what a migration says needs an operator (also logged)
     applied = migrate(db, on_report=reports.append)

@@ -25,6 +25,13 @@ class Settings:
     """Every tunable of the service, with development defaults."""
 
     database_url: str = "sqlite:///var/delegauth.sqlite3"
+    # Every database call is bounded, so a hung database fails requests (503) instead of
+    # hanging them. Connecting, and waiting for a free pooled connection (PostgreSQL):
+    db_connect_timeout_s: float = 2.0
+    # One statement or lock wait (PostgreSQL; the client gives up half a second later).
+    db_statement_timeout_ms: int = 2000
+    # Waiting for another writer's lock (SQLite).
+    db_busy_timeout_ms: int = 1000
     issuer: str = "http://127.0.0.1:8000"
     public_url: str = "http://127.0.0.1:8000"
     policies_dir: str = field(default_factory=_default_policies_dir)

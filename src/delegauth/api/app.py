@@ -53,7 +53,7 @@ from delegauth.policy.bundle import PolicySnapshot, read_snapshot
 from delegauth.policy.check import checked_bundle
 from delegauth.policy.decider import Decider
 from delegauth.policy.watcher import PolicyWatcher
-from delegauth.storage.db import open_database
+from delegauth.storage.db import DatabaseProbe, open_database
 from delegauth.storage.feed import PeeweePolicyFeed
 from delegauth.storage.oauth_store import PeeweeOAuthStore
 from delegauth.storage.outbox import PeeweeOutbox
@@ -112,7 +112,16 @@ def build_services(
     """Build every collaborator. ``policy`` is the snapshot of policies/ to start from
     (``serve`` passes the one it checked); by default the directory is read now. Either
     way the snapshot is checked and exactly that snapshot decides."""
-    db = db if db is not None else open_database(settings.database_url)
+    db = (
+        db
+        if db is not None
+        else open_database(
+            settings.database_url,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            busy_timeout_ms=settings.db_busy_timeout_ms,
+        )
+    )
     database_proxy.initialize(db)
     bundle = checked_bundle(policy if policy is not None else read_snapshot(settings.policies_dir))
     decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=settings.max_staleness_s)
@@ -235,18 +244,20 @@ class _OpenApi:
 
 
 class _Ready:
-    """Readiness: the database answers, a valid policy is loaded, the change log is current."""
+    """Readiness: the database answers, a valid policy is loaded, the change log is current.
+
+    It answers within a second even when the database hangs: a probe that has not answered
+    by then counts as unreachable.
+    """
 
     def __init__(self, services: Services) -> None:
         self._services = services
+        self._database_answers = DatabaseProbe(services.db, timeout_s=0.8)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         services = self._services
         problems = []
-        try:
-            with services.db.connection_context():
-                services.db.execute_sql("SELECT 1")
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        if not self._database_answers():
             problems.append("database unreachable")
         age = services.decider.sync_age
         if age > services.settings.max_staleness_s:
