@@ -103,10 +103,33 @@ def check_propagation(out: str) -> None:
     assert re.search(r"propagation A->B on (SQLite|PostgreSQL), 1 workers each", out), out
 
 
+def check_consistency(out: str) -> None:
+    assert re.search(
+        r"consistency tokens ahead of the change log on (SQLite|PostgreSQL), 1 workers", out
+    ), out
+    for who in ("alone", "beside 8 ordinary callers", "beside 8 far-future callers"):
+        assert number(row_value(out, f"decisions/s, {who}")) > 0, who
+        value = row_value(out, f"p50 / p99 ms, {who}")
+        match = re.fullmatch(rf"({NUM}) / ({NUM})", value)
+        assert match and 0 <= number(match[1]) <= number(match[2]), (who, value)
+    for label in (
+        "throughput ratio (far-future / alone)",
+        "throughput ratio (far-future / ordinary)",
+        "ordinary callers' answers/s",
+        "far-future answers/s",
+    ):
+        assert number(row_value(out, label)) > 0, label
+    # A far-future token is refused (409), never left to time out (503).
+    assert number(row_value(out, "far-future answers that were not 409")) == 0
+    assert number(row_value(out, "ordinary answers that were not 200")) == 0
+    assert number(row_value(out, "wrong decisions")) == 0
+
+
 CASES: dict[str, Callable[[str], None]] = {
     "decisions.py": check_decisions,
     "tokens.py": check_tokens,
     "propagation.py": check_propagation,
+    "consistency.py": check_consistency,
 }
 
 
@@ -125,6 +148,11 @@ def test_propagation_smoke(database_url: str) -> None:
     check_propagation(run_bench("propagation.py", "--db", db))
 
 
+def test_consistency_smoke(database_url: str) -> None:
+    db = database_url if database_url.startswith("postgres") else "sqlite"
+    check_consistency(run_bench("consistency.py", "--db", db))
+
+
 def test_a_broken_bench_fails_its_case() -> None:
     """The checks can fail: a report with a wrong answer or a missing figure is refused."""
     good = "  wrong answers (vs expected)     3\n"
@@ -132,6 +160,8 @@ def test_a_broken_bench_fails_its_case() -> None:
         check_decisions(good)
     with pytest.raises(AssertionError):
         check_propagation("p50 nan ms")
+    with pytest.raises(AssertionError):
+        check_consistency("  far-future answers that were not 409  12\n")
 
 
 def test_benches_read_no_private_attributes() -> None:
