@@ -199,12 +199,12 @@ def _wait(conn: Any) -> None:
             # it, so a transaction left open on it is rolled back, never committed.
             what = "connect" if connecting else "answer"
             raise psycopg2.OperationalError(f"the database did not {what} within {limit:g} s")
-        if state == ext.POLL_READ:
-            select.select([conn.fileno()], [], [], left)
-        elif state == ext.POLL_WRITE:
-            select.select([], [conn.fileno()], [], left)
-        else:
+        if state not in (ext.POLL_READ, ext.POLL_WRITE):
             raise psycopg2.OperationalError(f"bad state from poll: {state}")
+        # poll(2), not select(2): a busy process may hold descriptors past FD_SETSIZE.
+        waiting = select.poll()
+        waiting.register(conn.fileno(), select.POLLIN if state == ext.POLL_READ else select.POLLOUT)
+        waiting.poll(None if left is None else math.ceil(left * 1000))
 
 
 class _BoundedPool(PooledPostgresqlDatabase):
