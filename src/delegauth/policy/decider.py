@@ -51,7 +51,11 @@ class AreaChange:
 
 
 class PolicyFeed(Protocol):
-    """Where the g lines and their change log live (storage implements it)."""
+    """Where the g lines and their change log live (storage implements it).
+
+    A feed may also have ``wait_for_change(timeout)``, which blocks until a change is
+    announced, ``timeout`` passes or ``wake()`` is called; the follower then waits on it.
+    """
 
     def domain_links(self, domain: str) -> list[tuple[str, str]]: ...
     def latest_version(self) -> int: ...
@@ -321,8 +325,8 @@ class Decider:
         """
         if self.applied_version >= version:
             return
-        limit = self._wait_timeout if timeout is None else timeout
-        deadline = self._monotonic() + limit
+        # A real clock: this bounds a real wait on a Condition, whatever clock decides staleness.
+        deadline = time.monotonic() + (self._wait_timeout if timeout is None else timeout)
         with self._lock:
             arrived = self._started  # a round numbered above this began after the call
             self._waiting += 1
@@ -350,7 +354,7 @@ class Decider:
                     if not self._followers:
                         return True
                     self._wake_follower()
-                left = deadline - self._monotonic()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     raise Unavailable(f"this replica has not reached policy change {version} yet")
                 self._rounds.wait(left)
