@@ -73,7 +73,7 @@ class AccessLogMiddleware:
         # makeRecord + handle: the same record info() makes, without walking the stack for
         # the caller's file and line, which an access log line never shows.
         access_log.handle(
-            access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, None, None)
+            access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None)
         )
 
 
