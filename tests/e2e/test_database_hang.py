@@ -98,6 +98,13 @@ def _is_503_retry_after(res: requests.Response) -> bool:
     )
 
 
+def _until_ready(client: _Client) -> None:
+    deadline = time.monotonic() + 30
+    while client.call("GET", "/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "readiness did not come back"
+        time.sleep(0.2)
+
+
 def _until_created(client: _Client, owner: tuple[str, str], email: str) -> None:
     """The service recovers by itself: a write succeeds again soon after the database."""
     deadline = time.monotonic() + 30
@@ -150,7 +157,7 @@ def test_readiness_says_503_while_the_database_hangs(
     partitioned: tuple[PartitionProxy, _Client],
 ) -> None:
     proxy, client = partitioned
-    assert client.call("GET", "/readyz").status_code == 200
+    _until_ready(client)
     proxy.freeze()
     try:
         for _ in range(3):  # again and again, not only the first time
@@ -160,10 +167,7 @@ def test_readiness_says_503_while_the_database_hangs(
         assert client.call("GET", "/healthz").status_code == 200  # alive, only not ready
     finally:
         proxy.thaw()
-    deadline = time.monotonic() + 30
-    while client.call("GET", "/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "readiness did not come back"
-        time.sleep(0.2)
+    _until_ready(client)
 
 
 @pytest.mark.postgres
