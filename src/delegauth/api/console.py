@@ -21,7 +21,6 @@ from delegauth.api.pages_text import TEXT, error_text, t
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
 from delegauth.api.sessions import BrowserSessions
-from delegauth.api.verification_pages import mask_email
 from delegauth.domain.accounts import Accounts, AreaAccess
 from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
@@ -379,6 +378,16 @@ class _UserManagement(_Base):
             self.c.fail(resp, locale, ex, session, area_id)
             return
         csrf = _hidden("csrf", session.csrf)
+        lab = {  # each cell's column, shown beside it when the rows stack on phones
+            key: escape(t(locale, msg))
+            for key, msg in (
+                ("user", "um.user"),
+                ("perms", "um.permissions"),
+                ("actions", "um.actions"),
+                ("email", "signin.email"),
+                ("expires", "um.expires"),
+            )
+        }
         rows = []
         for m in members:
             who = escape(m.user.name or m.user.email)
@@ -398,21 +407,24 @@ class _UserManagement(_Base):
                     f"{t(locale, 'um.remove')}</a>"
                 )
             rows.append(
-                f'<tr><td>{who}<br><span class="hint">{email}</span></td>'
-                f"<td>{escape(self.c.perms_text(locale, m.grant.held()))}</td>"
-                f"<td>{actions}</td></tr>"
+                f'<tr><td data-label="{lab["user"]}">{who}<br><span class="hint">{email}</span>'
+                f'</td><td data-label="{lab["perms"]}">'
+                f"{escape(self.c.perms_text(locale, m.grant.held()))}</td>"
+                f'<td data-label="{lab["actions"]}">{actions}</td></tr>'
             )
         table = (
-            f"<h2>{t(locale, 'um.linked')}</h2><table><thead><tr>"
+            f'<h2>{t(locale, "um.linked")}</h2><table class="stack"><thead><tr>'
             f'<th scope="col">{t(locale, "um.user")}</th>'
             f'<th scope="col">{t(locale, "um.permissions")}</th>'
             f'<th scope="col">{t(locale, "um.actions")}</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
         inv_rows = "".join(
-            f"<tr><td>{escape(i.email)}</td>"
-            f"<td>{escape(self.c.perms_text(locale, i.permissions))}</td>"
-            f"<td>{i.expires_at:%Y-%m-%d}</td><td>"
+            f'<tr><td data-label="{lab["email"]}">{escape(i.email)}</td>'
+            f'<td data-label="{lab["perms"]}">'
+            f"{escape(self.c.perms_text(locale, i.permissions))}</td>"
+            f'<td data-label="{lab["expires"]}">{i.expires_at:%Y-%m-%d}</td>'
+            f'<td data-label="{lab["actions"]}">'
             f'<a href="/areas/{area_id}/invitations/{i.id}/edit">{t(locale, "um.edit")}</a> '
             f'<form method="post" action="/areas/{area_id}/invitations/{i.id}/resend"'
             f' class="inline">{csrf}<button type="submit" class="secondary">'
@@ -423,7 +435,7 @@ class _UserManagement(_Base):
             for i in pending
         )
         invitations = f"<h2>{t(locale, 'um.pending')}</h2>" + (
-            f'<table><thead><tr><th scope="col">{t(locale, "signin.email")}</th>'
+            f'<table class="stack"><thead><tr><th scope="col">{t(locale, "signin.email")}</th>'
             f'<th scope="col">{t(locale, "um.permissions")}</th>'
             f'<th scope="col">{t(locale, "um.expires")}</th>'
             f'<th scope="col">{t(locale, "um.actions")}</th></tr></thead>'
@@ -805,16 +817,19 @@ class _Activity(_Base):
         try:
             events = self.c._members.audit(session.user_id, area_id, before, PAGE)
         except DelegauthError as ex:
-            self.c.fail(resp, locale, ex)
+            self.c.fail(resp, locale, ex, session, area_id)
             return
+        lab = [escape(t(locale, f"activity.{k}")) for k in ("when", "who", "what", "details")]
         rows = []
         for e in events:
             actor = self.c._store.get_user(e.actor_id) if e.actor_id else None
             who = (actor.name or actor.email) if actor else "—"
             rows.append(
-                f"<tr><td>{e.at:%Y-%m-%d %H:%M}</td><td>{escape(who)}</td>"
-                f"<td>{escape(_action_label(locale, e.action))}</td>"
-                f"<td>{escape(_describe(e.after or e.before or {}))}</td></tr>"
+                f'<tr><td data-label="{lab[0]}">{e.at:%Y-%m-%d %H:%M}</td>'
+                f'<td data-label="{lab[1]}">{escape(who)}</td>'
+                f'<td data-label="{lab[2]}">{escape(_action_label(locale, e.action))}</td>'
+                f'<td data-label="{lab[3]}">'
+                f"{escape(_describe(e.after or e.before or {}))}</td></tr>"
             )
         more = (
             f'<p><a href="/areas/{area_id}/activity?before={events[-1].id}">'
@@ -823,7 +838,7 @@ class _Activity(_Base):
             else ""
         )
         table = (
-            f'<table><thead><tr><th scope="col">{t(locale, "activity.when")}</th>'
+            f'<table class="stack"><thead><tr><th scope="col">{t(locale, "activity.when")}</th>'
             f'<th scope="col">{t(locale, "activity.who")}</th>'
             f'<th scope="col">{t(locale, "activity.what")}</th>'
             f'<th scope="col">{t(locale, "activity.details")}</th></tr></thead>'
@@ -902,6 +917,8 @@ class _Mine(_Base):
             )
         else:
             flash = _flash(locale, req)
+        if req.get_param("verified") and user.email_verified and not error:
+            flash += f'<p class="notice" role="status">{t(locale, "verify.done")}</p>'
         body = flash + (
             f'<ul class="plain">{"".join(items)}</ul>'
             if items

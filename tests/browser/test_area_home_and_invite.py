@@ -1,0 +1,404 @@
+"""The invite form and the area pages in a real browser, as people walk them.
+
+From the root URL and emailed links only, finding everything by role and visible
+label, in English and Spanish, at desktop (1280×800) and phone (390×844) sizes:
+
+- the owner invites choosing two permissions: the list drops down only after
+  "Choose permissions from the list", and the invitation grants exactly those two;
+- the invitee signs up from the emailed link and accepts; signing in again they
+  choose the owner's Client Area and land on its home: the account's name, their
+  role and permissions there, and a menu without User Management;
+- the owner's mistakes come back on the form, in their language, with what they
+  typed kept; every action says it worked; Remove is red and the focus stays on
+  the safe choice.
+
+The words of this work are written out here, so a lost translation fails the test;
+labels from elsewhere (sign-up, the Invite button…) are read from the catalogues, so
+another change of wording does not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+
+from delegauth.api.pages_text import t
+from tests.browser.conftest import Snap
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import Server, _Inbox
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page
+
+
+@dataclass(frozen=True)
+class Words:
+    lang: str
+    accept_language: str
+    some: str
+    everything: str
+    ambiguous: str
+    invite_self: str
+    already_member: str
+    you_are_in: str
+    role: str
+    permissions: str
+    delegate: str
+    choose_area: str
+    home_title: str
+    saved: str
+    resent: str
+    cancelled: str
+    removed: str
+    first: str
+    second: str
+
+
+WORDS = {
+    "en": Words(
+        lang="en",
+        accept_language="en-US,en;q=0.9",
+        some="Choose permissions from the list",
+        everything="All permissions",
+        ambiguous="You chose “All permissions” and also ticked permissions in the list.",
+        invite_self="You cannot invite yourself: you already have access to this Client Area.",
+        already_member="This person already has access to this Client Area.",
+        you_are_in="You are in the Client Area of the account {area}.",
+        role="Your role",
+        permissions="Your permissions",
+        delegate="Delegate",
+        choose_area="Choose a Client Area",
+        home_title="Client Area: {area}",
+        saved="Permissions saved.",
+        resent="Invitation sent again, with a new link.",
+        cancelled="Invitation cancelled.",
+        removed="Access removed.",
+        first="Contacts",
+        second="View domains",
+    ),
+    "es": Words(
+        lang="es",
+        accept_language="es-ES,es;q=0.9",
+        some="Elegir permisos de la lista",
+        everything="Todos los permisos",
+        ambiguous="Elegiste «Todos los permisos» y además marcaste permisos de la lista.",
+        invite_self="No puedes invitarte a ti mismo: ya tienes acceso a esta Área de Cliente.",
+        already_member="Esta persona ya tiene acceso a esta Área de Cliente.",
+        you_are_in="Estás en el Área de Cliente de la cuenta {area}.",
+        role="Tu rol",
+        permissions="Tus permisos",
+        delegate="Usuario asociado",
+        choose_area="Elige un Área de Cliente",
+        home_title="Área de Cliente: {area}",
+        saved="Permisos guardados.",
+        resent="Invitación reenviada, con un enlace nuevo.",
+        cancelled="Invitación cancelada.",
+        removed="Acceso eliminado.",
+        first="Contactos",
+        second="Ver dominios",
+    ),
+}
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+_ids = itertools.count(1)
+
+
+@pytest.fixture(params=sorted(WORDS))
+def words(request: pytest.FixtureRequest) -> Words:
+    return WORDS[request.param]
+
+
+@pytest.fixture(params=sorted(SIZES))
+def size(request: pytest.FixtureRequest) -> tuple[int, int]:
+    return SIZES[request.param]
+
+
+@pytest.fixture
+def person(
+    browser: Browser, live_server: Server, words: Words, size: tuple[int, int]
+) -> Iterator[Callable[[], Page]]:
+    """A maker of people: each a browser context of their own, at the test's size."""
+    made: list[BrowserContext] = []
+
+    def new_page() -> Page:
+        context = browser.new_context(
+            base_url=live_server.base,
+            locale=words.accept_language.split(",")[0],
+            extra_http_headers={"Accept-Language": words.accept_language},
+            viewport={"width": size[0], "height": size[1]},
+        )
+        context.set_default_timeout(10_000)
+        made.append(context)
+        return context.new_page()
+
+    try:
+        yield new_page
+    finally:
+        for context in made:
+            context.close()
+
+
+def _fits(page: Page) -> None:
+    """No sideways scrolling: the document is no wider than the viewport."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    viewport = page.viewport_size
+    assert viewport is not None and width <= viewport["width"], (page.url, width, viewport)
+
+
+def _step(page: Page, snap: Snap, name: str) -> None:
+    page.wait_for_load_state()
+    snap(page, name)
+    _fits(page)
+
+
+def _heading(page: Page) -> str:
+    return page.get_by_role("heading", level=1).inner_text()
+
+
+def _permission(page: Page, label: str) -> Locator:
+    return page.get_by_role("checkbox", name=re.compile("^" + re.escape(label)))
+
+
+def _status(page: Page) -> str:
+    return page.get_by_role("status").inner_text()
+
+
+def _open_menu(page: Page) -> Locator:
+    page.get_by_role("navigation", name=t(_lang(page), "nav.account")).locator("summary").click()
+    return page.get_by_role("navigation", name=t(_lang(page), "nav.account"))
+
+
+def _lang(page: Page) -> str:
+    return page.locator("html").get_attribute("lang") or "en"
+
+
+def _signup_from_root(page: Page, lang: str, name: str, email: str) -> None:
+    page.goto("/")
+    page.wait_for_url(lambda u: urlsplit(u).path == "/signin")
+    page.get_by_role("link", name=t(lang, "signin.signup_link"), exact=True).click()
+    _fill_signup(page, lang, name, email)
+
+
+def _fill_signup(page: Page, lang: str, name: str, email: str) -> None:
+    page.wait_for_url(lambda u: urlsplit(u).path == "/signup")
+    page.get_by_label(t(lang, "signup.name"), exact=True).fill(name)
+    email_box = page.get_by_label(t(lang, "signin.email"), exact=True)
+    if not email_box.input_value():
+        email_box.fill(email)
+    page.get_by_label(t(lang, "signin.password"), exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=t(lang, "signup.submit"), exact=True).click()
+    page.wait_for_url(lambda u: urlsplit(u).path != "/signup")
+    if urlsplit(page.url).path.startswith("/verify-email"):  # "check your email": go on
+        page.get_by_role("link", name=t(lang, "check.continue"), exact=True).click()
+        page.wait_for_url(lambda u: not urlsplit(u).path.startswith("/verify-email"))
+
+
+def _signin_from_root(page: Page, lang: str, email: str) -> None:
+    page.goto("/")
+    page.wait_for_url(lambda u: urlsplit(u).path == "/signin")
+    page.get_by_label(t(lang, "signin.email"), exact=True).fill(email)
+    page.get_by_label(t(lang, "signin.password"), exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=t(lang, "signin.submit"), exact=True).click()
+    page.wait_for_url(lambda u: urlsplit(u).path != "/signin")
+
+
+def _emailed_link(inbox: _Inbox, to: str) -> str:
+    """The invitation link of the last mail to ``to``, as a path on our server."""
+    match = re.search(
+        r"https?://\S+?(/invitations/accept\?token=[A-Za-z0-9_\-]+)", _text(inbox, to)
+    )
+    assert match, "no invitation link in the mail"
+    return match.group(1)
+
+
+def _text(inbox: _Inbox, to: str) -> str:
+    return inbox.text(inbox.wait_for(to))
+
+
+def test_invite_two_permissions_and_the_delegate_lands_on_the_area_home(
+    person: Callable[[], Page],
+    words: Words,
+    live_server: Server,
+    mailbox: tuple[_Inbox, int],
+    snap: Snap,
+) -> None:
+    lang, n = words.lang, next(_ids)
+    owner_name, owner_email = f"Olivia Owner {lang}{n}", f"o-home-{lang}-{n}@example.com"
+    guest_name, guest_email = f"Dani Delegate {lang}{n}", f"d-home-{lang}-{n}@example.com"
+
+    # The owner signs up from the root URL and lands on their area's home.
+    owner = person()
+    _signup_from_root(owner, lang, owner_name, owner_email)
+    assert _heading(owner) == words.home_title.format(area=owner_name)
+    _step(owner, snap, "owner-area-home")
+
+    menu = _open_menu(owner)
+    menu.get_by_role("link", name=t(lang, "nav.user_management"), exact=True).click()
+    owner.get_by_role("link", name=t(lang, "um.invite"), exact=True).click()
+    owner.wait_for_url("**/users/invite")
+    # "All permissions" is the default, and the list is not shown until "choose".
+    assert owner.get_by_role("radio", name=words.everything, exact=True).is_checked()
+    assert not _permission(owner, words.first).is_visible()
+    _step(owner, snap, "invite-list-closed")
+    owner.get_by_label(t(lang, "invite.email"), exact=True).fill(guest_email)
+    owner.get_by_role("radio", name=words.some, exact=True).check()
+    assert _permission(owner, words.first).is_visible()
+    _permission(owner, words.first).check()
+    _permission(owner, words.second).check()
+    _step(owner, snap, "invite-two-chosen")
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    owner.wait_for_url("**/users?sent=*")
+    row = owner.get_by_role("row").filter(has_text=guest_email)
+    cell = row.inner_text()
+    assert words.first in cell and words.second in cell and words.everything not in cell
+    _step(owner, snap, "invitation-pending")
+
+    # The invitee follows the emailed link, signs up and accepts exactly those two.
+    guest = person()
+    guest.goto(_emailed_link(mailbox[0], guest_email))
+    _fill_signup(guest, lang, guest_name, guest_email)
+    card = guest.get_by_role("listitem").filter(has_text=owner_name)
+    assert words.first in card.inner_text() and words.second in card.inner_text()
+    _step(guest, snap, "invitee-my-invitations")
+    card.get_by_role("button", name=t(lang, "mine.accept"), exact=True).click()
+    guest.wait_for_url("**/invitations?accepted=*")
+    _step(guest, snap, "invitee-accepted")
+    _open_menu(guest).get_by_role("button", name=t(lang, "signout"), exact=True).click()
+    guest.wait_for_url("**/signin")
+
+    # Signing in again from the root URL, they choose the owner's Client Area…
+    _signin_from_root(guest, lang, guest_email)
+    assert _heading(guest) == words.choose_area
+    choices = guest.get_by_role("main").get_by_role("link")
+    assert choices.count() == 2
+    assert guest.get_by_text(f"{owner_name} (", exact=False).count() == 0
+    _step(guest, snap, "delegate-chooses-area")
+    guest.get_by_role("main").get_by_role("link", name=owner_name, exact=True).click()
+
+    # …and land on its home: the account's name, their role and permissions, a menu.
+    guest.wait_for_url(re.compile(r"/areas/a_[a-z2-7]{26}$"))
+    assert _heading(guest) == words.home_title.format(area=owner_name)
+    main = guest.get_by_role("main")
+    assert main.get_by_text(words.you_are_in.format(area=owner_name), exact=True).is_visible()
+    facts = main.locator("dl").inner_text()
+    assert words.role in facts and words.delegate in facts
+    assert words.permissions in facts and words.first in facts and words.second in facts
+    assert t(lang, "um.all") not in facts
+    menu = _open_menu(guest)
+    labels = [x.strip() for x in menu.locator("li").all_inner_texts()]
+    assert t(lang, "nav.user_management") not in labels
+    assert t(lang, "activity.title") not in labels
+    assert t(lang, "mine.title") in labels and t(lang, "nav.switch") in labels
+    assert t(lang, "signout") in labels
+    assert main.get_by_role("link", name=t(lang, "nav.user_management")).count() == 0
+    _step(guest, snap, "delegate-area-home-menu")
+
+
+def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
+    person: Callable[[], Page],
+    words: Words,
+    live_server: Server,
+    mailbox: tuple[_Inbox, int],
+    snap: Snap,
+) -> None:
+    lang, n = words.lang, next(_ids)
+    owner_name, owner_email = f"Olga Owner {lang}{n}", f"o-form-{lang}-{n}@example.com"
+    guest_name, guest_email = f"Mia Member {lang}{n}", f"m-form-{lang}-{n}@example.com"
+    other_email = f"x-form-{lang}-{n}@example.com"
+
+    owner = person()
+    _signup_from_root(owner, lang, owner_name, owner_email)
+    _open_menu(owner).get_by_role("link", name=t(lang, "nav.user_management")).click()
+    owner.get_by_role("link", name=t(lang, "um.invite"), exact=True).click()
+    email_box = owner.get_by_label(t(lang, "invite.email"), exact=True)
+
+    # Ticks left behind under "All permissions" are refused, never guessed.
+    email_box.fill(other_email)
+    owner.get_by_role("radio", name=words.some, exact=True).check()
+    _permission(owner, words.first).check()
+    owner.get_by_role("radio", name=words.everything, exact=True).check()
+    assert not _permission(owner, words.first).is_visible()
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    alert = owner.get_by_role("alert")
+    assert words.ambiguous in alert.inner_text()
+    assert email_box.input_value() == other_email
+    assert _permission(owner, words.first).is_visible()  # shown, to be fixed
+    assert _permission(owner, words.first).is_checked()
+    _step(owner, snap, "invite-ambiguous-refused")
+
+    # Inviting yourself: on the form, in the user's language, with the typed address.
+    email_box.fill(owner_email.upper())
+    _permission(owner, words.first).uncheck()
+    owner.get_by_role("radio", name=words.some, exact=True).check()
+    _permission(owner, words.second).check()
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    assert owner.get_by_role("alert").inner_text() == words.invite_self
+    assert email_box.input_value() == owner_email.upper()
+    assert _permission(owner, words.second).is_checked()
+    assert _heading(owner) == t(lang, "invite.title")
+    _step(owner, snap, "invite-yourself-refused")
+
+    # A member joins; inviting them again is refused on the form too.
+    email_box.fill(guest_email)
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    owner.wait_for_url("**/users?sent=*")
+    guest = person()
+    guest.goto(_emailed_link(mailbox[0], guest_email))
+    _fill_signup(guest, lang, guest_name, guest_email)
+    guest.get_by_role("button", name=t(lang, "mine.accept"), exact=True).click()
+    guest.wait_for_url("**/invitations?accepted=*")
+
+    owner.get_by_role("link", name=t(lang, "um.invite"), exact=True).click()
+    owner.get_by_label(t(lang, "invite.email"), exact=True).fill(guest_email)
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    assert owner.get_by_role("alert").inner_text() == words.already_member
+    _step(owner, snap, "invite-member-refused")
+
+    # A pending invitation: resend, then cancel, each saying it worked.
+    owner.get_by_label(t(lang, "invite.email"), exact=True).fill(other_email)
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    owner.wait_for_url("**/users?sent=*")
+    pending = owner.get_by_role("row").filter(has_text=other_email)
+    pending.get_by_role("button", name=t(lang, "um.resend"), exact=True).click()
+    owner.wait_for_url("**/users?done=resent")
+    assert _status(owner) == words.resent
+    _step(owner, snap, "resent")
+    pending = owner.get_by_role("row").filter(has_text=other_email)
+    pending.get_by_role("button", name=t(lang, "um.cancel"), exact=True).click()
+    owner.wait_for_url("**/users?done=cancelled")
+    assert _status(owner) == words.cancelled
+    assert owner.get_by_role("row").filter(has_text=other_email).count() == 0
+    _step(owner, snap, "cancelled")
+
+    # Modify permissions, then remove: a success message after each.
+    member = owner.get_by_role("row").filter(has_text=guest_email)
+    member.get_by_role("link", name=t(lang, "um.modify"), exact=True).click()
+    owner.wait_for_url("**/edit")
+    assert _permission(owner, words.second).is_visible()  # "choose" is already selected
+    _permission(owner, words.first).check()
+    owner.get_by_role("button", name=t(lang, "edit.save"), exact=True).click()
+    owner.wait_for_url("**/users?done=saved")
+    assert _status(owner) == words.saved
+    cell = owner.get_by_role("row").filter(has_text=guest_email).inner_text()
+    assert words.first in cell and words.second in cell
+    _step(owner, snap, "permissions-saved")
+
+    member = owner.get_by_role("row").filter(has_text=guest_email)
+    member.get_by_role("link", name=t(lang, "um.remove"), exact=True).click()
+    owner.wait_for_url("**/remove")
+    keep = owner.get_by_role("link", name=t(lang, "remove.back"), exact=True)
+    remove = owner.get_by_role("button", name=t(lang, "remove.yes"), exact=True)
+    assert keep.evaluate("el => el === document.activeElement")  # the safe choice
+    red = remove.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert red == "rgb(164, 14, 38)", red
+    _step(owner, snap, "remove-confirm")
+    remove.click()
+    owner.wait_for_url("**/users?done=removed")
+    assert _status(owner) == words.removed
+    assert owner.get_by_role("row").filter(has_text=guest_email).count() == 0
+    _step(owner, snap, "removed")
