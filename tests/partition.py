@@ -27,6 +27,7 @@ class PartitionProxy:
         self._open.set()
         self._closed = False
         self._sockets: list[socket.socket] = [self._listener]
+        self.accepted = 0  # connections accepted so far, frozen or not
         threading.Thread(target=self._accept, name="partition-accept", daemon=True).start()
 
     def freeze(self) -> None:
@@ -49,6 +50,7 @@ class PartitionProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             self._sockets.append(client)
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import peewee
 import psycopg2
 import pytest
 
@@ -108,37 +110,75 @@ def _recipients(url: str) -> set[str]:
         conn.close()
 
 
-@pytest.mark.postgres
-def test_a_transaction_cut_off_by_a_partition_fails_fast_and_never_commits() -> None:
-    _fresh_pg().close_all()  # type: ignore[attr-defined]
-    real_url = _require_pg()
+def _behind_proxy(real_url: str) -> tuple[PartitionProxy, peewee.Database]:
+    """A PartitionProxy in front of the real database, and a Database reaching it there."""
     real = urlsplit(real_url)
     proxy = PartitionProxy((real.hostname or "127.0.0.1", real.port or 5432))
     userinfo = real.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
-    db = open_database(urlunsplit(real._replace(netloc=netloc)))
-    database_proxy.initialize(db)
-    store = PeeweeStore(db)
-    now = datetime(2030, 1, 1)
+    return proxy, open_database(urlunsplit(real._replace(netloc=netloc)))
+
+
+def _bounded(work: Callable[[], object]) -> BaseException | None:
+    """Run ``work`` in a thread; return what it raised. The 15 s bound is the test's own:
+    the database's bounds are seconds shorter, and without them the work hangs."""
     outcome: list[BaseException | None] = []
 
-    def write() -> None:
+    def run() -> None:
         try:
-            with store.transaction():
-                store.enqueue_mail(OutgoingMail("first@example.com", "s", "t"), now)
-                proxy.freeze()  # the partition falls in the middle of the transaction
-                store.enqueue_mail(OutgoingMail("second@example.com", "s", "t"), now)
-        except Exception as ex:  # noqa: BLE001 - inspected below
+            work()
+        except Exception as ex:  # noqa: BLE001 - handed to the test
             outcome.append(ex)
         else:
             outcome.append(None)
 
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(15)
+    assert not thread.is_alive(), "the database call hung"
+    return outcome[0]
+
+
+@pytest.mark.postgres
+def test_after_a_timeout_callers_fail_without_trying_the_database_again() -> None:
+    proxy, db = _behind_proxy(_require_pg())
     try:
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
-        writer.join(15)  # a bound for the test only: the service's own is seconds shorter
-        assert not writer.is_alive(), "the write hung with its database"
-        assert isinstance(outcome[0], Unavailable)
+
+        def select_one() -> None:
+            with db.connection_context():
+                db.execute_sql("SELECT 1")
+
+        select_one()  # one connection, now idle in the pool
+        proxy.freeze()
+        seen = proxy.accepted
+        # Checking that idle connection out times out; no new connection is tried after it,
+        # nor for the callers that come next.
+        for _ in range(3):
+            assert isinstance(_bounded(select_one), peewee.OperationalError)
+        assert proxy.accepted == seen
+    finally:
+        proxy.thaw()
+        db.close_all()  # type: ignore[attr-defined]
+        proxy.close()
+
+
+@pytest.mark.postgres
+def test_a_transaction_cut_off_by_a_partition_fails_fast_and_never_commits() -> None:
+    _fresh_pg().close_all()  # type: ignore[attr-defined]
+    real_url = _require_pg()
+    proxy, db = _behind_proxy(real_url)
+    database_proxy.initialize(db)
+    store = PeeweeStore(db)
+    now = datetime(2030, 1, 1)
+
+    def write() -> None:
+        with store.transaction():
+            store.enqueue_mail(OutgoingMail("first@example.com", "s", "t"), now)
+            proxy.freeze()  # the partition falls in the middle of the transaction
+            store.enqueue_mail(OutgoingMail("second@example.com", "s", "t"), now)
+
+    try:
+        assert isinstance(_bounded(write), Unavailable)
     finally:
         proxy.thaw()  # the database now receives what was held, and the disconnection
 

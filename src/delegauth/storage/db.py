@@ -207,11 +207,26 @@ def _wait(conn: Any) -> None:
         waiting.poll(None if left is None else math.ceil(left * 1000))
 
 
-class _BoundedPool(PooledPostgresqlDatabase):
-    """peewee's pool, failing fast while the gate is shut and when no connection is free."""
+class _GatedPostgresqlDatabase(peewee.PostgresqlDatabase):
+    """Opens a new connection only while the gate is open; a failure to connect shuts it."""
 
     gate: _Gate
     _driver_error: type[Exception]
+
+    def _connect(self) -> Any:
+        self.gate.check()
+        try:
+            return super()._connect()
+        except self._driver_error:
+            self.gate.trip()  # refused, or no answer in time
+            raise
+
+
+class _BoundedPool(PooledPostgresqlDatabase, _GatedPostgresqlDatabase):
+    """peewee's pool, failing fast while the gate is shut and when no connection is free.
+
+    The pool opens its new connections through _GatedPostgresqlDatabase (next in the MRO).
+    """
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         if self.is_closed():
@@ -221,18 +236,10 @@ class _BoundedPool(PooledPostgresqlDatabase):
         except MaxConnectionsExceeded as ex:
             raise peewee.OperationalError("no free database connection") from ex
 
-    def _connect(self) -> Any:
-        with self._pool_lock:
-            self.gate.check()  # a caller that queued for the pool while it was tripped
-            try:
-                return super()._connect()
-            except self._driver_error:
-                self.gate.trip()  # could not connect: refused, or no answer in time
-                raise
-
     def _is_closed(self, conn: Any) -> bool:
         # Checking out an idle connection costs a round trip; once one has timed out,
-        # leave the rest for later instead of spending one bound on each.
+        # leave the rest for later instead of spending one bound on each. A caller that
+        # queued for the pool while the gate shut fails here too.
         try:
             self.gate.check()
         except peewee.OperationalError:
