@@ -126,3 +126,15 @@ def test_the_new_link_carries_a_safe_return_to(api: Api) -> None:
         "GET", "/verify-email?" + urlencode({"token": token, "return_to": "https://evil.test/"})
     )
     assert 'name="return_to" value="/"' in evil.text
+
+
+def test_older_links_are_spent_once_the_address_is_verified(api: Api) -> None:
+    api.signup("max@example.com", verify=False)
+    first = api.mail_token("max@example.com")
+    csrf = _csrf(api)
+    assert _post(api, "/verify-email/resend", csrf, email="max@example.com").status_code == 200
+    second = api.mail_token("max@example.com")
+    assert first != second
+    assert api.call("GET", "/verify-email?token=" + quote(first)).status_code == 200
+    assert _post(api, "/verify-email", csrf, token=second).status_code == 303
+    assert api.call("GET", "/verify-email?token=" + quote(first)).status_code == 410

@@ -171,11 +171,12 @@ class Accounts:
         return user
 
     def pending_verification(self, token: object) -> User | None:
-        """The user an unused, unexpired verification link is for; the link stays usable."""
+        """The unverified user an unused, unexpired link is for; the link stays usable."""
         if not isinstance(token, str) or not token or len(token) > 200:
             return None
         user_id = self._store.peek_secret(VERIFY, hash_secret(token), self._clock())
-        return None if user_id is None else self._store.get_user(user_id)
+        user = None if user_id is None else self._store.get_user(user_id)
+        return None if user is None or user.email_verified else user
 
     def resend_verification(self, email: object, return_to: str = "") -> None:
         """Mail a new verification link if the address is an unverified user's.
