@@ -21,6 +21,7 @@ from delegauth.api.pages_text import TEXT, error_text, t
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
 from delegauth.api.sessions import BrowserSessions
+from delegauth.api.verification_pages import mask_email
 from delegauth.domain.accounts import Accounts, AreaAccess
 from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
