@@ -15,6 +15,13 @@ bench/README.md says what each figure means.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py shares this folder, which Python puts first on sys.path: take the folder off,
+# so that `import http` (requests, PyJWT, Falcon) finds the standard library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import base64
 import json
@@ -24,11 +31,9 @@ import random
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from delegauth.domain.ids import PERM_ALL, ROLE_OWNER

@@ -9,13 +9,18 @@ it flips. Prints p50/p99/max of the time from A's acknowledgement to B's change.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py shares this folder, which Python puts first on sys.path: take the folder off,
+# so that `import http` (requests, PyJWT, Falcon) finds the standard library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import requests
 

@@ -5,6 +5,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/http.py shares this folder, which Python puts first on sys.path: take the folder off,
+# so that `import http` (requests, PyJWT, Falcon) finds the standard library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import time
 

@@ -27,9 +27,16 @@ from gunicorn.workers.gthread import ThreadWorker
 from delegauth.api.problems import PROBLEM_TYPE, problem_body
 from delegauth.policy.bundle import PolicySnapshot
 
-__all__ = ["ProblemThreadWorker", "serve"]
+__all__ = ["ProblemThreadWorker", "serve", "worker_options"]
 
 _WORKER_CLASS = f"{__name__}.ProblemThreadWorker"
+_THREADS = 4
+
+
+def worker_options() -> dict[str, Any]:
+    """The worker class and threads per worker `serve` runs with (bench/http.py starts its
+    baseline with the same, so that the two are compared on one server configuration)."""
+    return {"worker_class": _WORKER_CLASS, "threads": _THREADS}
 
 
 def serve(bind: str, workers: int, policy: PolicySnapshot | None = None) -> None:
@@ -48,8 +55,8 @@ class _Server(BaseApplication):
     def load_config(self) -> None:
         self.cfg.set("bind", self._bind)
         self.cfg.set("workers", self._workers)
-        self.cfg.set("worker_class", _WORKER_CLASS)
-        self.cfg.set("threads", 4)
+        for name, value in worker_options().items():
+            self.cfg.set(name, value)
         self.cfg.set("graceful_timeout", 20)
         self.cfg.set("accesslog", None)
         self.cfg.set("when_ready", _forward_hup_to_workers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -103,6 +104,26 @@ def check_propagation(out: str) -> None:
     assert re.search(r"propagation A->B on (SQLite|PostgreSQL), 1 workers each", out), out
 
 
+def check_http(out: str) -> None:
+    workloads = ("one evaluation", "batch of 100", "tokens")
+    for workload in workloads:
+        for target in ("delegauth", "bare"):
+            row = re.search(
+                rf"^{re.escape(workload)}, (\d+) conns\s+{target}\s+({NUM})\s+({NUM})\s+({NUM})"
+                rf"\s+({NUM})\s+(\d+)\s+(\d+)$",
+                out,
+                re.MULTILINE,
+            )
+            assert row, f"no {target} row for {workload}:\n{out}"
+            _conns, per_s, p50, p99, checked, wrong, bad = (number(g) for g in row.groups())
+            assert per_s > 0 and checked > 0 and 0 <= p50 <= p99, row.group(0)
+            assert wrong == 0 and bad == 0, row.group(0)
+        ratio = re.search(rf"^  {re.escape(workload)}, \d+ conns\s+({NUM})$", out, re.MULTILINE)
+        assert ratio and number(ratio.group(1)) > 0, f"no ratio for {workload}:\n{out}"
+    assert number(row_value(out, "wrong answers")) == 0
+    assert number(row_value(out, "refused or failed requests (delegauth)")) == 0
+
+
 def check_consistency(out: str) -> None:
     assert re.search(
         r"consistency tokens ahead of the change log on (SQLite|PostgreSQL), 1 workers", out
@@ -130,6 +151,7 @@ CASES: dict[str, Callable[[str], None]] = {
     "tokens.py": check_tokens,
     "propagation.py": check_propagation,
     "consistency.py": check_consistency,
+    "http.py": check_http,
 }
 
 
@@ -148,6 +170,11 @@ def test_propagation_smoke(database_url: str) -> None:
     check_propagation(run_bench("propagation.py", "--db", db))
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (Debian package) is not installed")
+def test_http_smoke() -> None:
+    check_http(run_bench("http.py"))
+
+
 def test_consistency_smoke(database_url: str) -> None:
     db = database_url if database_url.startswith("postgres") else "sqlite"
     check_consistency(run_bench("consistency.py", "--db", db))
@@ -162,6 +189,8 @@ def test_a_broken_bench_fails_its_case() -> None:
         check_propagation("p50 nan ms")
     with pytest.raises(AssertionError):
         check_consistency("  far-future answers that were not 409  12\n")
+    with pytest.raises(AssertionError):
+        check_http("one evaluation, 4 conns     delegauth   1,262   2.71   11.89   1,275   1   0\n")
 
 
 def test_benches_read_no_private_attributes() -> None:
