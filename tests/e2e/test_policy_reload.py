@@ -181,16 +181,16 @@ def test_a_policy_replaced_right_after_sighup_never_decides(reloadable) -> None:
 
     rng = random.Random(10)
     asked = 0
-    for turn in range(20):
+    for turn in range(8):
         _replace(csv, _GOOD[turn % 2])
         os.kill(server.proc.pid, signal.SIGHUP)
-        time.sleep(rng.uniform(0.02, 0.1))
+        time.sleep(rng.uniform(0.05, 0.1))
         _replace(csv, _BAD)
-        until = time.monotonic() + 0.25
+        until = time.monotonic() + 1.0  # a worker still checking would coalesce the next SIGHUP
         while time.monotonic() < until:
             assert ask(outsider)["decision"] is False, f"the unchecked policy decided (turn {turn})"
             asked += 1
-    assert asked >= 20 and decide("invoice", "pay") is True
+    assert asked >= 8 and decide("invoice", "pay") is True
 
     # Settle on a good policy, then leave the bad one on disk: every worker refuses it.
     good, bad = _GOOD[0], _BAD
