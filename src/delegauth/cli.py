@@ -16,6 +16,7 @@ from delegauth.policy.commands import add_policy_commands, run_policy_command
 
 if TYPE_CHECKING:
     from delegauth.oauth.clients import ClientRegistry
+    from delegauth.oauth.issuing import Principal
     from delegauth.storage.oauth_store import ClientRow
 
 __all__ = ["main"]
@@ -42,6 +43,11 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    transport = settings.transport_problem()
+    if transport:
+        # Authlib refuses OAuth requests on such a URL: every token request would fail.
+        print(f"delegauth: refusing to serve: {transport}", file=sys.stderr)
+        return 2
     from delegauth.policy.bundle import PolicyError, bundle_from_snapshot, read_snapshot
 
     # Fail before forking when the policy is unusable, and create keys exactly once.
@@ -75,23 +81,54 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_token(settings: Settings, args: argparse.Namespace) -> int:
-    """Mint an access token with the service's own keys (development and tests)."""
+    """Mint an access token with the service's own keys (development and tests).
+
+    A user's token is the one the login flow would issue: refused unless the user holds a
+    grant in the area, and carrying their role and permissions there.
+    """
+    from delegauth.oauth.issuing import sign_access
     from delegauth.tokens import KeyRing, TokenService
 
+    user: Principal | None = None
+    if args.user:
+        if not args.area:
+            print("delegauth: --user needs --area, the area the token is for", file=sys.stderr)
+            return 2
+        refusal, user = _principal(settings, args.user, args.area)
+        if user is None:
+            print(f"delegauth: {refusal}", file=sys.stderr)
+            return 1
     tokens = TokenService(
-        KeyRing.load_or_create(settings.key_dir),
+        KeyRing.load_or_create(settings.key_dir, algorithm=settings.signing_algorithm),
         settings.issuer,
         settings.issuer,
         lifetime_s=settings.access_token_minutes * 60,
     )
-    if args.service:
-        token = tokens.issue(sub=args.service, client_id=args.service, scope=args.scope.split())
-    else:
-        token = tokens.issue(
-            sub=args.user, client_id="delegauth-cli", scope=args.scope.split(), area=args.area
-        )
+    client_id = args.service or "delegauth-cli"
+    token, _claims = sign_access(tokens, client_id, args.scope.split(), user)
     print(token)
     return 0
+
+
+def _principal(settings: Settings, user_id: str, area_id: str) -> tuple[str, Principal | None]:
+    """The user's standing in the area, or why there is none."""
+    from delegauth.oauth.issuing import principal_for
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+    from delegauth.storage.store import PeeweeStore
+
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    store = PeeweeStore(db)
+    with db.connection_context():
+        if store.get_user(user_id) is None:
+            return f"no such user: {user_id}", None
+        if store.get_area(area_id) is None:
+            return f"no such area: {area_id}", None
+        principal = principal_for(store, user_id, area_id)
+    if principal is None:
+        return f"user {user_id} holds no grant in area {area_id}", None
+    return "", principal
 
 
 def _registry(settings: Settings) -> ClientRegistry:
@@ -177,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     who = token.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="user id (u_…); use with --area")
     who.add_argument("--service", help="service client id")
-    token.add_argument("--area", help="area id (a_…) the token is scoped to")
+    token.add_argument("--area", help="area id (a_…) the token is scoped to; with --user")
     token.add_argument("--scope", default="", help="space-separated scopes")
     clients = sub.add_parser("clients", help="register and manage OAuth clients")
     csub = clients.add_subparsers(dest="action", required=True)

@@ -6,10 +6,12 @@ This is the only module that looks at ``os.environ``; everything else receives a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = ["Settings", "load_settings"]
 
@@ -59,17 +61,60 @@ class Settings:
     brand_name: str = ""
     background: bool = True
     log_level: str = "INFO"
+    # Development only: serve OAuth on plain http on a host that is not loopback.
+    insecure_http: bool = False
 
     @property
     def key_overlap_s(self) -> int:
         """How long a replaced signing key keeps verifying: past every token it signed."""
         return self.access_token_minutes * 60 + 120
 
+    def transport_problem(self) -> str | None:
+        """Why the issuer or public URL cannot serve OAuth, or None when they can.
+
+        OAuth 2.0 needs TLS (RFC 6749 §1.6): plain http is allowed on loopback only
+        (RFC 8252 §7.3), or everywhere with ``DELEGAUTH_INSECURE_HTTP=1`` (development).
+        """
+        if self.insecure_http:
+            return None
+        for name, url in (("ISSUER", self.issuer), ("PUBLIC_URL", self.public_url)):
+            if not _secure_transport(url):
+                return (
+                    f"{_ENV_PREFIX}{name}={url} is not https, and plain http is allowed only on "
+                    f"loopback (localhost, 127.0.0.1, ::1): use https, or set "
+                    f"{_ENV_PREFIX}INSECURE_HTTP=1 for development"
+                )
+        return None
+
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
 _ENV_PREFIX = "DELEGAUTH_"
+
+
+def _secure_transport(url: str) -> bool:
+    """https, or http on a loopback host: the same rule as Authlib's transport check."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -102,8 +102,10 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(env: dict[str, str], log: Path, workers: int = 2) -> Server:
-    port = free_port()
+def start_server(
+    env: dict[str, str], log: Path, workers: int = 2, port: int | None = None
+) -> Server:
+    port = port or free_port()
     full_env = {
         **os.environ,
         **env,

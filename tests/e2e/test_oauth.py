@@ -7,17 +7,21 @@ the served JWKS.
 from __future__ import annotations
 
 import secrets
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import pytest
 import requests
 from authlib.common.security import generate_token
+from authlib.integrations.base_client import BaseApp, OAuth2Mixin, OAuthError, OpenIDMixin
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, POLICIES
 from tests.e2e.browser import Browser, parse
-from tests.e2e.conftest import ISSUER, Server
+from tests.e2e.conftest import ISSUER, REDIRECT, Server, _cli, free_port, start_server
 
 
 def _signup(server: Server, email: str) -> tuple[str, str]:
@@ -289,3 +293,160 @@ def test_third_party_client_shows_consent(server: Server, clients: dict) -> None
     )
     assert 'name="consent"' in page and "openid" in page
     assert "access_token" in token
+
+
+def test_client_credentials_without_scope_gets_the_registered_scopes(
+    server: Server, clients: dict
+) -> None:
+    """RFC 6749 §3.3: a client that sends no scope gets its registered ones (not none)."""
+    billing = clients["billing"]  # registered with "decisions introspect"
+    url = server.url("/oauth/token")
+    bare = OAuth2Session(billing["client_id"], billing["client_secret"])
+    token = bare.fetch_token(url, grant_type="client_credentials")
+    assert token["scope"] == "decisions introspect"
+    claims = _verify(server, token["access_token"])
+    assert claims["scope"] == "decisions introspect" and claims["sub"] == "billing"
+    res = requests.post(
+        server.url("/access/v1/evaluation"),
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        json={
+            "subject": {"type": "user", "id": "u_" + "a" * 26},
+            "action": {"name": "pay"},
+            "resource": {"type": "invoice", "id": "1", "properties": {"area": "a_" + "b" * 26}},
+        },
+        timeout=10,
+    )
+    assert res.status_code == 200 and res.json() == {"decision": False}
+
+    narrow = OAuth2Session(billing["client_id"], billing["client_secret"], scope="decisions")
+    token = narrow.fetch_token(url, grant_type="client_credentials")
+    assert token["scope"] == "decisions"
+    assert _verify(server, token["access_token"])["scope"] == "decisions"
+
+    # A scope the client was not registered for is refused, not granted.
+    for scope in ("openid", "decisions areas"):
+        wider = OAuth2Session(billing["client_id"], billing["client_secret"], scope=scope)
+        with pytest.raises(OAuthError) as refused:
+            wider.fetch_token(url, grant_type="client_credentials")
+        assert refused.value.error == "invalid_scope"
+
+
+class _RelyingParty(OpenIDMixin, OAuth2Mixin, BaseApp):
+    """Authlib's own OpenID Connect client (as its Flask and Django clients assemble it),
+    on requests: discovery, code flow with PKCE, and ID token validation."""
+
+    client_cls = OAuth2Session
+
+
+def _discovery_login(base: str, rp: _RelyingParty, email: str) -> dict[str, Any]:
+    """Walk the code flow from the discovery document; return the token response."""
+    start = rp.create_authorization_url(REDIRECT)
+    browser = Browser(base)
+    res = browser.follow(browser.get(start["url"]), stop_at=REDIRECT)
+    res = browser.follow(
+        browser.submit(res, {"email": email, "password": PASSWORD}), stop_at=REDIRECT
+    )
+    assert res.status_code == 302, res.text[:2000]
+    query = parse_qs(urlsplit(res.headers["Location"]).query)
+    assert query["state"] == [start["state"]]
+    token = rp.fetch_access_token(
+        REDIRECT, code=query["code"][0], code_verifier=start["code_verifier"]
+    )
+    token["nonce"] = start["nonce"]
+    return dict(token)
+
+
+def test_es256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
+    """With ES256 keys, discovery says ES256, and an unmodified Authlib client accepts
+    the ID tokens (it refused them while discovery said RS256)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "DELEGAUTH_ISSUER": base,  # so that every endpoint in discovery is reachable
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_SMTP_URL": "log:",
+        "DELEGAUTH_SIGNING_ALGORITHM": "ES256",
+    }
+    srv = start_server(env, tmp_path / "server.log", workers=1, port=port)
+    try:
+        web = _cli(
+            env, "clients", "create", "web", "--first-party", "--redirect-uri", REDIRECT,
+            "--scope", "openid profile email",
+        )  # fmt: skip
+        email = f"es-{secrets.token_hex(4)}@example.com"
+        uid, area = _signup(srv, email)
+        discovery = srv.url("/.well-known/openid-configuration")
+        meta = requests.get(discovery, timeout=10).json()
+        jwks = requests.get(meta["jwks_uri"], timeout=10).json()
+        assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
+        assert [k["alg"] for k in jwks["keys"]] == ["ES256"]
+        in_use = {k["alg"] for k in jwks["keys"]}
+        for name, value in meta.items():
+            if name.endswith("_alg_values_supported"):
+                assert set(value) <= in_use, name
+
+        rp = _RelyingParty(
+            None,
+            client_id=web["client_id"],
+            client_secret=web["client_secret"],
+            server_metadata_url=discovery,
+            client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
+        )
+        token = _discovery_login(base, rp, email)
+        assert jwt.get_unverified_header(token["id_token"])["alg"] == "ES256"
+        userinfo = rp.parse_id_token(token, nonce=token["nonce"])
+        assert (userinfo["sub"], userinfo["email"], userinfo["area"]) == (uid, email, area)
+        # The same with PyJWT, trusting only the algorithms the discovery document names.
+        key = jwt.PyJWKClient(meta["jwks_uri"]).get_signing_key_from_jwt(token["id_token"])
+        claims = jwt.decode(
+            token["id_token"],
+            key.key,
+            algorithms=meta["id_token_signing_alg_values_supported"],
+            audience="web",
+            issuer=base,
+        )
+        assert claims["sub"] == uid and claims["nonce"] == token["nonce"]
+
+        # After a rotation to EdDSA, discovery names both keys' algorithms, the new first.
+        rotated = _cli(env, "keys", "rotate", "--alg", "EdDSA")["rotated"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            meta = requests.get(discovery, timeout=10).json()
+            if meta["id_token_signing_alg_values_supported"] != ["ES256"]:
+                break
+            time.sleep(0.2)
+        assert meta["id_token_signing_alg_values_supported"] == ["EdDSA", "ES256"]
+        jwks = requests.get(meta["jwks_uri"], timeout=10).json()
+        assert {k["kid"]: k["alg"] for k in jwks["keys"]}[rotated] == "EdDSA"
+    finally:
+        srv.stop()
+
+
+def test_plain_http_beyond_loopback_needs_the_development_switch(tmp_path: Path) -> None:
+    """With DELEGAUTH_INSECURE_HTTP=1 an http issuer on a real host name serves tokens
+    (they were all 500 before); without it `serve` refuses to start (tests/functional)."""
+    env = {
+        "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "DELEGAUTH_ISSUER": "http://auth.example.test",
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_SMTP_URL": "log:",
+        "DELEGAUTH_INSECURE_HTTP": "1",
+    }
+    srv = start_server(env, tmp_path / "server.log", workers=1)
+    try:
+        svc = _cli(env, "clients", "create", "svc", "--grant-type", "client_credentials",
+                   "--scope", "decisions")  # fmt: skip
+        res = requests.post(
+            srv.url("/oauth/token"),
+            auth=("svc", svc["client_secret"]),
+            data={"grant_type": "client_credentials"},
+            timeout=10,
+        )
+        assert res.status_code == 200, res.text
+        claims = jwt.decode(res.json()["access_token"], options={"verify_signature": False})
+        assert claims["iss"] == "http://auth.example.test" and claims["scope"] == "decisions"
+    finally:
+        srv.stop()

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from delegauth.storage.schema import MIGRATIONS_DIR
 from delegauth.tokens import KeyRing, TokenService
-from tests.conftest import POLICIES
+from tests.conftest import POLICIES, Api, Person
 
 
 def _run(
@@ -154,3 +156,63 @@ def test_policy_check_reports_permissions_still_held(tmp_path: Path) -> None:
     assert "permission 'emails' is held by 1 grant(s)" in res.stderr, res.stderr
     plain = _run(["policy", "check", str(new)], env)
     assert "held by" not in plain.stderr
+
+
+@pytest.mark.parametrize("variable", ["DELEGAUTH_ISSUER", "DELEGAUTH_PUBLIC_URL"])
+def test_serve_refuses_plain_http_beyond_loopback(tmp_path: Path, variable: str) -> None:
+    """Authlib refuses every OAuth request on such a URL: starting would only serve 500s."""
+    env = {
+        "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "DELEGAUTH_ISSUER": "https://auth.example.test",
+        variable: "http://auth.example.test",
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_BIND": "127.0.0.1:1",
+    }
+    res = _run(["serve"], env, timeout=30)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert f"{variable}=http://auth.example.test" in lines[0]
+    assert "DELEGAUTH_INSECURE_HTTP=1" in lines[0]
+
+
+def test_token_command_mints_the_login_flows_claims_and_refuses_strangers(
+    api: Api, tmp_path: Path
+) -> None:
+    owner = api.signup("o@example.com")
+    helper = api.link(owner, "h@example.com", ["invoices"])
+    stranger = api.signup("s@example.com")
+    env = {
+        "DELEGAUTH_DATABASE_URL": api.services.settings.database_url,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_ISSUER": "http://x.test",
+    }
+
+    def claims(person: Person, area_id: str) -> dict[str, object]:
+        res = _run(["token", "--user", person.user_id, "--area", area_id], env)
+        assert res.returncode == 0, res.stderr
+        ring = KeyRing.load_or_create(tmp_path / "keys")
+        return TokenService(ring, "http://x.test", "http://x.test").verify(res.stdout.strip()).raw
+
+    # The same role and permissions as a token from the login flow (issuing.sign_access).
+    mine = claims(owner, owner.area_id)
+    assert (mine["sub"], mine["area"], mine["role"], mine["permissions"]) == (
+        owner.user_id,
+        owner.area_id,
+        "owner",
+        "all",
+    )
+    delegated = claims(helper, owner.area_id)
+    assert (delegated["role"], delegated["permissions"]) == ("delegate", ["invoices"])
+
+    refusals = {
+        "no such user": ["--user", "u_" + "a" * 26, "--area", owner.area_id],
+        "no such area": ["--user", owner.user_id, "--area", "a_" + "b" * 26],
+        "holds no grant": ["--user", stranger.user_id, "--area", owner.area_id],
+        "needs --area": ["--user", owner.user_id],
+    }
+    for reason, args in refusals.items():
+        res = _run(["token", *args], env)
+        assert res.returncode != 0 and res.stdout == "", (reason, res.stdout)
+        assert reason in res.stderr, res.stderr

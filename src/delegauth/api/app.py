@@ -199,6 +199,7 @@ def build_services(
             oauth=oauth_store,
             issuer=issuer,
             clock=clock,
+            allow_http=settings.insecure_http,
         ),
         sessions=BrowserSessions(
             oauth_store, clock, secure=settings.public_url.startswith("https://")
@@ -372,10 +373,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     base = settings.public_url
     app.add_route(
         "/.well-known/oauth-authorization-server",
-        oauth.DiscoveryResource(settings.issuer, openid=False),
+        oauth.DiscoveryResource(settings.issuer, services.keys, openid=False),
     )
     app.add_route(
-        "/.well-known/openid-configuration", oauth.DiscoveryResource(settings.issuer, openid=True)
+        "/.well-known/openid-configuration",
+        oauth.DiscoveryResource(settings.issuer, services.keys, openid=True),
     )
     app.add_route("/.well-known/jwks.json", oauth.JwksResource(services.keys))
     app.add_route(

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 import falcon
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import AccessDeniedError
+from authlib.oauth2.rfc6749 import AccessDeniedError, InsecureTransportError
 
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_form, send_json
@@ -27,7 +27,7 @@ from delegauth.domain.ports import Store
 from delegauth.errors import Forbidden
 from delegauth.oauth.clients import GRANT_TYPES, SCOPES
 from delegauth.oauth.issuing import Principal
-from delegauth.oauth.server import DelegauthAuthorizationServer, oauth_request
+from delegauth.oauth.server import AuthlibResponse, DelegauthAuthorizationServer, oauth_request
 from delegauth.tokens import KeyRing
 
 __all__ = [
@@ -43,8 +43,14 @@ __all__ = [
 _UI_FIELDS = ("csrf", "area", "consent")
 
 
-def metadata(issuer: str, *, openid: bool) -> dict[str, Any]:
-    """RFC 8414 authorization server metadata (and the OIDC discovery superset)."""
+def metadata(issuer: str, *, openid: bool, signing_algs: list[str]) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata (and the OIDC discovery superset).
+
+    ``signing_algs`` are the algorithms of the keys in use, the signing one first: ID
+    tokens are signed with the current key, and older ones verify until they expire.
+    No other ``*_alg_values_supported`` is published: no endpoint takes signed client
+    assertions or request objects, and userinfo and introspection answer plain JSON.
+    """
     base = issuer.rstrip("/")
     doc: dict[str, Any] = {
         "issuer": issuer,
@@ -80,7 +86,7 @@ def metadata(issuer: str, *, openid: bool) -> dict[str, Any]:
         doc.update(
             {
                 "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
+                "id_token_signing_alg_values_supported": signing_algs,
                 "claims_supported": [
                     "sub",
                     "iss",
@@ -100,11 +106,16 @@ def metadata(issuer: str, *, openid: bool) -> dict[str, Any]:
 
 
 class DiscoveryResource:
-    def __init__(self, issuer: str, *, openid: bool) -> None:
-        self._doc = metadata(issuer, openid=openid)
+    def __init__(self, issuer: str, keys: KeyRing, *, openid: bool) -> None:
+        self._issuer = issuer
+        self._keys = keys
+        self._openid = openid
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, self._doc)
+        self._keys.refresh()  # keys rotated by `delegauth keys rotate` or another replica
+        keys = self._keys.keys
+        algs = list(dict.fromkeys(k.algorithm for k in [keys[-1], *keys[:-1]]))
+        send_json(resp, metadata(self._issuer, openid=self._openid, signing_algs=algs))
         resp.set_header("Cache-Control", "public, max-age=300")
 
 
@@ -113,6 +124,7 @@ class JwksResource:
         self._keys = keys
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._keys.refresh()
         send_json(resp, self._keys.jwks())
         resp.set_header("Cache-Control", "public, max-age=300")
 
@@ -123,7 +135,12 @@ class TokenResource:
         self._base = public_url
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        result = self._server.create_token_response(oauth_request(req, self._base))
+        try:
+            oreq = oauth_request(req, self._base, allow_http=self._server.allow_http)
+        except InsecureTransportError as err:
+            AuthlibResponse(*err()).render(resp)
+            return
+        result = self._server.create_token_response(oreq)
         result.render(resp)
         resp.set_header("Pragma", "no-cache")
 
@@ -137,7 +154,12 @@ class EndpointResource:
         self._name = name
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        result = self._server.create_endpoint_response(self._name, oauth_request(req, self._base))
+        try:
+            oreq = oauth_request(req, self._base, allow_http=self._server.allow_http)
+        except InsecureTransportError as err:
+            AuthlibResponse(*err()).render(resp)
+            return
+        result = self._server.create_endpoint_response(self._name, oreq)
         result.render(resp)
 
 
@@ -189,7 +211,11 @@ class AuthorizeResource:
     ) -> None:
         locale = negotiate_locale(req)
         resp.set_header("Referrer-Policy", "no-referrer")
-        oreq = oauth_request(req, self._base, form or {})
+        try:
+            oreq = oauth_request(req, self._base, form or {}, allow_http=self._server.allow_http)
+        except InsecureTransportError as err:
+            error_page(resp, locale, f"{err.error}: {err.description}", 400)
+            return
         try:
             grant = self._server.get_consent_grant(request=oreq)
         except OAuth2Error as err:

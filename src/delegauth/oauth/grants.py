@@ -4,7 +4,9 @@
   code again revokes the tokens it issued (RFC 9700 §4.5).
 - Refresh tokens rotate on every use; presenting a rotated one revokes its whole
   family. A family has an absolute lifetime.
-- Client credentials issue a token for the service itself.
+- Client credentials issue a token for the service itself, with the scopes the client
+  asked for, or all its registered scopes when it asked for none (RFC 6749 §3.3 lets
+  the server pick a default). A scope the client was not registered for is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    grants,
+)
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from delegauth.domain.ports import Store
@@ -194,6 +202,22 @@ def make_grants(
 
     class ServiceGrant(grants.ClientCredentialsGrant):
         TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+        def validate_token_request(self) -> None:
+            super().validate_token_request()
+            registered = list(self.request.client.row.scopes)
+            requested = (self.request.payload.scope or "").split()
+            unknown = sorted(set(requested) - set(registered))
+            if unknown:
+                raise InvalidScopeError(f"The client is not registered for: {' '.join(unknown)}")
+            self.request.scope = " ".join(requested or registered)
+
+        @hooked
+        def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+            # Authlib's would issue the scope as sent; this issues the one validated above.
+            token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+            self.save_token(token)
+            return 200, token, self.TOKEN_RESPONSE_HEADER
 
         def save_token(self, token: dict[str, Any]) -> None:
             token.pop("_jti", None)

@@ -18,7 +18,7 @@ from delegauth.domain.tokens import hash_secret
 from delegauth.storage.oauth_store import PeeweeOAuthStore, RefreshRow
 from delegauth.tokens import TokenService
 
-__all__ = ["Principal", "TokenIssuer"]
+__all__ = ["Principal", "TokenIssuer", "principal_for", "sign_access"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,23 @@ def principal_for(store: Store, user_id: str, area_id: str, **extra: Any) -> Pri
     if grant is None:
         return None
     return Principal(user_id, area_id, grant.role, grant.held(), **extra)
+
+
+def sign_access(
+    tokens: TokenService, client_id: str, scopes: list[str], user: Principal | None
+) -> tuple[str, dict[str, Any]]:
+    """An access token and its claims: for a user, scoped to their area with their role
+    and permissions there; without one, for the client itself (client credentials)."""
+    if user is None:
+        return tokens.issue_access(sub=client_id, client_id=client_id, scope=scopes)
+    return tokens.issue_access(
+        sub=user.user_id,
+        client_id=client_id,
+        scope=scopes,
+        area=user.area_id,
+        role=str(user.role),
+        permissions=user.permissions.to_json(),
+    )
 
 
 class TokenIssuer:
@@ -77,19 +94,7 @@ class TokenIssuer:
     ) -> dict[str, Any]:
         scopes = (scope or "").split()
         metrics.count_token(grant_type)
-        if user is None:  # client credentials: the service itself
-            access, claims = self._tokens.issue_access(
-                sub=client.client_id, client_id=client.client_id, scope=scopes
-            )
-        else:
-            access, claims = self._tokens.issue_access(
-                sub=user.user_id,
-                client_id=client.client_id,
-                scope=scopes,
-                area=user.area_id,
-                role=str(user.role),
-                permissions=user.permissions.to_json(),
-            )
+        access, claims = sign_access(self._tokens, client.client_id, scopes, user)
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": access,

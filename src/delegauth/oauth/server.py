@@ -68,8 +68,17 @@ class _Request(OAuth2Request):
         headers: _Headers,
         args: dict[str, list[str]],
         form: dict[str, list[str]],
+        *,
+        allow_http: bool = False,
     ) -> None:
-        super().__init__(method, uri, headers=headers)
+        if allow_http and uri.startswith("http://"):
+            # The operator chose plain http (DELEGAUTH_INSECURE_HTTP, development only).
+            # Authlib's transport check reads nothing but the URI: show it the https
+            # form, then keep the real one.
+            super().__init__(method, "https://" + uri.removeprefix("http://"), headers=headers)
+            self.uri = uri
+        else:
+            super().__init__(method, uri, headers=headers)  # InsecureTransportError on http
         self._args = {k: v[0] for k, v in args.items() if v}
         self._form = {k: v[0] for k, v in form.items() if v}
         merged: dict[str, list[str]] = {**args, **form}
@@ -85,13 +94,22 @@ class _Request(OAuth2Request):
 
 
 def oauth_request(
-    req: falcon.Request, public_url: str, form: dict[str, list[str]] | None = None
+    req: falcon.Request,
+    public_url: str,
+    form: dict[str, list[str]] | None = None,
+    *,
+    allow_http: bool = False,
 ) -> OAuth2Request:
-    """Authlib's request for a Falcon request (the URI is rebuilt on the public base URL)."""
+    """Authlib's request for a Falcon request (the URI is rebuilt on the public base URL).
+
+    Raises Authlib's InsecureTransportError when that URL is plain http on a host that
+    is not loopback, unless ``allow_http`` (``serve`` refuses to start that way).
+    """
     headers = _Headers({k.lower(): v for k, v in req.headers.items()})
     args = parse_qs(urlsplit(req.relative_uri).query, keep_blank_values=True)
     body = read_form(req) if form is None else form
-    return _Request(req.method, public_url.rstrip("/") + req.relative_uri, headers, args, body)
+    uri = public_url.rstrip("/") + req.relative_uri
+    return _Request(req.method, uri, headers, args, body, allow_http=allow_http)
 
 
 @dataclass
@@ -141,8 +159,11 @@ class DelegauthAuthorizationServer(AuthorizationServer):
         oauth: PeeweeOAuthStore,
         issuer: TokenIssuer,
         clock: Callable[[], datetime],
+        allow_http: bool = False,
     ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
+        # Plain http beyond loopback (DELEGAUTH_INSECURE_HTTP): see oauth_request.
+        self.allow_http = allow_http
         self._clients = clients
         self.register_token_generator("default", issuer)
         code, refresh, service = make_grants(store, oauth, issuer, clock)
