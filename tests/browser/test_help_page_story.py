@@ -49,6 +49,7 @@ class Words:
     password: str
     signup: str
     signin: str
+    check_continue: str
     # User Management and Invite New User
     user_management: str
     invite: str
@@ -90,6 +91,7 @@ WORDS = {
         password="Password",
         signup="Sign up",
         signin="Sign in",
+        check_continue="Continue to your Client Area",
         user_management="User Management",
         invite="Invite New User",
         invite_email="Email of the user to invite",
@@ -125,6 +127,7 @@ WORDS = {
         password="Contraseña",
         signup="Registrarme",
         signin="Entrar",
+        check_continue="Ir a tu Área de Cliente",
         user_management="Gestión de usuarios",
         invite="Invitar nuevo usuario",
         invite_email="Correo del usuario que quieres invitar",
@@ -240,6 +243,9 @@ def _signup(page: Page, words: Words, name: str, email: str) -> None:
     page.get_by_role("button", name=words.signup, exact=True).click()
     page.wait_for_url(lambda url: urlsplit(url).path != "/signup")
     page.wait_for_load_state()
+    if urlsplit(page.url).path == "/verify-email/sent":  # "check your email": go on
+        page.get_by_role("link", name=words.check_continue, exact=True).click()
+        page.wait_for_url(lambda url: not urlsplit(url).path.startswith("/verify-email"))
 
 
 def _authorize_url() -> tuple[str, str]:
