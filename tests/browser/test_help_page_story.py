@@ -310,8 +310,10 @@ def test_help_page_story(
     owner = contexts()
     owner.goto("/signup")
     _signup(owner, words, owner_name, owner_email)
-    assert re.fullmatch(r"/areas/[^/]+/users", urlsplit(owner.url).path), owner.url
+    assert re.fullmatch(r"/areas/[^/]+", urlsplit(owner.url).path), owner.url  # the area home
     area_id = urlsplit(owner.url).path.split("/")[2]
+    owner.get_by_role("main").get_by_role("link", name=words.user_management, exact=True).click()
+    owner.wait_for_url(f"**/areas/{area_id}/users")
     assert _heading(owner) == words.user_management
     assert owner.locator("html").get_attribute("lang") == words.lang
     snap(owner, "owner-user-management")
