@@ -60,14 +60,27 @@ def test_unknown_users_areas_actions_and_types_deny(api: Api, world) -> None:
             **_req(world["billing"], area, "invoice", "read"),
             "subject": {"type": "group", "id": world["billing"].user_id},
         },
-        {
-            **_req(world["billing"], area, "invoice", "read"),
-            "resource": {"type": "invoice", "id": "1"},
-        },  # no area
     ]
     for body in cases:
         res = api.call("POST", "/access/v1/evaluation", api.service_token(), json=body)
         assert res.status_code == 200 and res.json == {"decision": False}, body
+
+
+def test_a_request_without_the_area_the_mapping_needs_is_400_naming_it(api: Api, world) -> None:
+    """The shipped mapping takes the domain from resource.properties.area: without it
+    the request cannot be decided, and a silent deny would hide the mistake."""
+    body = {
+        **_req(world["billing"], world["billing"].area_id, "invoice", "read"),
+        "resource": {"type": "invoice", "id": "1"},
+    }
+    for route, payload in (
+        ("/access/v1/evaluation", body),
+        ("/access/v1/evaluations", {**body, "evaluations": [{"action": {"name": "pay"}}]}),
+    ):
+        res = api.call("POST", route, api.service_token(), json=payload)
+        assert res.status_code == 400, res.text
+        assert "resource.properties.area" in res.json["detail"]
+        assert res.json["field"] == "resource.properties.area"
 
 
 def test_role_names_and_rule_syntax_as_subjects_deny(api: Api, world) -> None:

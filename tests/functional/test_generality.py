@@ -18,7 +18,7 @@ from delegauth.storage.records import database_proxy
 from delegauth.storage.schema import migrate
 from tests.conftest import POLICIES, Api
 
-GATEWAY = os.path.join(POLICIES, "examples", "gateway")
+GATEWAY = os.path.join(POLICIES, "examples", "routes")
 
 
 @pytest.fixture

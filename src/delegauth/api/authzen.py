@@ -1,8 +1,11 @@
 """OpenID AuthZEN Authorization API 1.0: access evaluation(s) and PDP metadata.
 
-A request names subject {type: "user", id}, action {name} and resource {type, id,
-properties: {area}}; it is decided as Casbin request (user:<id>, area:<area>,
-<resource type>, <action name>). Unknown users, areas and actions are simply deny.
+A request names subject {type, id}, action {name} and resource {type, id,
+properties}; policies/authzen.toml says how it becomes a Casbin request
+(delegauth.policy.mapping). With the shipped policy: subject {type: "user", id},
+resource {type, id, properties: {area}}, decided as (user:<id>, area:<area>,
+<resource type>, <action name>). A request lacking what the mapping needs (the
+area, say) is a 400 naming the field; unknown subjects, areas and actions are deny.
 Unknown fields are ignored (AuthZEN "JSON Serialization").
 
 Explanations: a request whose ``context`` holds ``"explain": true`` gets the Decision
@@ -24,7 +27,8 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_json, send_json
 from delegauth.errors import InvalidInput
 from delegauth.policy.decider import Decider
-from delegauth.policy.explanations import explain_decision, explain_refusal
+from delegauth.policy.explanations import explain_decision, explain_question, explain_refusal
+from delegauth.policy.mapping import Question
 
 __all__ = ["EvaluationResource", "EvaluationsResource", "MetadataResource", "metadata"]
 
@@ -45,22 +49,58 @@ def entity(value: object, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
     return value
 
 
-def _request(body: dict[str, Any]) -> tuple[str, str, str, str] | str:
-    """The Casbin request for one evaluation, or why it can only be denied."""
-    subject = entity(body.get("subject"), "subject", ("type", "id"))
-    action = entity(body.get("action"), "action", ("name",))
-    resource = entity(body.get("resource"), "resource", ("type", "id"))
-    area = (resource.get("properties") or {}).get("area")
-    if subject["type"] != "user":
-        return 'only subjects of type "user" are decided: every other subject is denied'
+def resource_area(resource: dict[str, Any]) -> str | None:
+    """``resource.properties.area``: None when absent, InvalidInput when not a string."""
+    props = resource.get("properties") or {}
+    if "area" not in props:
+        return None
+    area = props["area"]
     if not isinstance(area, str):
-        return "resource.properties.area is missing: every request names its area"
-    return ("user:" + subject["id"], "area:" + area, resource["type"], action["name"])
+        raise InvalidInput("resource.properties.area must be a string", field="resource")
+    return str(area)
+
+
+def context_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``context`` (absent or null: empty), its policy_version checked.
+
+    Only ``"explain": true`` asks for an explanation; any other value of it does not."""
+    context = body.get("context")
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise InvalidInput("context must be an object", field="context")
+    if "policy_version" in context:
+        value = integer(context["policy_version"])
+        if value is None or value < 0:
+            raise InvalidInput(
+                "context.policy_version must be a non-negative integer", field="context"
+            )
+    return context
+
+
+def integer(value: object) -> int | None:
+    """A JSON integer as JSON Schema counts them (``3`` or ``3.0``, never ``true``), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _request(decider: Decider, body: dict[str, Any], token_area: str | None) -> Request:
+    """The Casbin request for one evaluation, or why it can only be denied (InvalidInput
+    when it lacks what the policy's request mapping needs)."""
+    entity(body.get("subject"), "subject", ("type", "id"))
+    entity(body.get("action"), "action", ("name",))
+    resource_area(entity(body.get("resource"), "resource", ("type", "id")))
+    context_of(body)
+    return decider.bundle.mapping.question(body, token_area=token_area)
 
 
 def _wants_explanation(body: dict[str, Any]) -> bool:
-    context = body.get("context")
-    return isinstance(context, dict) and context.get("explain") is True
+    return context_of(body).get("explain") is True
 
 
 def _consistency(body: dict[str, Any]) -> int:
@@ -69,16 +109,10 @@ def _consistency(body: dict[str, Any]) -> int:
     A grant write answers with the ``policy_version`` it produced; a caller that passes it
     back in ``context.policy_version`` never gets a decision from before its write.
     """
-    context = body.get("context")
-    if not isinstance(context, dict) or "policy_version" not in context:
-        return 0
-    value = context["policy_version"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput("context.policy_version must be a non-negative integer", field="context")
-    return value
+    return integer(context_of(body).get("policy_version", 0)) or 0
 
 
-Request = tuple[str, str, str, str] | str
+Request = Question | str
 
 
 def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -90,11 +124,16 @@ def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[
             decision["context"] = {"explanation": explain_refusal(decider, request)}
         return decision
     started = time.perf_counter()
-    allowed = decider.decide(*request)
+    allowed = decider.decide_question(request)
     metrics.observe_decision(allowed, time.perf_counter() - started)
     decision = {"decision": allowed}
     if _wants_explanation(body):
-        decision["context"] = {"explanation": explain_decision(decider, request, allowed)}
+        if decider.fast and request.domain is not None:
+            asked = (request.subject, request.domain, request.obj, request.act)
+            explanation = explain_decision(decider, asked, allowed)
+        else:
+            explanation = explain_question(decider, request, allowed)
+        decision["context"] = {"explanation": explanation}
     return decision
 
 
@@ -105,14 +144,14 @@ class EvaluationResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._auth.service(req)
-        send_json(resp, _single(self._decider, read_json(req, self._max)))
+        claims = self._auth.service(req)
+        send_json(resp, _single(self._decider, read_json(req, self._max), claims.area))
 
 
-def _single(decider: Decider, body: dict[str, Any]) -> dict[str, Any]:
+def _single(decider: Decider, body: dict[str, Any], token_area: str | None) -> dict[str, Any]:
     """One evaluation: validate (a malformed request is a 400 before anything waits),
     catch up to the caller's consistency token, decide."""
-    request = _request(body)
+    request = _request(decider, body, token_area)
     decider.wait_for(_consistency(body))
     return _decision(decider, body, request)
 
@@ -124,35 +163,27 @@ class EvaluationsResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._auth.service(req)
+        claims = self._auth.service(req)
         body = read_json(req, self._max)
+        semantic = _semantic(body)
         items = body.get("evaluations")
         if items is None or items == []:
-            send_json(resp, _single(self._decider, body))  # behaves as a single evaluation
+            # behaves as a single evaluation
+            send_json(resp, _single(self._decider, body, claims.area))
             return
         if not isinstance(items, list) or len(items) > MAX_EVALUATIONS:
             raise InvalidInput(
                 f"evaluations must be an array of at most {MAX_EVALUATIONS} objects",
                 field="evaluations",
             )
-        options = body.get("options") or {}
-        if not isinstance(options, dict):
-            raise InvalidInput("options must be an object", field="options")
-        semantic = options.get("evaluations_semantic", "execute_all")
-        if semantic not in SEMANTICS:
-            raise InvalidInput(
-                "evaluations_semantic must be one of " + ", ".join(SEMANTICS), field="options"
-            )
-        defaults: dict[str, Any] = {
-            k: body[k] for k in ("subject", "action", "resource", "context") if k in body
-        }
+        defaults = _defaults(body)
         # Validate every item before deciding any: a malformed payload is a 400 as a whole.
         evaluations: list[tuple[dict[str, Any], Request]] = []
         for item in items:
             if not isinstance(item, dict):
                 raise InvalidInput("each evaluation must be an object", field="evaluations")
             evaluation = {**defaults, **item}
-            evaluations.append((evaluation, _request(evaluation)))
+            evaluations.append((evaluation, _request(self._decider, evaluation, claims.area)))
         self._decider.wait_for(max(_consistency(e) for e, _ in evaluations))
         results: list[dict[str, Any]] = []
         for evaluation, request in evaluations:
@@ -163,6 +194,36 @@ class EvaluationsResource:
             if semantic == "permit_on_first_permit" and result["decision"]:
                 break
         send_json(resp, {"evaluations": results})
+
+
+def _semantic(body: dict[str, Any]) -> str:
+    options = body.get("options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InvalidInput("options must be an object", field="options")
+    semantic = options.get("evaluations_semantic", "execute_all")
+    if semantic not in SEMANTICS:
+        raise InvalidInput(
+            "evaluations_semantic must be one of " + ", ".join(SEMANTICS), field="options"
+        )
+    return str(semantic)
+
+
+def _defaults(body: dict[str, Any]) -> dict[str, Any]:
+    """The top-level members every evaluation starts from, each checked even where every
+    item gives its own."""
+    defaults: dict[str, Any] = {}
+    for name, keys in (("subject", ("type", "id")), ("action", ("name",))):
+        if name in body:
+            defaults[name] = entity(body[name], name, keys)
+    if "resource" in body:
+        defaults["resource"] = entity(body["resource"], "resource", ("type", "id"))
+        resource_area(defaults["resource"])
+    if "context" in body:
+        context_of(body)
+        defaults["context"] = body["context"]
+    return defaults
 
 
 def metadata(base_url: str) -> dict[str, str]:

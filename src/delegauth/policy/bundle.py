@@ -12,6 +12,7 @@ and owner roles), then from an optional policy.csv.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 from collections.abc import Callable
@@ -20,6 +21,13 @@ from pathlib import Path
 
 from delegauth.domain.catalogue import Catalogue, CatalogueError, loads_catalogue
 from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, casbin_perm
+from delegauth.policy.mapping import (
+    IDENTITIES_FILE,
+    MAPPING_FILE,
+    RESOURCES_FILE,
+    RequestMapping,
+    parse_mapping,
+)
 
 __all__ = [
     "PolicyBundle",
@@ -32,11 +40,19 @@ __all__ = [
 ]
 
 MODEL_FILE = "model.conf"
+MAPPING_FILES = (MAPPING_FILE, IDENTITIES_FILE, RESOURCES_FILE)
 CATALOGUE_FILE = "catalogue.toml"
 EXTRA_POLICY_FILE = "policy.csv"
 ANY_DOMAIN = "*"
 # The files decisions are built from, in the order they are read and hashed.
-POLICY_FILES = (MODEL_FILE, CATALOGUE_FILE, EXTRA_POLICY_FILE)
+POLICY_FILES = (
+    MODEL_FILE,
+    CATALOGUE_FILE,
+    EXTRA_POLICY_FILE,
+    MAPPING_FILE,
+    IDENTITIES_FILE,
+    RESOURCES_FILE,
+)
 
 
 class PolicyError(ValueError):
@@ -110,6 +126,9 @@ class PolicyBundle:
     version: str  # the version of the snapshot it was built from
     source: str
     snapshot: PolicySnapshot
+    # How AuthZEN requests map onto the model (authzen.toml, identities.toml, resources.toml).
+    mapping: RequestMapping = RequestMapping()
+    g_lines: tuple[tuple[str, ...], ...] = ()  # the listed identities' roles
 
 
 def catalogue_p_lines(catalogue: Catalogue) -> list[tuple[str, ...]]:
@@ -164,14 +183,46 @@ def bundle_from_snapshot(snapshot: PolicySnapshot) -> PolicyBundle:
     extra = _read_extra(
         _text(snapshot, EXTRA_POLICY_FILE, required=False) or "", snapshot.root / EXTRA_POLICY_FILE
     )
+    mapping = read_mapping(snapshot, model_text)
+    # Without domains the catalogue only names things: its generated lines
+    # (p, perm:<name>, *, <type>, <action>) are rules of the domain-per-area shape.
+    generated = catalogue_p_lines(catalogue) if mapping.domain != "none" else []
     return PolicyBundle(
         model_text=model_text,
         catalogue=catalogue,
-        p_lines=tuple(catalogue_p_lines(catalogue) + extra),
+        p_lines=tuple(generated + extra),
         version=snapshot.version,
         source=str(snapshot.root),
         snapshot=snapshot,
+        mapping=mapping,
+        g_lines=tuple(mapping.g_lines()),
     )
+
+
+def read_mapping(snapshot: PolicySnapshot, model_text: str) -> RequestMapping:
+    """The request mapping of ``snapshot``; PolicyError on its first problem."""
+    texts = [_text(snapshot, name, required=False) for name in MAPPING_FILES]
+    mapping, problems = parse_mapping(*texts)
+    if problems:
+        first = problems[0]
+        where = snapshot.root / first.file
+        line = f":{first.line}" if first.line else ""
+        raise PolicyError(f"{where}{line}: {first.message}")
+    return dataclasses.replace(mapping, tokens=request_tokens(model_text))
+
+
+def request_tokens(model_text: str) -> tuple[str, ...]:
+    """The field names of the model's ``r = …`` (empty when there is none)."""
+    section = ""
+    for raw in model_text.splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == "request_definition" and "=" in line and not line.startswith("#"):
+            key, value = (part.strip() for part in line.split("=", 1))
+            if key == "r":
+                return tuple(t.strip() for t in value.split(","))
+    return ()
 
 
 def load_bundle(directory: str | Path) -> PolicyBundle:

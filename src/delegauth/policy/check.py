@@ -53,6 +53,15 @@ from delegauth.policy.bundle import (
 from delegauth.policy.casbin_engine import build_enforcer, parse_model
 from delegauth.policy.decider import Decider
 from delegauth.policy.index import supports_fast_path
+from delegauth.policy.mapping import (
+    IDENTITIES_FILE,
+    MAPPING_FILE,
+    PROPERTY_KINDS,
+    REQUEST_TOKENS,
+    RESOURCES_FILE,
+    RequestMapping,
+    parse_mapping,
+)
 from delegauth.policy.memory_feed import MemoryPolicyFeed
 from delegauth.policy.sources import toml_line
 from delegauth.policy.tables import TABLES_DIR, fixture_area, fixture_user
@@ -76,7 +85,19 @@ _KEY = re.compile(r"^([a-z])(\d*)$")
 _PATTERN_FUNCS = re.compile(
     r"\b(keyMatch\d*|keyGet\d*|regexMatch|globMatch|ipMatch|timeMatch)\s*\(", re.IGNORECASE
 )
-_KNOWN_FILES = {MODEL_FILE, CATALOGUE_FILE, EXTRA_POLICY_FILE, TABLES_DIR, "README.md", "examples"}
+_KNOWN_FILES = {
+    MODEL_FILE,
+    CATALOGUE_FILE,
+    EXTRA_POLICY_FILE,
+    MAPPING_FILE,
+    IDENTITIES_FILE,
+    RESOURCES_FILE,
+    TABLES_DIR,
+    "README.md",
+    "examples",
+}
+# r.<field>.<property> in a matcher (after escaping, r_<field>.<property> too).
+_PROPERTY_READ = re.compile(r"\br[._](sub|dom|obj|act|ctx)\.([A-Za-z_]\w*)")
 _PERMISSION_KEYS = {"group", "label", "description", "actions"}
 _BUNDLE_KEYS = {"label", "description", "permissions"}
 _MAX_EXAMPLES = 3
@@ -185,6 +206,10 @@ class _Checker:
         # Attribute matchers (keyMatch2, regexMatch...): rule fields are patterns, decided by
         # Casbin's own enforcer per area instead of the decision index.
         self._patterns = False
+        self._mapping: RequestMapping | None = None
+        # A model without domains (authzen.toml: [domain] from = "none"): no grants from
+        # the database, no catalogue rules, no area probes.
+        self._general = False
 
     # -- reporting -------------------------------------------------------------------
 
@@ -208,12 +233,29 @@ class _Checker:
                 Diagnostic(str(self.root), None, ERROR, "not a directory of policies")
             )
             return self.diagnostics
+        self._mapping = self._check_mapping()
+        self._general = self._mapping is not None and self._mapping.domain == "none"
         model = self._check_model()
         catalogue = self._check_catalogue()
         self._check_policy_csv(model, catalogue)
         if self._errors() == 0 and catalogue is not None:
-            self._probe(model, catalogue)
+            if self._general:
+                self._probe_general(model)
+            else:
+                self._probe(model, catalogue)
         return sorted(self.diagnostics, key=lambda d: (d.file, d.line or 0))
+
+    # -- authzen.toml, identities.toml, resources.toml -------------------------------
+
+    def _check_mapping(self) -> RequestMapping | None:
+        texts = []
+        for name in (MAPPING_FILE, IDENTITIES_FILE, RESOURCES_FILE):
+            lines = self._read(name, required=False)
+            texts.append(None if lines is None else "\n".join(lines))
+        mapping, problems = parse_mapping(*texts)
+        for problem in problems:
+            self.error(problem.file, problem.line, problem.message)
+        return None if problems else mapping
 
     # -- model.conf ------------------------------------------------------------------
 
@@ -348,6 +390,10 @@ class _Checker:
         return model
 
     def _check_definitions(self, model: _Model) -> None:
+        if self._general:
+            self._check_general_definitions(model)
+            return
+        self._check_property_reads(model)
         for letter in ("r", "p"):
             found = model.get(letter)
             if found is None:
@@ -418,6 +464,71 @@ class _Checker:
                 "(one stray wildcard widens a rule), and decisions use Casbin's enforcer per "
                 "area instead of the decision index",
             )
+
+    def _check_general_definitions(self, model: _Model) -> None:
+        """A model without domains, fed by the request mapping (authzen.toml)."""
+        r_tokens = model.tokens("r")
+        if model.get("r"):
+            unknown = [t for t in r_tokens if t not in REQUEST_TOKENS or t == "dom"]
+            if unknown or not {"sub", "obj", "act"} <= set(r_tokens):
+                self.error(
+                    MODEL_FILE,
+                    model.line_of("r"),
+                    f'with [domain] from = "none" ({MAPPING_FILE}) the request is built from '
+                    "sub, obj, act and optionally ctx: r = sub, obj, act",
+                )
+        g = model.get("g")
+        if g is not None and [t.strip() for t in g[0].split(",")] != ["_", "_"]:
+            self.error(
+                MODEL_FILE,
+                g[1],
+                "without domains roles are 'g, <subject>, role:<name>': g = _, _",
+            )
+        self._check_property_reads(model)
+        matcher = model.get("m")
+        if matcher is None:
+            return
+        value, lineno = matcher
+        norm = re.sub(r"\s+", "", value.split("#", 1)[0])
+        norm = re.sub(r"\b([rp])_", r"\1.", norm)
+        bare = re.sub(r"\br\.sub\.\w+", "", norm.replace("g(r.sub,", "g("))
+        if re.search(r"\br\.sub\b", bare):
+            self.error(
+                MODEL_FILE,
+                lineno,
+                "the matcher reads r.sub outside g(r.sub, p.sub): a request subject could "
+                "match a rule's subject (a role name) directly",
+            )
+        func = _PATTERN_FUNCS.search(value)
+        if func:
+            self._patterns = True
+            self.warning(
+                MODEL_FILE,
+                lineno,
+                f"the matcher calls {func.group(1)}(): rule fields match requests as patterns "
+                "(one stray wildcard widens a rule)",
+            )
+
+    def _check_property_reads(self, model: _Model) -> None:
+        """Every r.<field>.<property> the matcher reads is declared in authzen.toml."""
+        matcher = model.get("m")
+        if matcher is None or self._mapping is None:
+            return
+        value, lineno = matcher
+        kinds = {token: kind for kind, token in PROPERTY_KINDS.items()}
+        for token, prop in sorted(set(_PROPERTY_READ.findall(value))):
+            kind = kinds.get(token)
+            if kind is None:
+                self.error(MODEL_FILE, lineno, f"r.{token} has no properties")
+            elif prop not in ("id", "type", "name") and prop not in self._mapping.properties.get(
+                kind, ()
+            ):
+                self.error(
+                    MODEL_FILE,
+                    lineno,
+                    f"the matcher reads r.{token}.{prop}, which {MAPPING_FILE} does not "
+                    f"declare: add it to [properties] {kind}",
+                )
 
     # -- catalogue.toml --------------------------------------------------------------
 
@@ -594,7 +705,7 @@ class _Checker:
         if lines is None:
             return
         generated: dict[tuple[str, ...], None] = {}
-        if catalogue is not None:
+        if catalogue is not None and not self._general:
             generated = dict.fromkeys(catalogue_p_lines(catalogue))
         seen: dict[tuple[str, ...], int] = {}
         for lineno, raw in enumerate(lines, start=1):
@@ -662,6 +773,16 @@ class _Checker:
                 f"{len(values)} fields after 'p', the model's p has {expected}: Casbin would "
                 "fail every decision with 'invalid policy size'"
             )
+        if self._general:
+            if any(not v for v in values):
+                return err("empty field")
+            sub = values[0]
+            if not (sub.startswith("role:") and NAME_RE.match(sub[len("role:") :])):
+                return err(
+                    f"subject {sub!r} must be role:<name>: identities get roles in "
+                    f"{IDENTITIES_FILE}, and a rule naming a subject would match it directly"
+                )
+            return True
         if len(values) != 4:
             return False
         sub, dom, obj, act = values
@@ -832,6 +953,37 @@ class _Checker:
                 "the decision index (the Decider's fast path) and Casbin disagree on "
                 f"{_examples(disagreements)}: the index misreads this model",
             )
+
+    def _probe_general(self, model: _Model | None) -> None:
+        """Build the engine and ask it about each listed identity: a matcher Casbin cannot
+        evaluate fails here rather than on the first request."""
+        try:
+            bundle = bundle_from_snapshot(self.snapshot)
+            enforcer = build_enforcer(bundle, ())
+        except PolicyError as ex:
+            self.error(MODEL_FILE, None, str(ex))
+            return
+        mapping = bundle.mapping
+        subjects = [(kind, ident) for kind, ident in mapping.identities] or [
+            (kind, "probe") for kind in mapping.subjects
+        ]
+        resources = [(kind, ident) for kind, ident in mapping.resources] or [("probe", "probe")]
+        for kind, ident in subjects[:3]:
+            for rtype, rid in resources[:3]:
+                body = {
+                    "subject": {"type": kind, "id": ident},
+                    "resource": {"type": rtype, "id": rid},
+                    "action": {"name": "probe"},
+                }
+                question = mapping.question(body)
+                if isinstance(question, str):
+                    continue
+                try:
+                    enforcer.enforce(*question.values)
+                except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions
+                    line = model.line_of("m") if model else None
+                    self.error(MODEL_FILE, line, f"Casbin cannot evaluate the model: {ex}")
+                    return
 
     def _catalogue_line(self, *path: str) -> int | None:
         lines = self._read(CATALOGUE_FILE, required=False) or []

@@ -7,6 +7,15 @@ the full role set of one subject in one domain, to the areas it holds. An area i
 loaded with the change-log version current before its rules were read, and skips
 entries up to that version, so a load racing the follower never goes back in time.
 
+The areas held are bounded (``max_areas``, ``max_bytes``): past the bound, the least
+recently used are evicted (CLOCK: a hit sets a bit, the sweep gives a marked area a second
+chance). An evicted area is forgotten, not followed, and comes back current from the
+database on its next use. No database read happens under the decision lock: changes the
+follower applies while an area is being read are kept aside and applied to it once it is in.
+
+A warm-up (warm_up) reads every g line in domain order, in pages, and installs the areas
+without a read per area, so that a restarted process answers at warm speed.
+
 Fail closed: if the change log has not been read within ``max_staleness`` seconds,
 or the store cannot be reached, decide() raises Unavailable instead of answering.
 
@@ -24,7 +33,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +43,7 @@ from delegauth.errors import Unavailable, VersionAhead
 from delegauth.policy.bundle import PolicyBundle
 from delegauth.policy.casbin_engine import CasbinEngine, build_enforcer, parse_model
 from delegauth.policy.index import ActionTable, closure, supports_fast_path
+from delegauth.policy.mapping import Question
 
 __all__ = ["AreaChange", "Decider", "PolicyFeed"]
 
@@ -40,6 +51,11 @@ log = logging.getLogger(__name__)
 
 _EMPTY: frozenset[tuple[str, str]] = frozenset()
 _MAX_EMPTY_AREAS = 100_000
+# What one area costs in memory, estimated for the bytes bound: the area and its entry in
+# the table, and each subject with its links and its memo of answers (measured by
+# bench/decisions.py: RSS growth over every area of 1M grants, about 4 subjects per area).
+AREA_BYTES = 420
+SUBJECT_BYTES = 190
 
 
 @dataclass(frozen=True)
@@ -65,27 +81,50 @@ class PolicyFeed(Protocol):
 class _Area:
     """One domain's links (subject -> roles) and, per subject, the (obj, act) it may do."""
 
-    __slots__ = ("links", "allowed", "loaded_version", "engine")
+    __slots__ = ("links", "allowed", "loaded_version", "engine", "used", "size")
 
     def __init__(self, links: dict[str, frozenset[str]], loaded_version: int) -> None:
         self.links = links
         self.allowed: dict[str, frozenset[tuple[str, str]]] = {}
         self.loaded_version = loaded_version
         self.engine: CasbinEngine | None = None
+        self.used = False  # set by each use; the eviction sweep clears it
+        self.size = AREA_BYTES + SUBJECT_BYTES * len(links)
+
+
+class _Loading:
+    """Changes applied while an area is read from the database, kept for when it is in."""
+
+    __slots__ = ("readers", "changes")
+
+    def __init__(self) -> None:
+        self.readers = 0
+        self.changes: list[AreaChange] = []
 
 
 class _Policy:
     """One installed policy and the areas loaded under it, swapped as one reference."""
 
-    __slots__ = ("bundle", "fast", "table", "areas", "role_sets", "empty_areas")
+    __slots__ = (
+        "bundle",
+        "fast",
+        "table",
+        "areas",
+        "role_sets",
+        "empty_areas",
+        "engine",
+        "held_bytes",
+    )
 
     def __init__(self, bundle: PolicyBundle, fast: bool, table: ActionTable) -> None:
         self.bundle = bundle
         self.fast = fast
         self.table = table
-        self.areas: dict[str, _Area] = {}
+        self.engine: CasbinEngine | None = None  # a model without domains: one engine
+        self.areas: OrderedDict[str, _Area] = OrderedDict()  # oldest first: the sweep's order
         self.role_sets: dict[frozenset[str], frozenset[str]] = {}
         self.empty_areas = 0
+        self.held_bytes = 0  # estimated: the sum of the areas' sizes
 
     def shared(self, roles: frozenset[str]) -> frozenset[str]:
         """One frozenset per distinct role set, shared by every subject that holds it."""
@@ -101,8 +140,20 @@ class Decider:
         max_staleness: float = 5.0,
         wait_timeout: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        max_areas: int = 0,
+        max_bytes: int = 0,
     ) -> None:
+        """``max_areas`` and ``max_bytes`` bound the areas held (0: no bound of that kind)."""
         self._feed = feed
+        self._max_areas = max_areas if max_areas > 0 else 1 << 62
+        self._max_bytes = max_bytes if max_bytes > 0 else 1 << 62
+        self._loading: dict[str, _Loading] = {}  # areas being read, by domain
+        # While a warm-up runs: changes applied to areas not held yet, by domain.
+        self._warming: dict[str, list[AreaChange]] | None = None
+        self._warm_pending = False
+        self._warmed_areas = 0
+        self._loads = 0
+        self._evictions = 0
         self._max_staleness = max_staleness
         self._wait_timeout = wait_timeout
         self._monotonic = monotonic
@@ -131,8 +182,10 @@ class Decider:
         sections = {
             sec: {key: ast.value for key, ast in model.model[sec].items()} for sec in model.model
         }
-        fast = supports_fast_path(sections)
-        policy = _Policy(bundle, fast, ActionTable(bundle.p_lines))
+        # The index reads grants from the database only: identities listed in the policy
+        # files (their g lines) are Casbin's to decide.
+        fast = supports_fast_path(sections) and not bundle.g_lines
+        policy = _Policy(bundle, fast, ActionTable(bundle.p_lines if fast else ()))
         with self._lock:
             # One assignment: a decision in flight sees the old policy or the new, never a mix.
             self._policy = policy
@@ -157,6 +210,21 @@ class Decider:
         """
         return len(self._policy.areas)
 
+    @property
+    def held_bytes(self) -> int:
+        """The estimated memory of the areas held (what ``max_bytes`` bounds)."""
+        return self._policy.held_bytes
+
+    @property
+    def area_loads(self) -> int:
+        """How many areas were read one by one on a miss (for the bench and diagnostics)."""
+        return self._loads
+
+    @property
+    def area_evictions(self) -> int:
+        """How many areas the bound has evicted (for the bench and diagnostics)."""
+        return self._evictions
+
     # -- deciding --------------------------------------------------------------------
 
     def decide(self, subject: str, domain: str, obj: str, act: str) -> bool:
@@ -173,6 +241,8 @@ class Decider:
             if not domain.startswith("area:") or not is_casbin_name(domain):
                 return False
             area = self._load(policy, domain)
+        else:
+            area.used = True
         if not policy.fast:
             engine = area.engine
             if engine is None:
@@ -188,6 +258,43 @@ class Decider:
             )
         return (obj, act) in allowed
 
+    def decide_question(self, question: Question) -> bool:
+        """Decide an AuthZEN request as the policy's mapping put it (policy.mapping).
+
+        The shipped delegation model answers from the index (decide); any other model is
+        decided by Casbin itself, with the request's attributes. Raises Unavailable."""
+        policy = self._policy
+        if question.domain is not None and policy.fast:
+            return self.decide(question.subject, question.domain, question.obj, question.act)
+        engine = self.engine_for(question.domain)
+        return False if engine is None else engine.enforce(*question.values)
+
+    def engine_for(self, domain: str | None) -> CasbinEngine | None:
+        """The Casbin engine deciding in ``domain`` (None: a model without domains), or
+        None when no decision there could allow. Raises Unavailable."""
+        if self._monotonic() - self._last_sync > self._max_staleness:
+            raise Unavailable("the policy is not current")
+        policy = self._policy
+        if domain is None:
+            engine = policy.engine
+            if engine is None:
+                with self._lock:
+                    engine = policy.engine
+                    if engine is None:
+                        engine = policy.engine = CasbinEngine(policy.bundle, ())
+            return engine
+        area = policy.areas.get(domain)
+        if area is None:
+            if not domain.startswith("area:") or not is_casbin_name(domain):
+                return None
+            area = self._load(policy, domain)
+        else:
+            area.used = True
+        engine = area.engine
+        if engine is None:
+            engine = area.engine = self._engine_for(policy, domain, area)
+        return engine
+
     def area_links(self, domain: str) -> dict[str, frozenset[str]]:
         """The subjects of a domain and their roles (g lines), as this process holds them."""
         policy = self._policy
@@ -196,6 +303,8 @@ class Decider:
             if not domain.startswith("area:") or not is_casbin_name(domain):
                 return {}
             area = self._load(policy, domain)
+        else:
+            area.used = True
         return dict(area.links)
 
     @staticmethod
@@ -204,26 +313,198 @@ class Decider:
         return CasbinEngine(policy.bundle, rules)
 
     def _load(self, policy: _Policy, domain: str) -> _Area:
+        # The database is read outside the lock, so the follower (and other loads) go on
+        # meanwhile; what the follower applies to this domain in that time is kept aside.
         with self._lock:
             area = policy.areas.get(domain)
             if area is not None:
                 return area
+            loading = self._loading.get(domain)
+            if loading is None:
+                loading = self._loading[domain] = _Loading()
+            loading.readers += 1
+        try:
+            version, pairs = self._read_area(domain)
+        finally:
+            with self._lock:
+                loading.readers -= 1
+                if not loading.readers:
+                    del self._loading[domain]
+        with self._lock:
+            area = policy.areas.get(domain)
+            if area is not None:  # another thread loaded it meanwhile
+                return area
+            self._loads += 1
+            area = self._install_area(policy, domain, pairs, version, loading.changes)
+            return area
+
+    def _read_area(self, domain: str) -> tuple[int, list[tuple[str, str]]]:
+        """The change-log version the area is read at, and its g lines (subject, role)."""
+        try:
+            read = getattr(self._feed, "area", None)
+            with self._lock:
+                self._reads += 1
+            if read is not None:
+                version, pairs = read(domain)  # one statement, one snapshot
+                return int(version), list(pairs)
+            version = self._latest_version()  # read first: the lines are at least as new
+            return version, self._feed.domain_links(domain)
+        except Exception as ex:  # noqa: BLE001 - storage failure: fail closed
+            raise Unavailable("the policy store is unavailable") from ex
+
+    def _install_area(
+        self,
+        policy: _Policy,
+        domain: str,
+        pairs: Iterable[tuple[str, str]],
+        version: int,
+        meanwhile: Iterable[AreaChange],
+    ) -> _Area:
+        """Hold a domain read at ``version``, with the changes applied since (under the lock)."""
+        links: dict[str, set[str]] = {}
+        for sub, role in pairs:
+            links.setdefault(sub, set()).add(role)
+        area = _Area({s: policy.shared(frozenset(r)) for s, r in links.items()}, version)
+        for change in meanwhile:
+            if change.version > area.loaded_version:
+                area = self._changed(policy, area, change)
+        if not area.links:
+            policy.empty_areas += 1
+            if policy.empty_areas > _MAX_EMPTY_AREAS:
+                policy.areas = OrderedDict((d, a) for d, a in policy.areas.items() if a.links)
+                policy.held_bytes = sum(a.size for a in policy.areas.values())
+                policy.empty_areas = 0
+        policy.areas[domain] = area
+        policy.held_bytes += area.size
+        return area
+
+    def _evict(self, policy: _Policy) -> None:
+        """Evict areas, least recently used first, until the bound holds (under the lock)."""
+        areas = policy.areas
+        while len(areas) > self._max_areas or (
+            policy.held_bytes > self._max_bytes and len(areas) > 1
+        ):
+            domain, area = areas.popitem(last=False)
+            if area.used:  # used since the sweep last passed: a second chance
+                area.used = False
+                areas[domain] = area
+                continue
+            policy.held_bytes -= area.size
+            if not area.links:
+                policy.empty_areas = max(0, policy.empty_areas - 1)
+            self._evictions += 1
+
+    # -- warming up ------------------------------------------------------------------
+
+    def warm_up(self, max_areas: int, page: int = 20_000) -> int:
+        """Load areas in bulk, in pages of ``page`` g lines, up to ``max_areas`` and the
+        bound; return how many were loaded. Raises Unavailable.
+
+        Needs a feed with ``links_after(domain, limit)``; without one, nothing is loaded.
+        """
+        links_after = getattr(self._feed, "links_after", None)
+        if links_after is None or max_areas <= 0:
+            return 0
+        with self._lock:
+            self._warming = {}
+        loaded = 0
+        try:
             try:
-                version = self._latest_version()
-                pairs = self._feed.domain_links(domain)
+                version = self._latest_version()  # every page is read at this or later
             except Exception as ex:  # noqa: BLE001 - storage failure: fail closed
                 raise Unavailable("the policy store is unavailable") from ex
-            links: dict[str, set[str]] = {}
-            for sub, role in pairs:
-                links.setdefault(sub, set()).add(role)
-            area = _Area({s: policy.shared(frozenset(r)) for s, r in links.items()}, version)
-            if not links:
-                policy.empty_areas += 1
-                if policy.empty_areas > _MAX_EMPTY_AREAS:
-                    policy.areas = {d: a for d, a in policy.areas.items() if a.links}
-                    policy.empty_areas = 0
-            policy.areas[domain] = area
-            return area
+            after = ""
+            while loaded < max_areas:
+                try:
+                    rows = links_after(after, page)
+                    groups: dict[str, list[tuple[str, str]]] = {}
+                    for domain, sub, role in rows:
+                        groups.setdefault(domain, []).append((sub, role))
+                    if len(rows) >= page:
+                        # The last domain may go on in the next page: take it from there,
+                        # unless it fills the page alone, then read it whole now.
+                        last = rows[-1][0]
+                        if len(groups) > 1:
+                            del groups[last]
+                            after = next(reversed(groups))
+                        else:
+                            groups[last] = self._feed.domain_links(last)
+                            after = last
+                    else:
+                        after = ""
+                except Exception as ex:  # noqa: BLE001 - storage failure: fail closed
+                    raise Unavailable("the policy store is unavailable") from ex
+                added, full = self._install_page(groups, version, max_areas - loaded)
+                loaded += added
+                self._warmed_areas += added
+                if full or not after:
+                    break
+        finally:
+            with self._lock:
+                self._warming = None
+        return loaded
+
+    def _install_page(
+        self, groups: dict[str, list[tuple[str, str]]], version: int, room: int
+    ) -> tuple[int, bool]:
+        """Install a page of areas not held yet; (how many, whether the bound was reached)."""
+        added = 0
+        with self._lock:
+            policy = self._policy
+            warming = self._warming if self._warming is not None else {}
+            for domain, pairs in groups.items():
+                if len(policy.areas) >= self._max_areas or policy.held_bytes >= self._max_bytes:
+                    return added, True
+                if added >= room:
+                    return added, True
+                if domain in policy.areas or domain in self._loading:
+                    continue  # loaded on demand meanwhile, at least as new
+                if not domain.startswith("area:") or not is_casbin_name(domain):
+                    continue  # never asked for: decide() denies such domains unread
+                self._install_area(policy, domain, pairs, version, warming.pop(domain, ()))
+                added += 1
+        return added, False
+
+    @property
+    def warming(self) -> bool:
+        """True from start_warm_up() until its warm-up is over (readiness waits for it)."""
+        return self._warm_pending
+
+    @property
+    def warmed_areas(self) -> int:
+        """How many areas warm-ups have loaded."""
+        return self._warmed_areas
+
+    def start_warm_up(self, max_areas: int, retry_s: float = 1.0) -> Callable[[], None]:
+        """Warm up in a daemon thread (``warming`` is True from now until it is done),
+        trying again every ``retry_s`` while the store is unavailable; return a stopper."""
+        stop = threading.Event()
+        self._warm_pending = True
+
+        def run() -> None:
+            try:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    try:
+                        loaded = self.warm_up(max_areas)
+                    except Unavailable:
+                        log.warning("warm-up failed; trying again", exc_info=True)
+                        stop.wait(retry_s)
+                        continue
+                    took = time.monotonic() - started
+                    log.info("warm-up: %d areas loaded in %.1f s", loaded, took)
+                    return
+            finally:
+                self._warm_pending = False
+
+        thread = threading.Thread(target=run, name="policy-warm-up", daemon=True)
+        thread.start()
+
+        def _stop() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return _stop
 
     # -- following the change log ----------------------------------------------------
 
@@ -255,8 +536,9 @@ class Decider:
     def _read_and_apply(self, batch: int) -> int:
         applied = 0
         with self._lock:
-            if not self._policy.areas:
-                # Nothing is loaded, so nothing needs the old entries: skip to the end.
+            if not self._policy.areas and not self._loading and self._warming is None:
+                # Nothing is loaded or being loaded, so nothing needs the old entries: skip
+                # to the end.
                 self.applied_version = max(self.applied_version, self._latest_version())
         while True:
             changes = self._changes_since(self.applied_version, batch)
@@ -299,21 +581,38 @@ class Decider:
 
     def _apply(self, change: AreaChange) -> None:
         policy = self._policy
+        # A read of this area under way, or a warm-up, installs what it read later: it
+        # applies this change then (even if the area is held now, it may be evicted first).
+        loading = self._loading.get(change.domain)
+        if loading is not None:
+            loading.changes.append(change)
+        if self._warming is not None:
+            self._warming.setdefault(change.domain, []).append(change)
         area = policy.areas.get(change.domain)
         if area is None or change.version <= area.loaded_version:
             return
+        if not area.links:
+            policy.empty_areas = max(0, policy.empty_areas - 1)
+        new = self._changed(policy, area, change)
+        if not new.links:
+            policy.empty_areas += 1
+        policy.held_bytes += new.size - area.size
+        policy.areas[change.domain] = new  # keeps its place in the sweep's order
+
+    @staticmethod
+    def _changed(policy: _Policy, area: _Area, change: AreaChange) -> _Area:
+        """The area with ``change`` (a subject's full role set) applied."""
         links = dict(area.links)
         if change.roles:
             links[change.subject] = policy.shared(frozenset(change.roles))
         else:
             links.pop(change.subject, None)
         new = _Area(links, area.loaded_version)
+        new.used = area.used
         # Other subjects keep their answers unless the change touched a role they inherit.
         if policy.fast and not any(change.subject in roles for roles in links.values()):
             new.allowed = {s: a for s, a in area.allowed.items() if s != change.subject}
-        if not area.links:
-            policy.empty_areas = max(0, policy.empty_areas - 1)
-        policy.areas[change.domain] = new
+        return new
 
     def wait_for(self, version: int, timeout: float | None = None) -> None:
         """Return once the change log is applied up to ``version`` (a caller's consistency
