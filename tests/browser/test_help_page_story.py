@@ -50,6 +50,7 @@ class Words:
     signup: str
     signin: str
     check_continue: str
+    invited_by: str
     # User Management and Invite New User
     user_management: str
     invite: str
@@ -61,7 +62,9 @@ class Words:
     modify: str
     modify_title: str
     save: str
+    saved: str
     remove: str
+    removed: str
     remove_confirm: str
     remove_yes: str
     # My invitations
@@ -92,6 +95,7 @@ WORDS = {
         signup="Sign up",
         signin="Sign in",
         check_continue="Continue to your Client Area",
+        invited_by="{who} invited you to manage the Client Area {area}.",
         user_management="User Management",
         invite="Invite New User",
         invite_email="Email of the user to invite",
@@ -102,7 +106,9 @@ WORDS = {
         modify="Modify permissions",
         modify_title="Modify permissions of {who}",
         save="Save permissions",
+        saved="Permissions saved.",
         remove="Remove access",
+        removed="Access removed.",
         remove_confirm="Remove the access of {who} to this Client Area?",
         remove_yes="Yes, remove access",
         mine="My invitations",
@@ -128,6 +134,7 @@ WORDS = {
         signup="Registrarme",
         signin="Entrar",
         check_continue="Ir a tu Área de Cliente",
+        invited_by="{who} te ha invitado a gestionar el Área de Cliente {area}.",
         user_management="Gestión de usuarios",
         invite="Invitar nuevo usuario",
         invite_email="Correo del usuario que quieres invitar",
@@ -138,7 +145,9 @@ WORDS = {
         modify="Modificar permisos",
         modify_title="Modificar los permisos de {who}",
         save="Guardar permisos",
+        saved="Permisos guardados.",
         remove="Eliminar acceso",
+        removed="Acceso eliminado.",
         remove_confirm="¿Eliminar el acceso de {who} a esta Área de Cliente?",
         remove_yes="Sí, eliminar el acceso",
         mine="Mis invitaciones",
@@ -235,10 +244,16 @@ def _permission(page: Page, label: str) -> Locator:
     return page.get_by_role("checkbox", name=re.compile("^" + re.escape(label)))
 
 
-def _signup(page: Page, words: Words, name: str, email: str) -> None:
+def _signup(page: Page, words: Words, name: str, email: str, *, invited: bool = False) -> None:
+    """Sign up; from an invitation link the email is the invitation's, shown and fixed."""
     assert _heading(page) in ("Create your account", "Crea tu cuenta")
     page.get_by_label(words.name, exact=True).fill(name)
-    page.get_by_label(words.email, exact=True).fill(email)
+    field = page.get_by_label(words.email, exact=True)
+    if invited:
+        assert field.input_value() == email
+        assert not field.is_editable()
+    else:
+        field.fill(email)
     page.get_by_label(words.password, exact=True).fill(PASSWORD)
     page.get_by_role("button", name=words.signup, exact=True).click()
     page.wait_for_url(lambda url: urlsplit(url).path != "/signup")
@@ -342,8 +357,11 @@ def test_help_page_story(
     guest.goto("/invitations/accept?token=" + quote(token, safe=""))
     guest.wait_for_url(lambda u: urlsplit(u).path == "/signup")
     assert "invitation_token=" in guest.url
+    assert guest.get_by_text(
+        words.invited_by.format(who=owner_name, area=owner_name), exact=True
+    ).is_visible()
     snap(guest, "invitee-asked-to-sign-up")
-    _signup(guest, words, guest_name, guest_email)
+    _signup(guest, words, guest_name, guest_email, invited=True)
     assert urlsplit(guest.url).path == "/invitations"
     assert _heading(guest) == words.mine
     card = guest.get_by_role("listitem").filter(
@@ -389,7 +407,8 @@ def test_help_page_story(
     _permission(owner, words.third).check()
     snap(owner, "owner-modify-permissions")
     owner.get_by_role("button", name=words.save, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users")
+    owner.wait_for_url(f"**/areas/{area_id}/users?done=saved")
+    assert owner.get_by_role("status").inner_text() == words.saved
     cell = _row(owner, guest_email).inner_text()
     assert words.second in cell and words.third in cell and words.first not in cell
     snap(owner, "owner-permissions-changed")
@@ -400,7 +419,8 @@ def test_help_page_story(
     assert owner.get_by_text(words.remove_confirm.format(who=guest_name), exact=True).is_visible()
     snap(owner, "owner-remove-confirm")
     owner.get_by_role("button", name=words.remove_yes, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users")
+    owner.wait_for_url(f"**/areas/{area_id}/users?done=removed")
+    assert owner.get_by_role("status").inner_text() == words.removed
     assert _row(owner, guest_email).count() == 0
     snap(owner, "owner-access-removed")
 

@@ -388,9 +388,12 @@ def test_signup_page_with_an_invitation_token_verifies_the_email(
     page = browser.get("/signup?" + urlencode({"invitation_token": token}))
     res = browser.submit(page, {"email": invitee, "password": PASSWORD, "name": "Ines"})
     assert res.status_code == 303, res.text
-    me_page = browser.follow(browser.get("/"))
-    assert invitee in me_page.text
+    landing = browser.follow(browser.get("/"))
+    assert re.fullmatch(r".*/areas/a_[a-z2-7]{26}", landing.url), landing.url  # own area home
+    assert "Ines" in landing.text  # signed in as the new person
     # The account is verified: the invitation is listed for it and can be accepted.
+    mine = browser.get("/invitations")
+    assert mine.status_code == 200 and "Accept Invitation" in mine.text
     from delegauth.storage.records import UserRecord
 
     with db.connection_context():
