@@ -216,7 +216,7 @@ class _GatedPostgresqlDatabase(peewee.PostgresqlDatabase):
     def _connect(self) -> Any:
         self.gate.check()
         try:
-            return super()._connect()
+            return super()._connect()  # type: ignore[misc]  # peewee has no stubs for it
         except self._driver_error:
             self.gate.trip()  # refused, or no answer in time
             raise
