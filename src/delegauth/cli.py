@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from delegauth.config import Settings, load_settings
 from delegauth.policy.commands import add_policy_commands, run_policy_command
@@ -202,6 +202,79 @@ def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _bulk_database(settings: Settings) -> Any:
+    """The database for import and export: batches may take longer than a request."""
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+
+    db = open_database(
+        settings.database_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=60_000,
+        busy_timeout_ms=10_000,
+    )
+    database_proxy.initialize(db)
+    return db
+
+
+def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from delegauth.domain.transfer import BadLine, FormatError
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.progress import ProgressBar
+    from delegauth.storage.schema import pending_migrations
+    from delegauth.storage.transfer import BulkImporter
+
+    if args.batch < 1:
+        print("delegauth: --batch must be at least 1", file=sys.stderr)
+        return 2
+    db = _bulk_database(settings)
+    if pending_migrations(db):
+        print("delegauth: the database needs `delegauth migrate` first", file=sys.stderr)
+        return 2
+    bundle = load_bundle(settings.policies_dir)
+    importer = BulkImporter(
+        db,
+        bundle.catalogue,
+        invitation_ttl=timedelta(days=settings.invitation_days),
+        policy_version=lambda: bundle.version,
+    )
+    with ProgressBar() as bar:
+
+        def bad(line: BadLine) -> None:
+            bar.log(f"line {line.line}: {line.reason}")
+
+        try:
+            summary = importer.run(
+                args.file,
+                dry_run=args.dry_run,
+                strict=args.strict,
+                batch_size=args.batch,
+                on_bad=bad,
+                progress=bar,
+            )
+        except (FormatError, OSError) as ex:
+            print(f"delegauth: cannot import {args.file}: {ex}", file=sys.stderr)
+            return 2
+    print(json.dumps(summary.as_json()))
+    return 1 if summary.bad else 0
+
+
+def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from delegauth.storage.transfer import export_records
+
+    fmt = args.format or ("csv" if (args.file or "").endswith(".csv") else "jsonl")
+    db = _bulk_database(settings)
+    if args.file:
+        with open(args.file, "w", encoding="utf-8", newline="") as out:
+            counts = export_records(db, out, fmt)
+    else:
+        counts = export_records(db, sys.stdout, fmt)
+    print(json.dumps({"exported": dict(counts)}), file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +315,16 @@ def _parser() -> argparse.ArgumentParser:
     ksub.add_parser("list", help="print the current key id and the public JWKS")
     delete = csub.add_parser("delete", help="delete a client and revoke its refresh tokens")
     delete.add_argument("client_id")
+    imp = sub.add_parser(
+        "import", help="import users, areas, grants and invitations (JSONL or CSV)"
+    )
+    imp.add_argument("file")
+    imp.add_argument("--dry-run", action="store_true", help="check every line, write nothing")
+    imp.add_argument("--strict", action="store_true", help="write nothing if any line is bad")
+    imp.add_argument("--batch", type=int, default=5000, help="lines per transaction")
+    exp = sub.add_parser("export", help="export in the format import reads")
+    exp.add_argument("file", nargs="?", help="default: standard output")
+    exp.add_argument("--format", choices=["jsonl", "csv"], help="default: by FILE's suffix")
     return parser
 
 
@@ -251,6 +334,8 @@ _COMMANDS = {
     "token": _cmd_token,
     "clients": _cmd_clients,
     "keys": _cmd_keys,
+    "import": _cmd_import,
+    "export": _cmd_export,
     "policy": lambda settings, args: run_policy_command(args, settings),
 }
 

@@ -25,7 +25,9 @@ __all__ = [
     "RefreshTokenRecord",
     "RevokedAccessRecord",
     "AccessIssueRecord",
+    "AreaKeyRecord",
     "BrowserSessionRecord",
+    "ImportRunRecord",
     "SignInFailureRecord",
     "database_proxy",
 ]
@@ -60,6 +62,29 @@ class AreaRecord(_Base):
 
     class Meta:
         table_name = "areas"
+
+
+class AreaKeyRecord(_Base):
+    """The key an importing provider gave an area (migration 0006)."""
+
+    key = pw.CharField(primary_key=True, max_length=128)
+    area_id = pw.CharField(max_length=40, unique=True)
+
+    class Meta:
+        table_name = "area_keys"
+
+
+class ImportRunRecord(_Base):
+    """How far the import of one file (by SHA-256) got (migration 0006)."""
+
+    digest = pw.CharField(primary_key=True, max_length=64)
+    lines_done = pw.IntegerField(default=0)
+    started_at = pw.DateTimeField()
+    updated_at = pw.DateTimeField()
+    finished_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "import_runs"
 
 
 class SecretRecord(_Base):
@@ -286,4 +311,6 @@ MODELS: list[type[pw.Model]] = [
     AccessIssueRecord,
     BrowserSessionRecord,
     SignInFailureRecord,
+    AreaKeyRecord,
+    ImportRunRecord,
 ]

@@ -47,7 +47,7 @@ __all__ = ["PeeweeStore"]
 
 # Held for the rest of the transaction: change-log versions commit in the order they
 # are numbered, so a reader polling "version > N" never skips one that commits late.
-_CHANGE_LOCK_KEY = 0x63686C67
+CHANGE_LOCK_KEY = 0x63686C67
 CHANGE_CHANNEL = "delegauth_policy_changes"
 
 
@@ -309,7 +309,7 @@ class PeeweeStore:
 
     def _log_change(self, area_id: str, user_id: str, roles: list[str]) -> int:
         if is_postgres(self.db):
-            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_CHANGE_LOCK_KEY,))
+            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
         version = int(
             ChangeRecord.insert(
                 domain=casbin_area(area_id),
