@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from delegauth.api.pages_text import t
+from delegauth.pages.text import t
 from tests.browser.conftest import Snap
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import Server, _Inbox

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from delegauth.api.pages_text import t
+from delegauth.pages.text import t
 from tests.browser.conftest import Snap
 from tests.conftest import PASSWORD, POLICIES
 from tests.e2e.conftest import ISSUER, Server, _Inbox, start_server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from delegauth.api.pages_text import LOCALES, TEXT, t
+from delegauth.pages.text import LOCALES, TEXT, t
 
 
 def test_every_language_has_every_message() -> None:

@@ -37,7 +37,6 @@ from delegauth.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from delegauth.api.problems import install_error_handlers
-from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import Catalogue
@@ -48,6 +47,8 @@ from delegauth.mail.composer import MailComposer
 from delegauth.oauth.clients import ClientRegistry
 from delegauth.oauth.issuing import TokenIssuer
 from delegauth.oauth.server import DelegauthAuthorizationServer
+from delegauth.pages import BrowserSessions, SignInLimiter
+from delegauth.pages import add_routes as add_page_routes
 from delegauth.passwords import Argon2Hasher
 from delegauth.policy.bundle import PolicySnapshot, read_snapshot
 from delegauth.policy.check import checked_bundle
@@ -390,18 +391,18 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/oauth/introspect", oauth.EndpointResource(server, base, "introspection"))
     app.add_route("/oauth/revoke", oauth.EndpointResource(server, base, "revocation"))
     app.add_route("/oauth/userinfo", oauth.UserinfoResource(auth, services.accounts))
-    app.add_route(
-        "/signin", pages.SignInPage(services.accounts, services.sessions, services.limiter)
+    add_page_routes(
+        app,
+        accounts=services.accounts,
+        invitations=services.invitations,
+        sessions=services.sessions,
+        limiter=services.limiter,
+        catalogue=lambda: services.decider.bundle.catalogue,
+        brand_css=settings.brand_css,
+        brand_name=settings.brand_name,
+        brand_logo=settings.brand_logo,
     )
-    app.add_route(
-        "/signup", pages.SignUpPage(services.accounts, services.sessions, services.invitations)
-    )
-    app.add_route("/signout", pages.SignOutPage(services.sessions))
-    app.add_route("/", pages.HomePage(services.accounts, services.sessions))
-    app.add_route("/static/delegauth.css", pages.StaticCss(settings.brand_css))
     pages.BRAND.update(name=settings.brand_name, logo=settings.brand_logo)
-    if settings.brand_logo:
-        app.add_route("/static/logo", pages.StaticLogo(settings.brand_logo))
     console = Console(
         services.accounts,
         services.invitations,

@@ -80,6 +80,7 @@ class LanguageMiddleware:
             and (resp.content_type or "").startswith("text/html")
             and isinstance(resp.text, str)
             and "</main>" in resp.text
+            and '<footer class="languages">' not in resp.text  # not already in the layout
         ):
             resp.text = resp.text.replace(
                 "</main>", "</main>" + _switcher(req, negotiate_locale(req)), 1

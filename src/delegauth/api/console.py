@@ -17,10 +17,8 @@ import falcon
 from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.pages import error_page, field_value, render
-from delegauth.api.pages_text import TEXT, error_text, t
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
-from delegauth.api.sessions import BrowserSessions
 from delegauth.api.verification_pages import mask_email
 from delegauth.domain.accounts import Accounts, AreaAccess
 from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
@@ -37,6 +35,8 @@ from delegauth.errors import (
     InvalidInput,
     NotFound,
 )
+from delegauth.pages.sessions import BrowserSessions
+from delegauth.pages.text import TEXT, error_text, t
 from delegauth.storage.oauth_store import SessionRow
 
 __all__ = ["Console"]

@@ -20,14 +20,14 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_form, send_json
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.pages import error_page, field_value, render
-from delegauth.api.pages_text import t
-from delegauth.api.sessions import BrowserSessions
 from delegauth.domain.accounts import Accounts, AreaAccess
 from delegauth.domain.ports import Store
 from delegauth.errors import Forbidden
 from delegauth.oauth.clients import GRANT_TYPES, SCOPES
 from delegauth.oauth.issuing import Principal
 from delegauth.oauth.server import AuthlibResponse, DelegauthAuthorizationServer, oauth_request
+from delegauth.pages.sessions import BrowserSessions
+from delegauth.pages.text import t
 from delegauth.tokens import KeyRing
 
 __all__ = [

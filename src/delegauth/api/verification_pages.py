@@ -17,12 +17,12 @@ import falcon
 from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.pages import check_email_url, error_page, field_value, render, safe_return
-from delegauth.api.pages_text import t
-from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import User
 from delegauth.errors import InvalidInput, InvalidToken
+from delegauth.pages.sessions import BrowserSessions, SignInLimiter
+from delegauth.pages.text import t
 from delegauth.storage.oauth_store import SessionRow
 
 __all__ = [

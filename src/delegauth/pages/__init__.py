@@ -1,0 +1,47 @@
+"""The hosted pages: the HTML edge beside the JSON API (delegauth.api).
+
+Falcon resources rendered from Jinja2 templates (templates/, one base layout), with
+their stylesheet and script (static/) and their words in gettext catalogues (locale/).
+They call the same domain services as the JSON API; ``add_routes`` wires them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import falcon
+
+from delegauth.domain.accounts import Accounts
+from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.invitations import Invitations
+from delegauth.pages.rendering import Renderer
+from delegauth.pages.sessions import BrowserSessions, SignInLimiter
+from delegauth.pages.signin import HomePage, SignInPage, SignOutPage, SignUpPage
+from delegauth.pages.static import StaticCss, StaticLogo, StaticScript
+
+__all__ = ["BrowserSessions", "Renderer", "SignInLimiter", "add_routes"]
+
+
+def add_routes(
+    app: falcon.App,
+    *,
+    accounts: Accounts,
+    invitations: Invitations,
+    sessions: BrowserSessions,
+    limiter: SignInLimiter,
+    catalogue: Callable[[], Catalogue],
+    brand_css: str = "",
+    brand_name: str = "",
+    brand_logo: str = "",
+) -> Renderer:
+    """Add every page's route to ``app``; returns the renderer they share."""
+    pages = Renderer(brand_name=brand_name, brand_logo=bool(brand_logo))
+    app.add_route("/signin", SignInPage(pages, accounts, sessions, limiter))
+    app.add_route("/signup", SignUpPage(pages, accounts, sessions, invitations))
+    app.add_route("/signout", SignOutPage(pages, sessions))
+    app.add_route("/", HomePage(pages, accounts, sessions))
+    app.add_route("/static/delegauth.css", StaticCss(brand_css))
+    app.add_route("/static/delegauth.js", StaticScript())
+    if brand_logo:
+        app.add_route("/static/logo", StaticLogo(brand_logo))
+    return pages

@@ -1,0 +1,37 @@
+"""What the pages' forms carry: posted fields, and where a page may send the browser back."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+__all__ = ["check_email_url", "field_value", "safe_return"]
+
+# Where a sign-in may send the browser back to: our own pages only (no open redirects).
+_RETURN_RE = re.compile(
+    r"^/(oauth/authorize\?[^\s\\#]*|invitations(/[^\s\\#]*)?|areas(/[a-z0-9_/]*)?|)$"
+)
+
+
+def safe_return(value: object) -> str:
+    if (
+        isinstance(value, str)
+        and len(value) <= 4096
+        and _RETURN_RE.match(value)
+        and not value.startswith("//")
+    ):
+        return value
+    return "/"
+
+
+def check_email_url(return_to: str, resent: bool = False) -> str:
+    """The "check your email" page, coming back to return_to afterwards."""
+    query = ["resent=1"] if resent else []
+    if return_to != "/":
+        query.append("return_to=" + quote(return_to, safe=""))
+    return "/verify-email/sent" + ("?" + "&".join(query) if query else "")
+
+
+def field_value(form: dict[str, list[str]] | None, name: str) -> str:
+    values = (form or {}).get(name) or [""]
+    return values[0]

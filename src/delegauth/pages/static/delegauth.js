@@ -1,0 +1,1 @@
+// The pages' one script (served from our origin: CSP script-src 'self').
