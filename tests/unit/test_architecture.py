@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "delegauth"
@@ -27,7 +29,8 @@ FORBIDDEN_IN_DOMAIN = (
 # One small module of ours per third-party library.
 OWNERS = {
     "casbin": {"policy/casbin_engine.py", "storage/casbin_adapter.py"},
-    "jwt": {"tokens.py"},
+    "jwt": {"tokens.py", "client/_verify.py"},
+    "httpx": {"client/_transport.py"},
     "argon2": {"passwords.py"},
     "smtplib": {"mail/transport.py"},
     "prometheus_client": {"metrics.py"},
@@ -66,3 +69,24 @@ def test_each_library_stays_behind_its_module() -> None:
                 if (name == lib or name.startswith(lib + ".")) and rel not in owners:
                     offenders.append(f"{rel}: {name}")
     assert offenders == []
+
+
+def test_the_client_package_needs_nothing_of_the_server_side() -> None:
+    """delegauth.client is what a backend service installs: httpx, PyJWT and itself only
+    (Falcon only in its own integration module, imported on demand)."""
+    allowed = ("delegauth.client", "httpx", "jwt", "falcon")
+    offenders = []
+    for path in sorted((SRC / "client").glob("*.py")):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            server_side = name.startswith("delegauth") and not name.startswith(allowed)
+            stray_falcon = top == "falcon" and path.name != "falcon.py"
+            foreign = top not in sys.stdlib_module_names and not name.startswith(allowed)
+            if server_side or stray_falcon or foreign:
+                offenders.append(f"{path.name}: {name}")
+    assert offenders == []
+    code = "import sys, delegauth.client; print(sorted(m.split('.')[0] for m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert not {"falcon", "peewee", "casbin", "authlib", "gunicorn"} & set(eval(loaded))  # noqa: S307
