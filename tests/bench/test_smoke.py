@@ -146,12 +146,31 @@ def check_consistency(out: str) -> None:
     assert number(row_value(out, "wrong decisions")) == 0
 
 
+# The interop scenarios and how many cases each has in openid/authzen (1.0 final).
+INTEROP_TOTALS = {
+    "Todo (1.0-02)": 43,
+    "API gateway": 25,
+    "search, subject": 60,
+    "search, resource": 18,
+    "search, action": 120,
+}
+
+
+def check_authzen_interop(out: str) -> None:
+    for name, total in INTEROP_TOTALS.items():
+        row = re.search(rf"^{re.escape(name)}\s+\w+\s+(\d+) / (\d+)$", out, re.MULTILINE)
+        assert row, f"no row for {name}:\n{out}"
+        assert (int(row[1]), int(row[2])) == (total, total), row.group(0)
+    assert "FAIL" not in out, out
+
+
 CASES: dict[str, Callable[[str], None]] = {
     "decisions.py": check_decisions,
     "tokens.py": check_tokens,
     "propagation.py": check_propagation,
     "consistency.py": check_consistency,
     "http.py": check_http,
+    "authzen_interop.py": check_authzen_interop,
 }
 
 
@@ -180,6 +199,18 @@ def test_consistency_smoke(database_url: str) -> None:
     check_consistency(run_bench("consistency.py", "--db", db))
 
 
+# A clone of openid/authzen, or a bare git directory of it (read at HEAD).
+AUTHZEN_REPO = os.environ.get("DELEGAUTH_AUTHZEN_REPO", "")
+
+
+@pytest.mark.skipif(
+    not AUTHZEN_REPO or not Path(AUTHZEN_REPO).exists(),
+    reason="no local copy of openid/authzen: set DELEGAUTH_AUTHZEN_REPO to a clone of it",
+)
+def test_authzen_interop_smoke() -> None:
+    check_authzen_interop(run_bench("authzen_interop.py", AUTHZEN_REPO))
+
+
 def test_a_broken_bench_fails_its_case() -> None:
     """The checks can fail: a report with a wrong answer or a missing figure is refused."""
     good = "  wrong answers (vs expected)     3\n"
@@ -189,6 +220,8 @@ def test_a_broken_bench_fails_its_case() -> None:
         check_propagation("p50 nan ms")
     with pytest.raises(AssertionError):
         check_consistency("  far-future answers that were not 409  12\n")
+    with pytest.raises(AssertionError):
+        check_authzen_interop("Todo (1.0-02)         todo               42 / 43\n")
     with pytest.raises(AssertionError):
         check_http("one evaluation, 4 conns     delegauth   1,262   2.71   11.89   1,275   1   0\n")
 

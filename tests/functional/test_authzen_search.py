@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import falcon.testing
@@ -10,8 +12,9 @@ import pytest
 from delegauth.api.app import create_app
 from delegauth.api.auth import Authenticator
 from delegauth.api.authzen_search import add_search_routes
+from delegauth.policy.bundle import load_bundle
 from delegauth.storage.search_feed import PeeweeSearchFeed
-from tests.conftest import Api, Person
+from tests.conftest import POLICIES, Api, Person
 
 SUBJECT = "/access/v1/search/subject"
 RESOURCE = "/access/v1/search/resource"
@@ -105,7 +108,7 @@ def test_subject_search_lists_exactly_the_users_decide_allows(search: Api, world
     expected = sorted([world["owner"].user_id, world["billing"].user_id])
     assert ids == expected
     assert all(r["type"] == "user" for r in res.json["results"])
-    assert res.json["page"] == {"next_token": "", "count": 2}
+    assert res.json["page"] == {"next_token": "", "count": 2, "total": 2}
     everyone = [world[k] for k in ("owner", "billing", "tech", "other")]
     for person in everyone:
         assert search.decide(person, area, "invoice", "pay") == (person.user_id in ids)
@@ -122,11 +125,36 @@ def test_subject_search_without_matches_or_users_is_empty(search: Api, world) ->
         _subjects("a_aaaaaaaaaaaaaaaaaaaaaaaaaa", "invoice", "read"),
         _subjects("*", "invoice", "read"),
         {**_subjects(area, "invoice", "read"), "subject": {"type": "group"}},
-        {**_subjects(area, "invoice", "read"), "resource": {"type": "invoice"}},  # no area
     ):
         res = _post(search, SUBJECT, body)
         assert res.status_code == 200, res.text
-        assert res.json == {"page": {"next_token": "", "count": 0}, "results": []}, body
+        assert res.json == {"page": {"next_token": "", "count": 0, "total": 0}, "results": []}
+    # Without the area the shipped mapping needs: a 400 naming it, as for an evaluation.
+    no_area = {**_subjects(area, "invoice", "read"), "resource": {"type": "invoice"}}
+    res = _post(search, SUBJECT, no_area)
+    assert res.status_code == 400 and res.json["field"] == "resource.properties.area"
+
+
+def test_limit_zero_counts_and_hands_out_the_first_page(search: Api, world) -> None:
+    body = _subjects(world["owner"].area_id, "domain", "read")
+    res = _post(search, SUBJECT, {**body, "page": {"limit": 0}})
+    assert res.status_code == 200, res.text
+    assert res.json["results"] == [] and res.json["page"]["count"] == 0
+    assert res.json["page"]["total"] == 2 and res.json["page"]["next_token"]
+    first = _post(search, SUBJECT, {**body, "page": {"token": res.json["page"]["next_token"]}})
+    assert first.json["results"] == []  # the token keeps its limit: 0
+    token = res.json["page"]["next_token"]
+    page = _post(search, SUBJECT, {**body, "page": {"token": token, "limit": 5}}).json
+    assert [r["id"] for r in page["results"]] == sorted(
+        [world["owner"].user_id, world["tech"].user_id]
+    )
+    assert page["page"] == {"next_token": "", "count": 2, "total": 2}
+    nothing = _post(
+        search,
+        SUBJECT,
+        {**_subjects(world["owner"].area_id, "invoice", "refund"), "page": {"limit": 0}},
+    ).json
+    assert nothing["page"] == {"next_token": "", "count": 0, "total": 0}
 
 
 def test_subject_search_pages_in_a_stable_order(search: Api, world) -> None:
@@ -144,39 +172,47 @@ def test_subject_search_pages_in_a_stable_order(search: Api, world) -> None:
 # -- resource search ----------------------------------------------------------------------
 
 
-def test_resource_search_lists_areas_as_resources(search: Api, world) -> None:
-    billing, owner, other = world["billing"], world["owner"], world["other"]
+def _listing(search: Api, world: dict[str, Person], tmp: Path) -> None:
+    """Serve the shipped policy plus a resources.toml listing invoices in two areas."""
+    shutil.copytree(POLICIES, tmp, ignore=shutil.ignore_patterns("examples", "tests"))
+    owner, other = world["owner"].area_id, world["other"].area_id
+    lines = []
+    for ident, area in (("inv-1", owner), ("inv-2", owner), ("inv-3", other), ("inv-4", "a_x")):
+        lines += [f'[invoice."{ident}"]', f'area = "{area}"', ""]
+    (tmp / "resources.toml").write_text("\n".join(lines))
+    search.services.decider.install(load_bundle(tmp))
+
+
+def test_resource_search_lists_resources_never_areas(search: Api, world, tmp_path) -> None:
+    billing, tech = world["billing"], world["tech"]
+    # Grants cover areas, not resources: with nothing listed there is nothing to return.
     res = _post(search, RESOURCE, _resources(billing, "invoice", "read"))
     assert res.status_code == 200, res.text
-    areas = sorted([billing.area_id, owner.area_id, other.area_id])  # billing owns one too
+    assert res.json == {"page": {"next_token": "", "count": 0, "total": 0}, "results": []}
+    _listing(search, world, tmp_path / "policies")
+    res = _post(search, RESOURCE, _resources(billing, "invoice", "read"))
     assert res.json["results"] == [
-        {"type": "invoice", "id": a, "properties": {"area": a}} for a in areas
+        {"type": "invoice", "id": i} for i in ("inv-1", "inv-2", "inv-3")
     ]
-    # Not the invoices grant in owner's area: only the "all" grant and their own area.
-    res = _post(search, RESOURCE, _resources(billing, "domain", "update"))
-    assert [r["id"] for r in res.json["results"]] == sorted([billing.area_id, other.area_id])
-    tech = world["tech"]
-    res = _post(search, RESOURCE, _resources(tech, "invoice", "read"))
-    assert [r["id"] for r in res.json["results"]] == [tech.area_id]  # only their own
-    res = _post(search, RESOURCE, _resources(tech, "invoice", "refund"))
-    assert res.json == {"page": {"next_token": "", "count": 0}, "results": []}
-    # Each result can be sent to the evaluation endpoint as it is, and is allowed.
+    # tech holds domains in owner's area: no invoice there.
+    assert _post(search, RESOURCE, _resources(tech, "invoice", "read")).json["results"] == []
+    assert _post(search, RESOURCE, _resources(billing, "domain", "read")).json["results"] == []
+    # Each result, with its listed area, is allowed by an evaluation.
     for result in _post(search, RESOURCE, _resources(billing, "invoice", "pay")).json["results"]:
+        area = world["other"].area_id if result["id"] == "inv-3" else world["owner"].area_id
         evaluation = {
             "subject": {"type": "user", "id": billing.user_id},
             "action": {"name": "pay"},
-            "resource": result,
+            "resource": {**result, "properties": {"area": area}},
         }
         assert _post(search, "/access/v1/evaluation", evaluation).json == {"decision": True}
 
 
-def test_resource_search_pages(search: Api, world) -> None:
-    billing = world["billing"]
-    pages = _all_pages(search, RESOURCE, _resources(billing, "invoice", "read"), limit=1)
-    assert [len(p) for p in pages] == [1, 1, 1]
-    assert [p[0]["id"] for p in pages] == sorted(
-        [billing.area_id, world["owner"].area_id, world["other"].area_id]
-    )
+def test_resource_search_pages(search: Api, world, tmp_path) -> None:
+    _listing(search, world, tmp_path / "policies")
+    body = _resources(world["billing"], "invoice", "read")
+    pages = _all_pages(search, RESOURCE, body, limit=1)
+    assert [[r["id"] for r in p] for p in pages] == [["inv-1"], ["inv-2"], ["inv-3"]]
 
 
 def test_resource_search_ignores_other_subject_types(search: Api, world) -> None:
@@ -249,7 +285,7 @@ def test_bad_input_is_400(search: Api, world) -> None:
         (SUBJECT, {**_subjects(area, "invoice", "read"), "subject": {}}),
         (SUBJECT, {**_subjects(area, "invoice", "read"), "resource": {"properties": {}}}),
         (SUBJECT, {**_subjects(area, "invoice", "read"), "page": []}),
-        (SUBJECT, _subjects(area, "invoice", "read", page={"limit": 0})),
+        (SUBJECT, _subjects(area, "invoice", "read", page={"limit": -1})),
         (SUBJECT, _subjects(area, "invoice", "read", page={"limit": "5"})),
         (SUBJECT, _subjects(area, "invoice", "read", page={"limit": True})),
         (SUBJECT, _subjects(area, "invoice", "read", page={"token": 5})),
@@ -405,7 +441,8 @@ def test_batch_explains_only_the_evaluations_that_ask(search: Api, world) -> Non
     )
 
 
-def test_searches_fail_closed_on_a_stale_policy(search: Api, world) -> None:
+def test_searches_fail_closed_on_a_stale_policy(search: Api, world, tmp_path) -> None:
+    _listing(search, world, tmp_path / "policies")
     search.services.decider._max_staleness = 0.0  # any time since the last sync is too long
     area = world["owner"].area_id
     for path, body in (

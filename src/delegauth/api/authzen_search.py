@@ -1,32 +1,37 @@
 """OpenID AuthZEN Authorization API 1.0: the Search APIs (subject, resource, action).
 
-Each search takes candidates from the policy store and the policy's p lines, then
-keeps only those ``Decider.decide`` allows: nothing is listed that an evaluation
-would deny. Only subjects of type "user" are searched; other types give no results.
+Each search takes candidates from the policy store and the policy files, then keeps
+only those an evaluation of the same request allows (the request mapping of
+policies/authzen.toml, then the Decider): nothing is listed that an evaluation would
+deny. A request lacking what the mapping needs (the area, with the shipped policy) is
+a 400, as for an evaluation.
 
-- Subject search: ``action.name`` on ``resource.type`` in ``resource.properties.area``
-  → ``{"type": "user", "id": "u_…"}`` for each user who may.
-- Resource search: where may ``subject`` do ``action.name`` on ``resource.type``?
-  A grant covers every resource of its type in an area, so each result stands for
-  all of them: ``{"type": <resource.type>, "id": "a_…", "properties": {"area": "a_…"}}``,
-  the id being the area's. A result can be sent as-is to the evaluation endpoint.
-  Areas are those where the user holds a grant or a policy.csv line names the user;
-  a policy.csv line naming the user in every area ("*") cannot be listed.
-- Action search: what may ``subject`` do in ``resource.properties.area``? With
-  ``resource.type``: ``{"name": "read"}`` per action on that type; without it
-  (an extension: AuthZEN requires the type) every action on every type, as
+- Subject search: who may do ``action.name`` on ``resource``? Candidates are the
+  identities listed for ``subject.type`` (identities.toml), or, for delegauth users,
+  the users holding a grant in the resource's area (and users a policy.csv line
+  names there). Results: ``{"type": <subject.type>, "id": …}``.
+- Resource search: which resources of ``resource.type`` may ``subject`` do
+  ``action.name`` on? Candidates are the resources of that type listed in
+  resources.toml, each decided with its listed properties. Results:
+  ``{"type": <resource.type>, "id": …}``. Area ids are never results: a grant
+  covers an area, not a resource. (Grants name no single resources yet.)
+- Action search: what may ``subject`` do on ``resource``? Candidates are the actions
+  the catalogue and the policy's rules name for ``resource.type``. Results:
+  ``{"name": …}``. With the shipped policy and no ``resource.type`` (an extension:
+  AuthZEN requires the type) every action on every type in the area, as
   ``{"name": "read", "properties": {"resource_type": "invoice"}}``.
 
-Ids (``subject.id`` in subject search, ``resource.id`` in the others) are ignored,
-as the spec says. A missing area gives no results, as an evaluation without one
-is denied.
+Ids (``subject.id`` in subject search, ``resource.id`` in resource search) are
+ignored, as the spec says.
 
 Paging ("Pagination"): ``page: {"token", "limit"}`` in the request; every response
-starts with ``page: {"next_token", "count"}``, ``next_token`` being "" on the last
-page. Results come in a stable order (user id, area id, resource type then action).
-``limit`` defaults to 100 and is capped at 1000; a follow-up request may leave it
-out. The token is opaque (base64url JSON of a fingerprint of the query and the last
-key returned); a token sent with a different query, or one not issued here, is a 400.
+starts with ``page: {"next_token", "count", "total"}``, ``next_token`` being "" when
+the response completes the result set. Results come in a stable order. ``limit`` is
+a non-negative integer: it defaults to 100 and is capped at 1000; ``0`` returns no
+results, only ``total`` and, when there are results, a token for the first page. A
+follow-up request may leave ``limit`` out. The token is opaque (base64url JSON of a
+fingerprint of the query and the last key returned); a token sent with a different
+query, or one not issued here, is a 400.
 """
 
 from __future__ import annotations
@@ -42,20 +47,20 @@ from typing import Any, Protocol
 import falcon
 
 from delegauth.api.auth import Authenticator
-from delegauth.api.authzen import MetadataResource, entity
+from delegauth.api.authzen import MetadataResource, context_of, entity, integer
 from delegauth.api.authzen import metadata as evaluation_metadata
 from delegauth.api.body import read_json, send_json
 from delegauth.domain.ids import is_casbin_name
-from delegauth.errors import InvalidInput
-from delegauth.policy.bundle import ANY_DOMAIN
+from delegauth.errors import InvalidInput, InvalidToken
+from delegauth.policy.bundle import ANY_DOMAIN, definition_tokens
 from delegauth.policy.decider import Decider
+from delegauth.policy.mapping import AREA_PROPERTY, Refused, RequestMapping
 
 __all__ = ["SearchFeed", "add_search_routes", "metadata"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _USER = "user:"
-_AREA = "area:"
 
 Key = tuple[str, ...]
 
@@ -106,14 +111,6 @@ def _entity(body: dict[str, Any], name: str, required: tuple[str, ...]) -> dict[
     return entity(body.get(name), name, required)
 
 
-def _area(resource: dict[str, Any]) -> str | None:
-    """The Casbin domain the resource names, or None when no decision could allow."""
-    area = (resource.get("properties") or {}).get("area")
-    if not isinstance(area, str) or not is_casbin_name(_AREA + area):
-        return None
-    return _AREA + area
-
-
 def _user(subject: dict[str, Any]) -> str | None:
     if subject["type"] != "user" or not is_casbin_name(_USER + subject["id"]):
         return None
@@ -132,6 +129,7 @@ class _Page:
             page = {}
         if not isinstance(page, dict):
             raise InvalidInput("page must be an object", field="page")
+        context_of(body)
         query = {k: body.get(k) for k in ("subject", "action", "resource", "context")}
         canonical = json.dumps([search, query], sort_keys=True, separators=(",", ":"))
         self.fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:24]
@@ -144,17 +142,16 @@ class _Page:
             state = self._decode(token)
             self.after = tuple(state["k"])
             limit = state["l"] if limit is None else limit
-        if limit is None:
-            limit = DEFAULT_LIMIT
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput("page.limit must be a positive integer", field="page")
-        self.limit = min(limit, MAX_LIMIT)
+        count = DEFAULT_LIMIT if limit is None else integer(limit)
+        if count is None or count < 0:
+            raise InvalidInput("page.limit must be a non-negative integer", field="page")
+        self.limit = min(count, MAX_LIMIT)
 
     def _decode(self, token: str) -> dict[str, Any]:
         try:
             state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as ex:
-            raise InvalidInput("page.token was not issued by this PDP", field="page") from ex
+            raise InvalidToken("page.token was not issued by this PDP", field="page") from ex
         valid = (
             isinstance(state, dict)
             and isinstance(state.get("k"), list)
@@ -162,9 +159,9 @@ class _Page:
             and isinstance(state.get("l"), int)
         )
         if not valid:
-            raise InvalidInput("page.token was not issued by this PDP", field="page")
+            raise InvalidToken("page.token was not issued by this PDP", field="page")
         if state.get("q") != self.fingerprint:
-            raise InvalidInput(
+            raise InvalidToken(
                 "page.token belongs to a different query: send the same subject, action, "
                 "resource and context as the first request",
                 field="page",
@@ -176,22 +173,58 @@ class _Page:
         raw = json.dumps(state, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
-    def select(self, keys: Sequence[Key], allowed: Callable[[Key], bool]) -> tuple[list[Key], str]:
-        """The next ``limit`` allowed keys of sorted ``keys``, and the token for the rest."""
+    def select(
+        self, keys: Sequence[Key], allowed: Callable[[Key], bool]
+    ) -> tuple[list[Key], str, int]:
+        """The next ``limit`` allowed keys of sorted ``keys``, the token for the rest ("" when
+        none are left), and how many keys are allowed in all."""
         start = 0 if self.after is None else bisect.bisect_right(keys, self.after)
+        total = sum(1 for key in keys[:start] if allowed(key))
         found: list[Key] = []
+        more = False
         for key in keys[start:]:
             if not allowed(key):
                 continue
-            if len(found) == self.limit:
-                # One more is allowed: there is a next page, and it is not empty.
-                return found, self.token(found[-1])
-            found.append(key)
-        return found, ""
+            total += 1
+            if len(found) < self.limit:
+                found.append(key)
+            else:
+                more = True  # one more is allowed: the next page is not empty
+        if not more:
+            return found, "", total
+        return found, self.token(found[-1] if found else self.after or ()), total
 
 
-def _respond(resp: falcon.Response, results: list[dict[str, Any]], next_token: str) -> None:
-    send_json(resp, {"page": {"next_token": next_token, "count": len(results)}, "results": results})
+def _respond(
+    resp: falcon.Response, results: list[dict[str, Any]], next_token: str, total: int | None = None
+) -> None:
+    page = {"next_token": next_token, "count": len(results), "total": len(results)}
+    if total is not None:
+        page["total"] = total
+    send_json(resp, {"page": page, "results": results})
+
+
+def _allows(
+    decider: Decider, mapping: RequestMapping, body: dict[str, Any], token_area: str | None
+) -> bool:
+    """Whether an evaluation of ``body`` would allow, under the policy's mapping."""
+    try:
+        question = mapping.question(body, token_area=token_area)
+    except (InvalidInput, KeyError):
+        return False  # this candidate lacks what the mapping needs: it is not a result
+    return not isinstance(question, str) and decider.decide_question(question)
+
+
+def _domain(mapping: RequestMapping, resource: dict[str, Any], token_area: str | None) -> Any:
+    """The resource's domain (InvalidInput when the request lacks it), or Refused."""
+    try:
+        return mapping.domain_of(resource, token_area)
+    except Refused as ex:
+        return ex
+
+
+def _query(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in ("subject", "action", "resource", "context") if k in body}
 
 
 def _sorted(keys: Sequence[Key] | set[Key]) -> list[Key]:
@@ -211,15 +244,32 @@ class SubjectSearchResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._auth.service(req)
+        claims = self._auth.service(req)
         body = read_json(req, self._max)
         subject = _entity(body, "subject", ("type",))
         act = _entity(body, "action", ("name",))["name"]
         resource = _entity(body, "resource", ("type",))
         page = _Page(body, "subject")
-        domain = _area(resource)
-        if subject["type"] != "user" or domain is None:
-            _respond(resp, [], "")
+        mapping = self._decider.bundle.mapping
+        kind = subject["type"]
+        resolve = mapping.subjects.get(kind)
+        domain = _domain(mapping, resource, claims.area) if resolve else None
+        if resolve is None or isinstance(domain, Refused):
+            _respond(resp, [], "", 0)
+            return
+        if resolve == "identities":
+            query = _query(body)
+
+            def listed(key: Key) -> bool:
+                candidate = {**query, "subject": {"type": kind, "id": key[0]}}
+                return _allows(self._decider, mapping, candidate, claims.area)
+
+            keys: list[Key] = [(ident,) for ident in mapping.listed_subjects(kind)]
+            found, token, total = page.select(keys, listed)
+            _respond(resp, [{"type": kind, "id": k[0]} for k in found], token, total)
+            return
+        if domain is None or mapping.domain != AREA_PROPERTY:
+            _respond(resp, [], "", 0)  # delegauth users are found through their areas
             return
         obj = resource["type"]
         # Users holding a grant here, and users a p line names here or in every area.
@@ -229,8 +279,11 @@ class SubjectSearchResource:
             if len(line) >= 5 and line[1].startswith(_USER) and line[2] in (ANY_DOMAIN, domain)
         }
         keys = _sorted({(sub,) for sub in [*self._feed.domain_subjects(domain), *named]})
-        found, token = page.select(keys, lambda k: self._decider.decide(k[0], domain, obj, act))
-        _respond(resp, [{"type": "user", "id": k[0][len(_USER) :]} for k in found], token)
+        found, token, total = page.select(
+            keys, lambda k: self._decider.decide(k[0], domain, obj, act)
+        )
+        results = [{"type": "user", "id": k[0][len(_USER) :]} for k in found]
+        _respond(resp, results, token, total)
 
 
 class ResourceSearchResource:
@@ -243,27 +296,24 @@ class ResourceSearchResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._auth.service(req)
+        claims = self._auth.service(req)
         body = read_json(req, self._max)
-        subject = _user(_entity(body, "subject", ("type", "id")))
-        act = _entity(body, "action", ("name",))["name"]
-        obj = _entity(body, "resource", ("type",))["type"]
+        _entity(body, "subject", ("type", "id"))
+        _entity(body, "action", ("name",))
+        resource = _entity(body, "resource", ("type",))
         page = _Page(body, "resource")
-        if subject is None:
-            _respond(resp, [], "")
-            return
-        named = {
-            line[2]
-            for line in self._decider.bundle.p_lines
-            if len(line) >= 5 and line[1] == subject and line[2].startswith(_AREA)
-        }
-        keys = _sorted({(dom,) for dom in [*self._feed.subject_domains(subject), *named]})
-        found, token = page.select(keys, lambda k: self._decider.decide(subject, k[0], obj, act))
-        results = []
-        for (domain,) in found:
-            area = domain[len(_AREA) :]
-            results.append({"type": obj, "id": area, "properties": {"area": area}})
-        _respond(resp, results, token)
+        mapping = self._decider.bundle.mapping
+        rtype = resource["type"]
+        query = _query(body)
+
+        def listed(key: Key) -> bool:
+            props = mapping.resources.get((rtype, key[0]), {})
+            candidate = {**query, "resource": {"type": rtype, "id": key[0], "properties": props}}
+            return _allows(self._decider, mapping, candidate, claims.area)
+
+        keys: list[Key] = [(ident,) for ident in mapping.listed_resources(rtype)]
+        found, token, total = page.select(keys, listed)
+        _respond(resp, [{"type": rtype, "id": k[0]} for k in found], token, total)
 
 
 class ActionSearchResource:
@@ -273,17 +323,34 @@ class ActionSearchResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._auth.service(req)
+        claims = self._auth.service(req)
         body = read_json(req, self._max)
-        subject = _user(_entity(body, "subject", ("type", "id")))
+        subject = _entity(body, "subject", ("type", "id"))
         resource = _entity(body, "resource", ())
         obj = resource.get("type")
         if obj is not None and not isinstance(obj, str):
             raise InvalidInput("resource.type must be a string", field="resource")
         page = _Page(body, "action")
-        domain = _area(resource)
-        if subject is None or domain is None:
-            _respond(resp, [], "")
+        mapping = self._decider.bundle.mapping
+        if mapping.domain != AREA_PROPERTY or not self._decider.fast:
+            if obj is None:
+                raise InvalidInput(
+                    "resource.type is required and must be a string", field="resource"
+                )
+            query = _query(body)
+
+            def allowed(key: Key) -> bool:
+                candidate = {**query, "action": {"name": key[0]}}
+                return _allows(self._decider, mapping, candidate, claims.area)
+
+            keys = _sorted({(name,) for name in _actions_named(self._decider, obj)})
+            found, token, total = page.select(keys, allowed)
+            _respond(resp, [{"name": k[0]} for k in found], token, total)
+            return
+        user = _user(subject)
+        domain = _domain(mapping, resource, claims.area)
+        if user is None or isinstance(domain, Refused) or domain is None:
+            _respond(resp, [], "", 0)
             return
         keys = _sorted(
             {
@@ -292,9 +359,22 @@ class ActionSearchResource:
                 if len(line) >= 5 and line[2] in (ANY_DOMAIN, domain) and obj in (None, line[3])
             }
         )
-        found, token = page.select(keys, lambda k: self._decider.decide(subject, domain, *k))
+        found, token, total = page.select(keys, lambda k: self._decider.decide(user, domain, *k))
         if obj is not None:
             results: list[dict[str, Any]] = [{"name": act} for _, act in found]
         else:
             results = [{"name": act, "properties": {"resource_type": t}} for t, act in found]
-        _respond(resp, results, token)
+        _respond(resp, results, token, total)
+
+
+def _actions_named(decider: Decider, obj: str) -> set[str]:
+    """The actions the catalogue and the policy's rules name for resource type ``obj``."""
+    bundle = decider.bundle
+    names = {act for perm in bundle.catalogue for rtype, act in perm.actions if rtype == obj}
+    tokens = definition_tokens(bundle.model_text, "policy_definition", "p")
+    if "act" in tokens:
+        at_act, at_obj = tokens.index("act") + 1, tokens.index("obj") + 1 if "obj" in tokens else 0
+        for line in bundle.p_lines:
+            if line[0] == "p" and len(line) > at_act and (not at_obj or line[at_obj] == obj):
+                names.add(line[at_act])
+    return names

@@ -35,6 +35,7 @@ __all__ = [
     "PolicySnapshot",
     "bundle_from_snapshot",
     "catalogue_p_lines",
+    "definition_tokens",
     "load_bundle",
     "read_snapshot",
 ]
@@ -213,14 +214,19 @@ def read_mapping(snapshot: PolicySnapshot, model_text: str) -> RequestMapping:
 
 def request_tokens(model_text: str) -> tuple[str, ...]:
     """The field names of the model's ``r = …`` (empty when there is none)."""
+    return definition_tokens(model_text, "request_definition", "r")
+
+
+def definition_tokens(model_text: str, section_name: str, key_name: str) -> tuple[str, ...]:
+    """The field names of one definition of the model, e.g. ``p = sub, obj, act``."""
     section = ""
     for raw in model_text.splitlines():
         line = raw.strip()
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip()
-        elif section == "request_definition" and "=" in line and not line.startswith("#"):
+        elif section == section_name and "=" in line and not line.startswith("#"):
             key, value = (part.strip() for part in line.split("=", 1))
-            if key == "r":
+            if key == key_name:
                 return tuple(t.strip() for t in value.split(","))
     return ()
 

@@ -57,6 +57,7 @@ __all__ = [
     "Identity",
     "MappingProblem",
     "Question",
+    "Refused",
     "RequestMapping",
     "Value",
     "parse_mapping",
@@ -207,6 +208,11 @@ class RequestMapping:
                 return f"{kind} {ident!r} is not listed in {IDENTITIES_FILE}"
             name = subject_name(kind, ident)
             listed = {**identity.properties, "roles": list(identity.roles)}
+        if self.object_source == "resource.id" and not isinstance(resource.get("id"), str):
+            raise InvalidInput(
+                f"resource.id is required: this policy decides on it ({MAPPING_FILE})",
+                field="resource.id",
+            )
         obj_text = resource["type"] if self.object_source == "resource.type" else resource["id"]
         values: dict[str, object] = {
             "sub": Value(name, self._attributes("subject", subject, listed)),
@@ -214,7 +220,7 @@ class RequestMapping:
             "obj": Value(
                 obj_text,
                 self._attributes(
-                    "resource", resource, self.resources.get((resource["type"], resource["id"]))
+                    "resource", resource, self.resources.get((resource["type"], resource.get("id")))
                 ),
             ),
             "act": Value(action["name"], self._attributes("action", action, None)),
@@ -227,6 +233,14 @@ class RequestMapping:
             act=action["name"],
             values=tuple(values[token] for token in self.tokens),
         )
+
+    def domain_of(self, resource: Mapping[str, Any], token_area: str | None = None) -> str | None:
+        """The Casbin domain a request's resource is decided in (None: no domains);
+        InvalidInput when the request lacks it, Refused when no decision there could allow."""
+        domain = self._domain(resource, token_area)
+        if isinstance(domain, _Refusal):
+            raise Refused(domain.reason)
+        return domain
 
     def _domain(self, resource: Mapping[str, Any], token_area: str | None) -> str | None | _Refusal:
         if self.domain == "none":
@@ -281,6 +295,10 @@ class RequestMapping:
 @dataclass(frozen=True)
 class _Refusal:
     reason: str
+
+
+class Refused(Exception):
+    """The request names something no decision could allow (an area id that is none)."""
 
 
 def subject_name(kind: str, ident: str) -> str:
