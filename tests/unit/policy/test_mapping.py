@@ -13,6 +13,7 @@ from delegauth.policy.check import check_directory
 from delegauth.policy.decider import Decider
 from delegauth.policy.mapping import DEFAULT_MAPPING, MISSING, Question, parse_mapping
 from delegauth.policy.memory_feed import MemoryPolicyFeed
+from delegauth.policy.tables import run_tables
 from tests.conftest import POLICIES
 
 EXAMPLES = Path(POLICIES) / "examples"
@@ -153,3 +154,31 @@ def test_a_bad_mapping_refuses_to_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["todo", "gateway", "search", "routes"])
 def test_the_examples_pass_check(name: str) -> None:
     assert [str(d) for d in check_directory(EXAMPLES / name) if d.severity == "error"] == []
+
+
+@pytest.mark.parametrize("name", ["todo", "gateway", "search"])
+def test_the_examples_decision_tables_pass(name: str) -> None:
+    report = run_tables(EXAMPLES / name)
+    assert report.ok, report.lines()
+    assert sum(t.decisions for t in report.tables) >= 12
+    assert report.uncovered == []
+
+
+def test_a_request_case_that_expects_the_wrong_decision_fails(tmp_path: Path) -> None:
+    (tmp_path / "wrong.yaml").write_text(
+        "name: wrong\ncases:\n"
+        "  - request:\n"
+        f"      subject: {{type: user, id: {MORTY}}}\n"
+        "      action: {name: can_update_todo}\n"
+        "      resource: {type: todo, id: t1, properties: {ownerID: rick@the-citadel.com}}\n"
+        "    decision: true\n"
+    )
+    (tmp_path / "malformed.yaml").write_text(
+        "name: malformed\ncases:\n"
+        "  - {request: {subject: {type: user}, action: {name: x}, resource: {type: y}},"
+        " decision: true}\n"
+    )
+    report = run_tables(EXAMPLES / "todo", tmp_path)
+    messages = [f.message for f in report.failures]
+    assert any("should be allowed, was denied" in m for m in messages), messages
+    assert any("request.subject needs type, id" in m for m in messages), messages
