@@ -181,3 +181,62 @@ def test_search_page_token_nested_deeply_is_400(api: Api) -> None:
     )
     assert res.status_code in (400, 413), res.text
     assert res.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["response_type=%E7%8A%99&client_id=x", 'response_type=a"b&client_id=x', "client_id=%C3%A6"],
+)
+def test_oauth_parameters_outside_printable_ascii_are_400(api: Api, query: str) -> None:
+    # Authlib cannot build an error description echoing them: this was a 500.
+    res = api.call("GET", "/oauth/authorize?" + query)
+    _assert_problem(res)
+
+
+def test_v1_bodies_refuse_unknown_fields(api: Api) -> None:
+    res = api.call(
+        "POST",
+        "/v1/signup",
+        json={"email": "typo@example.com", "password": "correct horse", "invitationToken": "x"},
+    )
+    assert _assert_problem(res)["field"] == "invitationToken"
+
+
+def test_authzen_values_are_checked_as_the_document_says(api: Api) -> None:
+    owner = api.signup("shapes@example.com")
+    ask = {
+        "subject": {"type": "user", "id": owner.user_id},
+        "action": {"name": "read"},
+        "resource": {"type": "invoice", "id": "1", "properties": {"area": owner.area_id}},
+    }
+    token = api.service_token()
+    for bad in ({"context": 5}, {"resource": {**ask["resource"], "properties": {"area": 5}}}):
+        res = api.call("POST", "/access/v1/evaluation", token, json={**ask, **bad})
+        assert _assert_problem(res)["field"] in ("context", "resource")
+    res = api.call(
+        "POST",
+        "/access/v1/evaluations",
+        token,
+        json={**ask, "options": {"evaluations_semantic": 1}},
+    )
+    assert _assert_problem(res)["field"] == "options"
+    # 2.0 is an integer to JSON Schema, and so to the API.
+    res = api.call(
+        "POST", "/access/v1/evaluation", token, json={**ask, "context": {"policy_version": 0.0}}
+    )
+    assert res.status_code == 200, res.text
+    res = api.call(
+        "POST",
+        "/access/v1/search/action",
+        token,
+        json={"subject": ask["subject"], "resource": ask["resource"], "page": {"limit": 2.0}},
+    )
+    assert res.status_code == 200, res.text
+
+
+def test_the_served_document_lists_the_permissions_in_force(api: Api) -> None:
+    doc = api.call("GET", "/openapi.json").json
+    names = doc["components"]["schemas"]["PermissionName"]["enum"]
+    catalogue = api.services.decider.bundle.catalogue
+    assert set(catalogue.names()) <= set(names)
+    assert {f"bundle:{b}" for b in catalogue.bundles} <= set(names)

@@ -21,6 +21,8 @@ __all__ = [
     "VerificationResource",
 ]
 
+SIGNUP_FIELDS = ("email", "password", "name", "locale", "invitation_token")
+
 
 class SignupResource:
     def __init__(self, accounts: Accounts, max_body: int) -> None:
@@ -28,7 +30,7 @@ class SignupResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = read_json(req, self._max)
+        data = read_json(req, self._max, SIGNUP_FIELDS)
         user, area = self._accounts.signup(
             data.get("email"),
             data.get("password"),
@@ -45,7 +47,7 @@ class VerificationResource:
         self._max = max_body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        user = self._accounts.verify_email(read_json(req, self._max).get("token"))
+        user = self._accounts.verify_email(read_json(req, self._max, ("token",)).get("token"))
         send_json(resp, {"user": user_view(user)})
 
 
@@ -116,7 +118,8 @@ class AcceptByTokenResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         user_id = self._auth.user(req).sub
-        change = self._invitations.accept_token(user_id, read_json(req, self._max).get("token"))
+        token = read_json(req, self._max, ("token",)).get("token")
+        change = self._invitations.accept_token(user_id, token)
         send_json(resp, _accepted_view(change), 201)
 
 

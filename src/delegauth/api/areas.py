@@ -41,7 +41,7 @@ class MemberResource:
         self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
     ) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max)
+        data = read_json(req, self._max, ("permissions",))
         change = self._members.change(claims.sub, area_id, user_id, data.get("permissions"))
         assert change.grant is not None
         send_json(resp, {"member": grant_view(change.grant), "policy_version": change.version})
@@ -67,7 +67,7 @@ class InvitationsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max)
+        data = read_json(req, self._max, ("email", "permissions"))
         inv, created = self._invitations.invite(
             claims.sub, area_id, data.get("email"), data.get("permissions")
         )
@@ -84,7 +84,7 @@ class InvitationResource:
         self, req: falcon.Request, resp: falcon.Response, area_id: str, invitation_id: str
     ) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max)
+        data = read_json(req, self._max, ("permissions",))
         inv = self._invitations.edit(claims.sub, area_id, invitation_id, data.get("permissions"))
         send_json(resp, {"invitation": invitation_view(inv)})
 

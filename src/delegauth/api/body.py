@@ -9,7 +9,8 @@ surrogates, which no database driver or encoder accepts).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,7 +24,10 @@ MAX_FORM_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 32
 
 
-def read_json(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
+def read_json(
+    req: falcon.Request, max_bytes: int, fields: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The request's JSON object; with ``fields``, a member not among them is a 400."""
     length = req.content_length
     if length is not None and length > max_bytes:
         raise falcon.HTTPContentTooLarge(description=f"the body exceeds {max_bytes} bytes")
@@ -44,7 +48,16 @@ def read_json(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     _check_json(data)
+    if fields is not None:
+        for name in data:
+            if name not in fields:
+                shown = name if _FIELD_NAME.fullmatch(name) else "(invalid name)"
+                raise InvalidInput(f"unknown field: {shown}", field=shown)
     return data
+
+
+# Only plain names are echoed back in an error.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 _TOO_DEEP = f"the body nests more than {MAX_JSON_DEPTH} levels deep"

@@ -7,6 +7,7 @@ back Authlib's (status, body, headers) for the resource to render.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 
 from delegauth.api.body import read_form
 from delegauth.domain.ports import Store
+from delegauth.errors import InvalidInput
 from delegauth.oauth.clients import SCOPES, ClientRegistry
 from delegauth.oauth.grants import StrictPkce, make_grants
 from delegauth.oauth.issuing import TokenIssuer
@@ -108,8 +110,29 @@ def oauth_request(
     headers = _Headers({k.lower(): v for k, v in req.headers.items()})
     args = parse_qs(urlsplit(req.relative_uri).query, keep_blank_values=True)
     body = read_form(req) if form is None else form
+    _check_parameters(args)
+    _check_parameters(body)
     uri = public_url.rstrip("/") + req.relative_uri
     return _Request(req.method, uri, headers, args, body, allow_http=allow_http)
+
+
+# RFC 6749 Appendix A: every parameter is printable ASCII (VSCHAR), and response_type,
+# grant_type and redirect_uri are names or URIs, which hold no quote or backslash.
+# Authlib echoes those three in error descriptions, and cannot build one holding
+# anything else (§5.2): refuse them here, before Authlib sees them.
+_VSCHAR = re.compile(r"[\x20-\x7e]*")
+_ECHOED = frozenset({"response_type", "grant_type", "redirect_uri"})
+
+
+def _check_parameters(values: dict[str, list[str]]) -> None:
+    for name, items in values.items():
+        shown = name if _VSCHAR.fullmatch(name) else "(invalid name)"
+        if not all(_VSCHAR.fullmatch(v) for v in [name, *items]):
+            raise InvalidInput(
+                "OAuth parameters are printable ASCII (RFC 6749 Appendix A)", field=shown
+            )
+        if name in _ECHOED and any('"' in v or "\\" in v for v in items):
+            raise InvalidInput(f"{name} holds a quote or a backslash", field=name)
 
 
 @dataclass
