@@ -5,7 +5,10 @@ It parses the AuthZEN body and answers from a set of the allowed requests (read 
 query stream bench/decisions.py built), echoing X-Request-ID as delegauth does, so both
 sides send the same bytes and the same checks apply. No authentication, no logging.
 
-    gunicorn --chdir bench _bare_falcon:app   (BENCH_STREAM=<work>/queries.pickle)
+    BENCH_STREAM=<work>/queries.pickle python -m bench._bare_falcon SERVER HOST:PORT WORKERS THREADS
+
+runs it with delegauth.serving.run, the way `delegauth serve` runs delegauth on SERVER
+(THREADS 0: the server's default).
 """
 
 from __future__ import annotations
@@ -60,3 +63,12 @@ app = falcon.App()
 app.add_route("/access/v1/evaluation", _Evaluation())
 app.add_route("/access/v1/evaluations", _Evaluations())
 app.add_route("/oauth/token", _Token())
+
+
+if __name__ == "__main__":
+    import sys
+
+    from delegauth.serving import run
+
+    server, bind, workers, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    run(lambda: app, bind, workers, server=server, log_level="WARNING", threads=threads)

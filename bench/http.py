@@ -1,12 +1,13 @@
 """Decisions and tokens over HTTP, next to a bare Falcon endpoint on the same server.
 
 Builds a population with bench/decisions.py's builder (N grants, N/4 Client Areas, a mix of
-allows and denies with the answer each query must get), then starts:
+allows and denies with the answer each query must get), then starts, for each server asked
+for (`--server`: gunicorn-gthread, gunicorn-sync, granian, a comma-separated list, or all):
 
-- delegauth, as `delegauth serve` runs it;
+- delegauth, as `delegauth serve` runs it with DELEGAUTH_SERVER set to that server;
 - bench/_bare_falcon.py, a bare Falcon JSON endpoint that answers from a set of the allowed
-  queries, under the same server configuration (same server, worker class, workers and
-  threads).
+  queries, under the same server configuration (delegauth.serving.run: same server, worker
+  class, workers and threads).
 
 Both are driven by wrk (Debian's package) in interleaved rounds: one evaluation per request,
 batches of 100 evaluations, and client_credentials tokens. Every answer is checked: wrk's
@@ -14,11 +15,12 @@ Lua script compares each decision with the expected one (matched by X-Request-ID
 wrong answer, a non-200 or an unknown id is counted, and the report says how many.
 
 Prints req/s (decisions/s for batches), p50 and p99 per round, the medians, and the ratio
-of delegauth to the bare endpoint from the same rounds (the machine is noisy; ratios from
-the same rounds are what to compare).
+of delegauth to the bare endpoint on the same server, and of each server's delegauth to the
+first server's, from the same rounds (the machine is noisy; ratios from the same rounds are
+what to compare). The servers take turns within each round.
 
-    .venv/bin/python bench/http.py [--grants 40000] [--rounds 6] [--seconds 10]
-                                   [--connections 16,64] [--workers 2] [--smoke]
+    .venv/bin/python bench/http.py [--server all] [--grants 40000] [--rounds 6]
+                                   [--seconds 10] [--connections 16,64] [--workers 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import requests
@@ -51,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.conftest import ISSUER, Server, free_port, start_server  # noqa: E402
 
+from delegauth.serving import DEFAULT_SERVER, SERVERS  # noqa: E402
 from delegauth.tokens import KeyRing, TokenService  # noqa: E402
 
 BATCH = 100
@@ -194,30 +198,39 @@ def wrk(base: str, lua: Path, data: Path, auth: str, seconds: float, conns: int)
     )
 
 
-def start_bare(work: Path, workers: int, log: Path) -> Server:
+def start_bare(work: Path, server: str, workers: int, threads: int, log: Path) -> Server:
     """The bare endpoint under the server configuration `delegauth serve` uses."""
-    from delegauth.serving import worker_options
-
     port = free_port()
-    opts = worker_options()
-    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(ROOT)]
-    cmd += ["-b", f"127.0.0.1:{port}", "-w", str(workers), "-k", opts["worker_class"]]
-    cmd += ["--threads", str(opts["threads"]), "--log-level", "warning", "bench._bare_falcon:app"]
+    cmd = [sys.executable, "-m", "bench._bare_falcon", server, f"127.0.0.1:{port}", str(workers)]
+    cmd.append(str(threads))
     env = {**os.environ, "BENCH_STREAM": str(work / "queries.pickle")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
     fh = open(log, "ab")  # noqa: SIM115 - kept open for the process's life
-    proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=fh)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=fh)
+    target = Server(f"http://127.0.0.1:{port}", proc, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit("bare server exited:\n" + log.read_text(errors="replace")[-3000:])
         try:
-            requests.post(server.url("/oauth/token"), timeout=1)
-            return server
+            requests.post(target.url("/oauth/token"), timeout=1)
+            return target
         except requests.RequestException:
             time.sleep(0.1)
-    server.stop()
+    target.stop()
     raise SystemExit("bare server did not start")
+
+
+def start_pair(
+    work: Path, env: dict[str, str], server: str, workers: int, threads: int
+) -> tuple[Server, Server]:
+    """delegauth and the bare endpoint, both under ``server``."""
+    mine = start_server(
+        {**env, "DELEGAUTH_SERVER": server, "DELEGAUTH_THREADS": str(threads)},
+        work / f"delegauth-{server}.log",
+        workers=workers,
+    )
+    return mine, start_bare(work, server, workers, threads, work / f"bare-{server}.log")
 
 
 def _client_secret(env: dict[str, str]) -> str:
@@ -256,10 +269,15 @@ def run(args: argparse.Namespace) -> int:
             "PYTHONPATH": str(ROOT / "src"),
         }
         secret = _client_secret(env)
-        delegauth = start_server(env, work / "delegauth.log", workers=args.workers)
-        servers.append(delegauth)
-        bare = start_bare(work, args.workers, work / "bare.log")
-        servers.append(bare)
+        with ThreadPoolExecutor(len(args.server)) as pool:
+            started = [
+                pool.submit(start_pair, work, env, server, args.workers, args.threads)
+                for server in args.server
+            ]
+            pairs = {}
+            for server, future in zip(args.server, started, strict=True):
+                pairs[server] = future.result()
+                servers.extend(pairs[server])
         mint = TokenService(KeyRing.load_or_create(work / "keys"), ISSUER, ISSUER)
         bearer = "Bearer " + mint.issue(
             sub="bench-svc", client_id="bench-svc", scope=["decisions"], lifetime_s=3600
@@ -272,45 +290,59 @@ def run(args: argparse.Namespace) -> int:
             f"{sum(built['stream']['expected']):,} of them allowed",
             flush=True,
         )
-        # Warm both: every area of the stream is loaded once before anything is measured.
-        for target in (delegauth, bare):
-            wrk(target.base, lua, files["batch"], bearer, args.warmup, 16)
+        # Warm each: every area of the stream is loaded once before anything is measured.
+        for pair in pairs.values():
+            for target in pair:
+                wrk(target.base, lua, files["batch"], bearer, args.warmup, 16)
 
         workloads = [("single", c, bearer) for c in args.connections]
         workloads += [("batch", c, bearer) for c in args.connections]
         workloads += [("token", args.connections[0], basic)]
-        results: dict[tuple[str, int, str], list[Round]] = {}
+        results: Results = {}
         for n in range(args.rounds):
             for kind, conns, auth in workloads:
-                for name, target in (("delegauth", delegauth), ("bare", bare)):
-                    r = wrk(target.base, lua, files[kind], auth, args.seconds, conns)
-                    results.setdefault((kind, conns, name), []).append(r)
+                for server, (delegauth, bare) in pairs.items():
+                    for name, target in (("delegauth", delegauth), ("bare", bare)):
+                        r = wrk(target.base, lua, files[kind], auth, args.seconds, conns)
+                        results.setdefault((kind, conns, server, name), []).append(r)
             print(f"round {n + 1}/{args.rounds} done", flush=True)
         return report(args, results)
     finally:
-        for server in servers:
-            server.stop()
+        for target in servers:
+            target.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, results: dict[tuple[str, int, str], list[Round]]) -> int:
+Results = dict[tuple[str, int, str, str], list[Round]]
+LABEL = {"single": "one evaluation", "batch": f"batch of {BATCH}", "token": "tokens"}
+
+
+def _same_rounds(mine: list[Round], other: list[Round]) -> float:
+    per_round = [m.rps / o.rps for m, o in zip(mine, other, strict=True) if o.rps]
+    return statistics.median(per_round) if per_round else 0.0
+
+
+def report(args: argparse.Namespace, results: Results) -> int:
     from delegauth.serving import worker_options
 
-    opts = worker_options()
     print()
+    described = []
+    for server in args.server:
+        opts = worker_options(server, args.threads)
+        described.append(f"{server} ({args.workers} workers x {opts['threads']} threads)")
+    print("servers: " + ", ".join(args.server))
     print(
-        f"server: gunicorn {opts['worker_class'].rsplit('.', 1)[-1]}, {args.workers} workers x "
-        f"{opts['threads']} threads; wrk -t1, {args.seconds:g} s per run, {args.rounds} rounds"
+        f"  {'; '.join(described)}; "
+        f"wrk -t1, {args.seconds:g} s per run, {args.rounds} rounds, servers interleaved"
     )
-    header = f"{'workload':<28}{'target':<11}{'per s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    header = f"{'workload':<28}{'server':<18}{'target':<11}{'per s':>10}{'p50 ms':>9}{'p99 ms':>9}"
     print(header + f"{'checked':>10}{'wrong':>7}{'bad':>6}")
     wrong_total = bad_total = 0
-    ratios: list[tuple[str, float]] = []
-    for kind, conns, name in sorted(results, key=lambda k: (k[0], k[1], k[2] != "delegauth")):
-        rounds = results[(kind, conns, name)]
+    order = {server: i for i, server in enumerate(args.server)}
+    keys = sorted(results, key=lambda k: (k[0], k[1], order[k[2]], k[3] != "delegauth"))
+    for kind, conns, server, name in keys:
+        rounds = results[(kind, conns, server, name)]
         scale = BATCH if kind == "batch" else 1
-        label = {"single": "one evaluation", "batch": f"batch of {BATCH}", "token": "tokens"}
-        workload = f"{label[kind]}, {conns} conns"
         checked = sum(r.checked for r in rounds)
         wrong = sum(r.wrong for r in rounds)
         bad = sum(r.bad for r in rounds)
@@ -318,18 +350,31 @@ def report(args: argparse.Namespace, results: dict[tuple[str, int, str], list[Ro
         if name == "delegauth":
             bad_total += bad
         print(
-            f"{workload:<28}{name:<11}{_median(rounds, 'rps') * scale:>10,.0f}"
+            f"{f'{LABEL[kind]}, {conns} conns':<28}{server:<18}{name:<11}"
+            f"{_median(rounds, 'rps') * scale:>10,.0f}"
             f"{_median(rounds, 'p50_ms'):>9.2f}{_median(rounds, 'p99_ms'):>9.2f}"
             f"{checked * scale:>10,}{wrong:>7}{bad:>6}"
         )
-        if name == "bare":
-            mine = results[(kind, conns, "delegauth")]
-            per_round = [m.rps / b.rps for m, b in zip(mine, rounds, strict=True) if b.rps]
-            ratios.append((workload, statistics.median(per_round) if per_round else 0.0))
+    workloads = sorted({(kind, conns) for kind, conns, _, _ in results})
     print()
-    print("ratio delegauth / bare endpoint (median of the same rounds)")
-    for workload, ratio in ratios:
-        print(f"  {workload:<28}{ratio:>6.2f}")
+    print("ratio delegauth / bare endpoint on the same server (median of the same rounds)")
+    for kind, conns in workloads:
+        for server in args.server:
+            ratio = _same_rounds(
+                results[(kind, conns, server, "delegauth")], results[(kind, conns, server, "bare")]
+            )
+            print(f"  {f'{LABEL[kind]}, {conns} conns':<28}{server:<18}{ratio:>6.2f}")
+    if len(args.server) > 1:
+        first = args.server[0]
+        print()
+        print(f"ratio delegauth on each server / delegauth on {first} (same rounds)")
+        for kind, conns in workloads:
+            for server in args.server[1:]:
+                ratio = _same_rounds(
+                    results[(kind, conns, server, "delegauth")],
+                    results[(kind, conns, first, "delegauth")],
+                )
+                print(f"  {f'{LABEL[kind]}, {conns} conns':<28}{server:<18}{ratio:>6.2f}")
     print()
     print(f"  {'wrong answers':<42}{wrong_total}")
     print(f"  {'refused or failed requests (delegauth)':<42}{bad_total}")
@@ -346,6 +391,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=5.0, help="length of the warm-up run")
     ap.add_argument("--connections", default="16,64", help="wrk connections, comma-separated")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--server",
+        help=f"{', '.join(SERVERS)}, a comma-separated list, or all (default: {DEFAULT_SERVER},"
+        " what `delegauth serve` runs; all with --smoke)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=0, help="threads per worker (0: each server's default)"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--smoke",
@@ -357,7 +410,13 @@ def main() -> None:
         args.grants, args.queries, args.working_set = 2_000, 2_000, 200
         args.rounds, args.seconds, args.warmup, args.connections = 1, 1, 1, "4"
         args.workers = 1
+        args.server = args.server or "all"
+    args.server = args.server or DEFAULT_SERVER
     args.connections = [int(c) for c in str(args.connections).split(",") if c.strip()]
+    names = SERVERS if args.server == "all" else [n.strip() for n in args.server.split(",")]
+    if not names or any(n not in SERVERS for n in names):
+        ap.error(f"--server: choose from {', '.join(SERVERS)} or all")
+    args.server = list(dict.fromkeys(names))
     raise SystemExit(run(args))
 
 

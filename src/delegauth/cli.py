@@ -72,11 +72,23 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     bind = args.bind or settings.bind
     workers = args.workers or settings.workers
+    from delegauth.serving import SERVERS, serve
 
-    print(f"delegauth serving on http://{bind} with {workers} workers", file=sys.stderr)
-    from delegauth.serving import serve
-
-    serve(bind, workers, policy=policy)
+    if settings.server not in SERVERS:
+        print(f"delegauth: DELEGAUTH_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
+        return 2
+    print(
+        f"delegauth serving on http://{bind} with {workers} {settings.server} workers",
+        file=sys.stderr,
+    )
+    serve(
+        bind,
+        workers,
+        policy=policy,
+        server=settings.server,
+        log_level=settings.log_level,
+        threads=settings.threads,
+    )
     return 0
 
 

@@ -1,64 +1,152 @@
-"""Serve the WSGI app with gunicorn: the one module that knows gunicorn.
+"""Serve the WSGI app: the one module that knows the HTTP servers (gunicorn and granian).
 
-``serve`` runs the master with threaded workers. SIGHUP is forwarded to the workers (each
-re-checks policies/) instead of restarting them. The worker class answers requests that
-gunicorn's HTTP parser refuses with problem+json rather than HTML:
-gunicorn answers a request line or header block it cannot accept (too long, too many
-fields, malformed) before the application sees it, with an HTML page of its own. The JSON
-API promises RFC 9457 problem documents for every client mistake, so this worker writes
-those answers itself, with the statuses gunicorn chose (414, 431, 400, ...). Errors that
-are not the client's (a response header the application got wrong) stay gunicorn's 500.
+``serve`` runs a master with worker processes, each building its own app (the change-log
+follower, the policy watcher and the SIGHUP handler are per worker). Whichever server runs:
+
+- SIGHUP is forwarded to the workers (each re-checks policies/) instead of restarting them;
+- SIGTERM lets in-flight requests finish (up to 20 s) before the workers stop;
+- counters are shared through PROMETHEUS_MULTIPROC_DIR, and a dead worker's files are
+  marked dead (a crashed worker is replaced);
+- the access log is the app's JSON lines; the server's own access log is off;
+- requests the server refuses before the app sees them get problem+json where the server
+  lets us write the answer (see ``SERVERS`` for what each one keeps).
+
+gunicorn's parser refuses a request line or header block it cannot accept (too long, too
+many fields, malformed) with an HTML page of its own; our worker classes write RFC 9457
+problem documents instead, with the statuses gunicorn chose (414, 431, 400, ...). Errors
+that are not the client's (a response header the application got wrong) stay gunicorn's 500.
+
+granian parses HTTP in Rust (hyper) with larger limits: an oversized URL or header field
+reaches Python, where ``_Limits`` refuses it with gunicorn's limits and problem+json. What
+hyper itself refuses (more than 100 header fields, unparseable HTTP, a head over ~400 KiB)
+gets the right status (431, 400, 414) with an empty body: granian offers no hook there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import signal
 import socket
 import types
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
 
 from delegauth.api.problems import PROBLEM_TYPE, problem_body
 from delegauth.policy.bundle import PolicySnapshot
 
-__all__ = ["ProblemThreadWorker", "serve", "worker_options"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "SERVERS",
+    "ProblemSyncWorker",
+    "ProblemThreadWorker",
+    "run",
+    "serve",
+    "worker_options",
+]
 
-_WORKER_CLASS = f"{__name__}.ProblemThreadWorker"
-_THREADS = 4
+WSGIApp = Callable[..., Iterable[bytes]]
+_log = logging.getLogger(__name__)
+
+# What `delegauth serve` runs (DELEGAUTH_SERVER); bench/http.py measures all three.
+SERVERS = ("gunicorn-gthread", "gunicorn-sync", "granian")
+DEFAULT_SERVER = "gunicorn-gthread"
+GRACEFUL_TIMEOUT_S = 20
+# gunicorn's limits (limit_request_line, limit_request_field_size), kept under granian.
+MAX_REQUEST_LINE = 4094
+MAX_HEADER_FIELD = 8190
+
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "gunicorn-gthread": {"worker_class": f"{__name__}.ProblemThreadWorker", "threads": 4},
+    # One request at a time per worker, no keep-alive (gunicorn expects a buffering proxy).
+    "gunicorn-sync": {"worker_class": f"{__name__}.ProblemSyncWorker", "threads": 1},
+    # Python threads per worker (granian's blocking threads); hyper holds the connections.
+    "granian": {"threads": 2},
+}
 
 
-def worker_options() -> dict[str, Any]:
-    """The worker class and threads per worker `serve` runs with (bench/http.py starts its
-    baseline with the same, so that the two are compared on one server configuration)."""
-    return {"worker_class": _WORKER_CLASS, "threads": _THREADS}
+def worker_options(server: str = DEFAULT_SERVER, threads: int = 0) -> dict[str, Any]:
+    """How ``server`` runs its workers (``threads`` > 0 overrides its threads per worker):
+    bench/http.py starts its baseline with the same, so that delegauth and the bare endpoint
+    are compared on one server configuration."""
+    if server not in _OPTIONS:
+        raise ValueError(f"unknown server {server!r}: choose one of {', '.join(SERVERS)}")
+    options = {"server": server, **_OPTIONS[server]}
+    if threads > 0 and server != "gunicorn-sync":
+        options["threads"] = threads
+    return options
 
 
-def serve(bind: str, workers: int, policy: PolicySnapshot | None = None) -> None:
-    """Run the gunicorn master until it is told to stop; every worker (a respawned one
-    too) starts from ``policy``, the snapshot of policies/ the caller checked."""
-    _Server(bind, workers, policy).run()
+def serve(
+    bind: str,
+    workers: int,
+    policy: PolicySnapshot | None = None,
+    server: str = DEFAULT_SERVER,
+    log_level: str = "INFO",
+    threads: int = 0,
+) -> None:
+    """Run the master until it is told to stop; every worker (a respawned one too) builds
+    the app from ``policy``, the snapshot of policies/ the caller checked."""
+    run(functools.partial(_delegauth_app, policy), bind, workers, server, log_level, threads)
 
 
-class _Server(BaseApplication):
-    def __init__(self, bind: str, workers: int, policy: PolicySnapshot | None) -> None:
+def run(
+    load: Callable[[], WSGIApp],
+    bind: str,
+    workers: int,
+    server: str = DEFAULT_SERVER,
+    log_level: str = "INFO",
+    threads: int = 0,
+) -> None:
+    """Serve the app ``load()`` builds in each worker, with ``server``'s configuration."""
+    options = worker_options(server, threads)
+    if server == "granian":
+        _run_granian(load, bind, workers, options["threads"], log_level)
+    else:
+        _Gunicorn(load, bind, workers, options, log_level).run()
+
+
+def _delegauth_app(policy: PolicySnapshot | None) -> WSGIApp:
+    from delegauth.api.app import get_app
+
+    return get_app(policy)
+
+
+# ---------------------------------------------------------------- gunicorn
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(
+        self,
+        load: Callable[[], WSGIApp],
+        bind: str,
+        workers: int,
+        options: dict[str, Any],
+        log_level: str,
+    ) -> None:
+        self._load = load
         self._bind = bind
         self._workers = workers
-        self._policy = policy
+        self._options = options
+        self._log_level = log_level
         super().__init__()
 
     def load_config(self) -> None:
         self.cfg.set("bind", self._bind)
         self.cfg.set("workers", self._workers)
-        for name, value in worker_options().items():
-            self.cfg.set(name, value)
-        self.cfg.set("graceful_timeout", 20)
+        self.cfg.set("worker_class", self._options["worker_class"])
+        self.cfg.set("threads", self._options["threads"])
+        self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_S)
         self.cfg.set("accesslog", None)
+        self.cfg.set("loglevel", self._log_level.lower())
         self.cfg.set("when_ready", _forward_hup_to_workers)
         self.cfg.set("child_exit", _worker_exited)
         # Several replicas may share a host: no shared per-user control socket.
@@ -66,9 +154,7 @@ class _Server(BaseApplication):
             self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
-        from delegauth.api.app import get_app
-
-        return get_app(self._policy)
+        return self._load()
 
 
 def _forward_hup_to_workers(arbiter: object) -> None:
@@ -125,13 +211,15 @@ def client_error(exc: BaseException) -> tuple[int, str, str] | None:
     return 400, "Bad Request", "the request is not valid HTTP/1.1"
 
 
-class ProblemThreadWorker(ThreadWorker):
-    """gunicorn's threaded worker, answering refused requests with problem+json."""
+class _ProblemAnswers:
+    """Answers the requests gunicorn's parser refuses with problem+json."""
+
+    log: Any
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         refused = client_error(exc)
         if refused is None:
-            super().handle_error(req, client, addr, exc)
+            super().handle_error(req, client, addr, exc)  # type: ignore[misc]
             return
         status, title, detail = refused
         ip = addr[0] if addr else ""
@@ -150,3 +238,127 @@ class ProblemThreadWorker(ThreadWorker):
             util.write_nonblock(client, head + body)
         except OSError:
             self.log.debug("could not send the refusal")
+
+
+class ProblemThreadWorker(_ProblemAnswers, ThreadWorker):
+    """gunicorn's threaded worker, answering refused requests with problem+json."""
+
+
+class ProblemSyncWorker(_ProblemAnswers, SyncWorker):
+    """gunicorn's sync worker, answering refused requests with problem+json."""
+
+
+# ---------------------------------------------------------------- granian
+
+
+def _run_granian(
+    load: Callable[[], WSGIApp], bind: str, workers: int, threads: int, log_level: str
+) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+
+    where: dict[str, Any]
+    if bind.startswith("unix:"):
+        from pathlib import Path
+
+        where = {"uds": Path(bind.removeprefix("unix:"))}
+    else:
+        host, _, port = bind.rpartition(":")
+        where = {"address": host.strip("[]") or "127.0.0.1", "port": int(port)}
+    server = _granian_server_class()(
+        "delegauth",
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        log_level=LogLevels(log_level.lower()),
+        log_access=False,
+        respawn_failed_workers=True,
+        workers_kill_timeout=GRACEFUL_TIMEOUT_S,
+        **where,
+    )
+    server.serve(target_loader=functools.partial(_limited, load), wrap_loader=False)
+
+
+def _limited(load: Callable[[], WSGIApp]) -> WSGIApp:
+    return _Limits(load())
+
+
+@functools.cache
+def _granian_server_class() -> type:
+    """granian's process server, with SIGHUP forwarded and dead workers' metrics marked."""
+    from granian.server.mp import MPServer
+
+    from delegauth import metrics
+
+    class _Granian(MPServer):
+        def _reload(self, spawn_target: Any, target_loader: Any) -> None:
+            # granian respawns every worker on SIGHUP; ours means "check policies/ now".
+            self.reload_signal = False
+            self.main_loop_interrupt.clear()
+            if self.interrupt_signal or self.interrupt_children or self.reload_signal:
+                self.main_loop_interrupt.set()  # a signal that came in meanwhile
+            for wrk in list(self.wrks):
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(wrk.inner.pid, signal.SIGHUP)
+
+        def _respawn_workers(self, workers: list[int], *args: Any, **kwargs: Any) -> None:
+            gone = [self.wrks[idx].inner.pid for idx in workers]
+            super()._respawn_workers(workers, *args, **kwargs)
+            for pid in gone:
+                metrics.worker_exited(pid)
+
+        def _stop_workers(self) -> None:
+            gone = [wrk.inner.pid for wrk in self.wrks]
+            super()._stop_workers()
+            for pid in gone:
+                metrics.worker_exited(pid)
+
+    return _Granian
+
+
+class _Limits:
+    """gunicorn's request line and header field limits, answered with problem+json, for a
+    server whose own limits are larger (granian)."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        target = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
+        if target + len(environ.get("REQUEST_METHOD", "")) + 11 > MAX_REQUEST_LINE:
+            return _refuse(
+                environ, start_response, 414, "URI Too Long", "the request line is too long"
+            )
+        for key, value in environ.items():
+            if key[:5] == "HTTP_" and len(key) + len(value) - 3 > MAX_HEADER_FIELD:
+                return _refuse(
+                    environ,
+                    start_response,
+                    431,
+                    "Request Header Fields Too Large",
+                    "the request has too many or too large header fields",
+                )
+        return self._app(environ, start_response)
+
+
+def _refuse(
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    status: int,
+    title: str,
+    detail: str,
+) -> Any:
+    _log.warning("refused a request from ip=%s: %s %s", environ.get("REMOTE_ADDR"), status, title)
+    body = problem_body(status, title, detail).encode("utf-8")
+    start_response(
+        f"{status} {title}",
+        [
+            ("Content-Type", PROBLEM_TYPE),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Connection", "close"),
+        ],
+    )
+    return [body]

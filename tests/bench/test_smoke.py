@@ -105,21 +105,29 @@ def check_propagation(out: str) -> None:
 
 
 def check_http(out: str) -> None:
+    listed = re.search(r"^servers: (.+)$", out, re.MULTILINE)
+    assert listed, f"no servers line:\n{out}"
+    servers = [name.strip() for name in listed.group(1).split(",")]
     workloads = ("one evaluation", "batch of 100", "tokens")
     for workload in workloads:
-        for target in ("delegauth", "bare"):
-            row = re.search(
-                rf"^{re.escape(workload)}, (\d+) conns\s+{target}\s+({NUM})\s+({NUM})\s+({NUM})"
-                rf"\s+({NUM})\s+(\d+)\s+(\d+)$",
+        for server in servers:
+            for target in ("delegauth", "bare"):
+                row = re.search(
+                    rf"^{re.escape(workload)}, (\d+) conns\s+{re.escape(server)}\s+{target}"
+                    rf"\s+({NUM})\s+({NUM})\s+({NUM})\s+({NUM})\s+(\d+)\s+(\d+)$",
+                    out,
+                    re.MULTILINE,
+                )
+                assert row, f"no {server} {target} row for {workload}:\n{out}"
+                _conns, per_s, p50, p99, checked, wrong, bad = (number(g) for g in row.groups())
+                assert per_s > 0 and checked > 0 and 0 <= p50 <= p99, row.group(0)
+                assert wrong == 0 and bad == 0, row.group(0)
+            ratio = re.search(
+                rf"^  {re.escape(workload)}, \d+ conns\s+{re.escape(server)}\s+({NUM})$",
                 out,
                 re.MULTILINE,
             )
-            assert row, f"no {target} row for {workload}:\n{out}"
-            _conns, per_s, p50, p99, checked, wrong, bad = (number(g) for g in row.groups())
-            assert per_s > 0 and checked > 0 and 0 <= p50 <= p99, row.group(0)
-            assert wrong == 0 and bad == 0, row.group(0)
-        ratio = re.search(rf"^  {re.escape(workload)}, \d+ conns\s+({NUM})$", out, re.MULTILINE)
-        assert ratio and number(ratio.group(1)) > 0, f"no ratio for {workload}:\n{out}"
+            assert ratio and number(ratio.group(1)) > 0, f"no {server} ratio for {workload}:\n{out}"
     assert number(row_value(out, "wrong answers")) == 0
     assert number(row_value(out, "refused or failed requests (delegauth)")) == 0
 
@@ -223,7 +231,10 @@ def test_a_broken_bench_fails_its_case() -> None:
     with pytest.raises(AssertionError):
         check_authzen_interop("Todo (1.0-02)         todo               42 / 43\n")
     with pytest.raises(AssertionError):
-        check_http("one evaluation, 4 conns     delegauth   1,262   2.71   11.89   1,275   1   0\n")
+        check_http(
+            "servers: granian\n"
+            "one evaluation, 4 conns   granian   delegauth   1,262   2.71   11.89   1,275   1   0\n"
+        )
 
 
 def test_benches_read_no_private_attributes() -> None:

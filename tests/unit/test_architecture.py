@@ -35,6 +35,7 @@ OWNERS = {
     "smtplib": {"mail/transport.py"},
     "prometheus_client": {"metrics.py"},
     "gunicorn": {"serving.py"},
+    "granian": {"serving.py"},
     "email_validator": {"domain/emails.py"},
     "precis_i18n": {"domain/emails.py"},
     "confusable_homoglyphs": {"domain/emails.py"},
