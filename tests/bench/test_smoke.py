@@ -172,6 +172,22 @@ def check_authzen_interop(out: str) -> None:
     assert "FAIL" not in out, out
 
 
+def check_import(out: str) -> None:
+    match = re.search(r"^import into (SQLite|PostgreSQL), batches of", out, re.MULTILINE)
+    assert match, out
+    db = match.group(1)
+    rates = re.findall(rf"^\s+{db} grants/s at ({NUM}) grants\s{{2,}}({NUM})$", out, re.MULTILINE)
+    assert len(rates) == 2, out
+    assert all(number(count) > 0 and number(rate) > 0 for count, rate in rates), rates
+    for which in ("small", "full"):
+        value = row_value(out, f"{db} peak RSS MiB / file MiB, {which}")
+        assert re.fullmatch(rf"{NUM} / {NUM}", value), value
+    assert number(row_value(out, f"{db} grants per CPU second of the importer")) > 0
+    assert number(row_value(out, f"{db} decisions checked")) > 0
+    assert number(row_value(out, f"{db} wrong decisions")) == 0
+    assert number(row_value(out, f"{db} bad lines")) == 0
+
+
 CASES: dict[str, Callable[[str], None]] = {
     "decisions.py": check_decisions,
     "tokens.py": check_tokens,
@@ -179,6 +195,7 @@ CASES: dict[str, Callable[[str], None]] = {
     "consistency.py": check_consistency,
     "http.py": check_http,
     "authzen_interop.py": check_authzen_interop,
+    "import.py": check_import,
 }
 
 
@@ -219,6 +236,13 @@ def test_authzen_interop_smoke() -> None:
     check_authzen_interop(run_bench("authzen_interop.py", AUTHZEN_REPO))
 
 
+def test_import_smoke(database_url: str) -> None:
+    if database_url.startswith("postgres"):
+        check_import(run_bench("import.py", "--db", "postgres", "--pg", database_url))
+    else:
+        check_import(run_bench("import.py", "--db", "sqlite"))
+
+
 def test_a_broken_bench_fails_its_case() -> None:
     """The checks can fail: a report with a wrong answer or a missing figure is refused."""
     good = "  wrong answers (vs expected)     3\n"
@@ -228,6 +252,8 @@ def test_a_broken_bench_fails_its_case() -> None:
         check_propagation("p50 nan ms")
     with pytest.raises(AssertionError):
         check_consistency("  far-future answers that were not 409  12\n")
+    with pytest.raises(AssertionError):
+        check_import("import into SQLite, batches of 500 lines\n  SQLite wrong decisions  3\n")
     with pytest.raises(AssertionError):
         check_authzen_interop("Todo (1.0-02)         todo               42 / 43\n")
     with pytest.raises(AssertionError):

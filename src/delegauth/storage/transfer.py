@@ -1022,8 +1022,9 @@ def export_records(
 
 
 def _stream(conn: Any, postgres: bool, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
-    # PostgreSQL: a server-side cursor, so that the rows are not all held at once.
-    cur = conn.cursor("delegauth_export") if postgres else conn.cursor()
+    # PostgreSQL: a server-side cursor, so that the rows are not all held at once (WITH
+    # HOLD: psycopg2 sees peewee's connection in autocommit, its BEGIN is peewee's own).
+    cur = conn.cursor("delegauth_export", withhold=True) if postgres else conn.cursor()
     try:
         cur.execute(sql.replace("?", "%s") if postgres else sql, params)
         while rows := cur.fetchmany(5000):

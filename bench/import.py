@@ -1,0 +1,302 @@
+"""How fast `delegauth import` writes grants into SQLite and PostgreSQL, and its memory.
+
+For each database: a fresh schema; a population file (users and areas, with their owners)
+imported first and timed on its own; then two grant files over disjoint areas, each
+imported in a fresh process: a small one (a tenth of the grants) and the full one (N grant
+lines). The figures are grants/s at N grants (the whole import, batches committed as they
+go), each process's peak RSS beside its file's size (flat memory: the file is streamed),
+and a sample of decisions checked through a Decider reading the imported database.
+
+    .venv/bin/python bench/import.py [--grants 1000000] [--db sqlite,postgres] [--pg URL]
+
+PostgreSQL runs when --pg or DELEGAUTH_TEST_PG_URL names a database: a throwaway one, as
+every delegauth table in it is emptied first. bench/README.md says what each figure means.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/http.py shares this folder, which Python puts first on sys.path: take the folder off,
+# so that `import http` (requests, PyJWT, Falcon) finds the standard library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICIES = ROOT / "policies"
+DELEGATES_PER_AREA = 8
+ALL_SHARE = 0.10  # grants of "all"
+AREAS_PER_DELEGATE = 4  # how many areas a delegate belongs to, on average
+SAMPLE = 2000  # grants whose decisions are checked after the import
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# -- the files --------------------------------------------------------------------------------
+
+
+def uid(kind: str, n: int) -> str:
+    """A well-formed id (26 base32 characters) numbered n, so the files need no lookups."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    digits = []
+    for _ in range(26):
+        n, r = divmod(n, 32)
+        digits.append(alphabet[r])
+    return f"{kind}_{''.join(reversed(digits))}"
+
+
+def write_files(
+    folder: Path, grants: int, names: list[str], seed: int = 7
+) -> tuple[Path, Path, Path, list[dict[str, Any]]]:
+    """population.jsonl, small.jsonl (grants/10) and full.jsonl (grants), and a sample."""
+    rng = random.Random(seed)
+    small = max(grants // 10, 1)
+    areas_small = -(-small // DELEGATES_PER_AREA)
+    areas_full = -(-grants // DELEGATES_PER_AREA)
+    areas = areas_small + areas_full
+    delegates = max((grants + small) // AREAS_PER_DELEGATE, DELEGATES_PER_AREA)
+    population = folder / "population.jsonl"
+    with population.open("w") as out:
+        for n in range(areas):
+            out.write(
+                f'{{"kind":"user","id":"{uid("u", n)}","email":"owner{n}@example.com",'
+                f'"name":"Owner {n}","email_verified":true,"language":"en"}}\n'
+            )
+        for n in range(delegates):
+            out.write(
+                f'{{"kind":"user","email":"d{n}@example.com","name":"Delegate {n}",'
+                f'"email_verified":{"true" if n % 3 else "false"},"language":"es"}}\n'
+            )
+        for n in range(areas):
+            out.write(
+                f'{{"kind":"area","id":"{uid("a", n)}","key":"cust-{n}",'
+                f'"name":"Customer {n}","owner":"owner{n}@example.com"}}\n'
+            )
+    sample: list[dict[str, Any]] = []
+    seen = 0
+
+    def grant_file(path: Path, first_area: int, count: int) -> None:
+        nonlocal seen
+        with path.open("w") as out:
+            for i in range(count):
+                area = first_area + i // DELEGATES_PER_AREA
+                # Distinct delegates within an area: consecutive slots, shifted per area.
+                user = (area * 7 + i % DELEGATES_PER_AREA) % delegates
+                if rng.random() < ALL_SHARE:
+                    perms: Any = "all"
+                else:
+                    perms = sorted(rng.sample(names, rng.randint(1, 3)))
+                record = {
+                    "kind": "grant",
+                    "user": f"d{user}@example.com",
+                    "area": f"cust-{area}",
+                    "permissions": perms,
+                }
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                seen += 1
+                if len(sample) < SAMPLE:
+                    sample.append({**record, "area_id": uid("a", area)})
+                elif (j := rng.randrange(seen)) < SAMPLE:
+                    sample[j] = {**record, "area_id": uid("a", area)}
+
+    small_file, full_file = folder / "small.jsonl", folder / "full.jsonl"
+    grant_file(small_file, 0, small)
+    grant_file(full_file, areas_small, grants)
+    return population, small_file, full_file, sample
+
+
+# -- one import, in a fresh process ------------------------------------------------------------
+
+
+def child(url: str, path: str, batch: int) -> None:
+    """Import ``path`` into ``url``; print seconds, peak RSS and the summary as JSON."""
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.storage.db import open_database
+    from delegauth.storage.transfer import BulkImporter
+
+    bundle = load_bundle(POLICIES)
+    db = open_database(url, statement_timeout_ms=60_000, busy_timeout_ms=10_000)
+    importer = BulkImporter(db, bundle.catalogue, policy_version=lambda: bundle.version)
+    bad: list[str] = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = importer.run(
+        path, batch_size=batch, on_bad=lambda b: bad.append(f"{b.line}: {b.reason}")
+    )
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": cpu,
+                "rss": peak_rss_mib(),
+                "summary": summary.as_json(),
+                "bad": bad[:5],
+            }
+        )
+    )
+
+
+def run_child(url: str, path: Path, batch: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    res = subprocess.run(
+        [sys.executable, __file__, "--child", url, str(path), "--batch", str(batch)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"import of {path.name} failed:\n{res.stdout}\n{res.stderr}")
+    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the databases -----------------------------------------------------------------------------
+
+
+def fresh(url: str) -> None:
+    from delegauth.storage.db import is_postgres, open_database
+    from delegauth.storage.records import database_proxy
+    from delegauth.storage.schema import migrate
+
+    db = open_database(url, statement_timeout_ms=0)
+    database_proxy.initialize(db)
+    migrate(db)
+    if is_postgres(db):
+        with db.connection_context():
+            tables = ", ".join(t for t in db.get_tables() if t != "migratehistory")
+            db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            db.execute_sql("ANALYZE")
+    db.close()
+
+
+def check_decisions(url: str, sample: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """(decisions checked, wrong, grant rows) through a Decider on the imported database."""
+    from delegauth.domain.ids import casbin_area
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.policy.decider import Decider
+    from delegauth.storage.db import open_database
+    from delegauth.storage.feed import PeeweePolicyFeed
+    from delegauth.storage.records import GrantRecord, UserRecord, database_proxy
+
+    bundle = load_bundle(POLICIES)
+    catalogue = bundle.catalogue
+    db = open_database(url)
+    database_proxy.initialize(db)
+    decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=3600)
+    decider.sync()
+    checked = wrong = 0
+    with db.connection_context():
+        rows = GrantRecord.select().count()
+        ids = {
+            u.email: u.id
+            for u in UserRecord.select(UserRecord.id, UserRecord.email).where(
+                UserRecord.email.in_([s["user"] for s in sample])
+            )
+        }
+    for s in sample:
+        subject = f"user:{ids[s['user']]}"
+        domain = casbin_area(s["area_id"])
+        held = set(catalogue.names()) if s["permissions"] == "all" else set(s["permissions"])
+        for perm in catalogue:
+            for rtype, act in perm.actions:
+                expected = perm.name in held or any(
+                    (rtype, act) in catalogue.get(h).actions for h in held
+                )
+                checked += 1
+                if decider.decide(subject, domain, rtype, act) != expected:
+                    wrong += 1
+    db.close()
+    return checked, wrong, rows
+
+
+def bench(name: str, url: str, files: tuple[Path, Path, Path], sample: Any, args: Any) -> None:
+    population, small, full = files
+    fresh(url)
+    pop = run_child(url, population, args.batch)
+    small_run = run_child(url, small, args.batch)
+    full_run = run_child(url, full, args.batch)
+    checked, wrong, rows = check_decisions(url, sample)
+    outcomes = pop["summary"]["outcomes"]
+    users, areas = outcomes.get("user created", 0), outcomes.get("area created", 0)
+    grants = full_run["summary"]["outcomes"].get("grant created", 0)
+    small_grants = small_run["summary"]["outcomes"].get("grant created", 0)
+    bad = sum(r["summary"]["bad_lines"] for r in (pop, small_run, full_run))
+    mib = 1024 * 1024
+    print(f"\nimport into {name}, batches of {args.batch:,} lines")
+    row(f"{name} population: users, areas", f"{users:,}, {areas:,}")
+    row(f"{name} population: seconds", f"{pop['seconds']:.1f}")
+    row(f"{name} population: lines/s", f"{(users + areas) / pop['seconds']:,.0f}")
+    rate_small = small_grants / small_run["seconds"]
+    row(f"{name} grants/s at {small_grants:,} grants", f"{rate_small:,.0f}")
+    row(f"{name} grants/s at {grants:,} grants", f"{grants / full_run['seconds']:,.0f}")
+    row(f"{name} seconds for {grants:,} grants", f"{full_run['seconds']:.1f}")
+    row(f"{name} grants per CPU second of the importer", f"{grants / full_run['cpu']:,.0f}")
+    row(
+        f"{name} peak RSS MiB / file MiB, small",
+        f"{small_run['rss']:.0f} / {small.stat().st_size / mib:.1f}",
+    )
+    row(
+        f"{name} peak RSS MiB / file MiB, full",
+        f"{full_run['rss']:.0f} / {full.stat().st_size / mib:.1f}",
+    )
+    row(f"{name} grant rows (owners included)", f"{rows:,}")
+    row(f"{name} decisions checked", f"{checked:,}")
+    row(f"{name} wrong decisions", f"{wrong:,}")
+    row(f"{name} bad lines", f"{bad:,}")
+    if full_run["bad"] or pop["bad"] or small_run["bad"]:
+        print("  first bad lines:", pop["bad"] + small_run["bad"] + full_run["bad"])
+
+
+def row(label: str, value: str) -> None:
+    print(f"  {label:<48}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grants", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--pg", default=os.environ.get("DELEGAUTH_TEST_PG_URL", ""))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, every figure")
+    parser.add_argument("--child", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.batch)
+        return
+    if args.smoke:
+        args.grants, args.batch = 2000, 500
+    from delegauth.policy.bundle import load_bundle
+
+    names = load_bundle(POLICIES).catalogue.names()
+    load = os.getloadavg()[0]
+    print(f"bench/import.py: {args.grants:,} grant lines; load average {load:.1f}")
+    with tempfile.TemporaryDirectory(prefix="delegauth-import-bench-") as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        *files, sample = write_files(folder, args.grants, names)
+        print(f"files written in {time.perf_counter() - t0:.1f} s")
+        wanted = [d.strip() for d in args.db.split(",") if d.strip()]
+        if "sqlite" in wanted:
+            bench("SQLite", f"sqlite:///{folder}/bench.sqlite3", tuple(files), sample, args)
+        if "postgres" in wanted:
+            if args.pg:
+                bench("PostgreSQL", args.pg, tuple(files), sample, args)
+            else:
+                print("\nPostgreSQL: skipped (no --pg URL or DELEGAUTH_TEST_PG_URL)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""delegauth import and export: every bad line reported, dry run and strict write nothing,
+idempotent, atomic resumable batches that running Deciders follow, and a lossless round trip.
+Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+
+from delegauth.domain.transfer import BadLine
+from delegauth.policy.bundle import PolicyBundle, load_bundle
+from delegauth.policy.decider import Decider
+from delegauth.storage.db import open_database
+from delegauth.storage.feed import PeeweePolicyFeed
+from delegauth.storage.records import database_proxy
+from delegauth.storage.schema import migrate
+from delegauth.storage.transfer import BulkImporter, ImportSummary, export_records
+from tests.conftest import POLICIES, _fresh_pg
+
+TABLES = (
+    "users",
+    "areas",
+    "area_keys",
+    "grants",
+    "casbin_rule",
+    "audit_events",
+    "policy_changes",
+    "invitations",
+)
+U = {n: f"u_{c * 26}" for n, c in (("ana", "a"), ("bo", "b"), ("cy", "c"), ("dee", "d"))}
+AREA = "a_" + "q" * 26
+
+
+def _lines(*records: dict[str, Any] | str) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+
+
+GOOD = _lines(
+    {"kind": "user", "id": U["ana"], "email": "Ana@Example.com", "name": "Ana", "language": "es",
+     "email_verified": True},
+    {"kind": "user", "id": U["bo"], "email": "bo@example.com", "name": "Bo"},
+    {"kind": "user", "id": U["cy"], "email": "cy@example.com", "email_verified": True},
+    {"kind": "area", "id": AREA, "key": "cust-1", "name": "Acme", "owner": "ana@example.com"},
+    {"kind": "area", "key": "cust-2", "name": "Beta", "owner": U["bo"]},
+    {"kind": "grant", "user": "bo@example.com", "area": "cust-1",
+     "permissions": ["invoices", "tickets"]},
+    {"kind": "grant", "user": "CY@example.com", "area": AREA, "permissions": "all"},
+    {"kind": "grant", "user": U["cy"], "area": "cust-2", "permissions": ["bundle:billing"]},
+    {"kind": "invitation", "area": "cust-1", "email": "dee@example.com",
+     "permissions": ["domains"], "expires_at": "2099-01-01T00:00:00Z"},
+)  # fmt: skip
+
+BAD = [
+    ("{not json", "not valid JSON"),
+    ({"kind": "robot"}, "kind must be one of"),
+    ({"kind": "user", "email": "ｆｕｌｌ@example.com"}, "compatibility characters"),
+    ({"kind": "user", "email": "eve@example.com", "language": "fr"}, "language must be"),
+    ({"kind": "user", "email": "eve@example.com", "nmae": "typo"}, "unknown field(s) nmae"),
+    ({"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": ["root"]},
+     "unknown permission: root"),
+    ({"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": "all",
+      "valid_until": "2030-01-01T00:00:00Z"}, "expiring grants are not supported yet"),
+    ({"kind": "grant", "user": "nobody@example.com", "area": "cust-1", "permissions": "all"},
+     "no such user: nobody@example.com"),
+    ({"kind": "grant", "user": "bo@example.com", "area": "cust-9", "permissions": "all"},
+     "no such area: cust-9"),
+    ({"kind": "grant", "user": "ana@example.com", "area": "cust-1", "permissions": "all"},
+     "owns the area"),
+    ({"kind": "area", "key": "cust-1", "name": "Acme", "owner": "bo@example.com"},
+     "cannot be changed"),
+    ({"kind": "invitation", "area": "cust-1", "email": "bo@example.com", "permissions": "all"},
+     "already a member"),
+    ({"kind": "grant", "user": "late@example.com", "area": "cust-1", "permissions": "all"},
+     "no such user: late@example.com"),
+    ({"kind": "user", "email": "late@example.com"}, None),  # good: line 23
+]  # fmt: skip
+
+
+def _mixed() -> tuple[str, dict[int, str]]:
+    """GOOD, then the BAD lines: the file and {line number: expected reason}."""
+    text = GOOD
+    expected: dict[int, str] = {}
+    number = GOOD.count("\n")
+    for record, reason in BAD:
+        number += 1
+        text += _lines(record)
+        if reason is not None:
+            expected[number] = reason
+    return text, expected
+
+
+@pytest.fixture
+def bundle() -> PolicyBundle:
+    return load_bundle(POLICIES)
+
+
+class Target:
+    """One empty, migrated database, and ways to look at it."""
+
+    def __init__(self, url: str, bundle: PolicyBundle) -> None:
+        self.url = url
+        self.db = open_database(url)
+        database_proxy.initialize(self.db)
+        migrate(self.db)
+        self.bundle = bundle
+
+    def importer(self, **kw: Any) -> BulkImporter:
+        return BulkImporter(self.db, self.bundle.catalogue, **kw)
+
+    def run(self, path: Path, ids: Any = None, **kw: Any) -> tuple[ImportSummary, list[BadLine]]:
+        bad: list[BadLine] = []
+        importer = self.importer() if ids is None else self.importer(ids=ids)
+        summary = importer.run(path, on_bad=bad.append, **kw)
+        return summary, bad
+
+    def counts(self) -> dict[str, int]:
+        with self.db.connection_context():
+            return {
+                t: int(self.db.execute_sql(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+                for t in TABLES
+            }
+
+    def head(self) -> int:
+        with self.db.connection_context():
+            sql = "SELECT COALESCE(MAX(version), 0) FROM policy_changes"
+            return int(self.db.execute_sql(sql).fetchone()[0])
+
+    def export(self, fmt: str = "jsonl") -> str:
+        out = io.StringIO()
+        export_records(self.db, out, fmt)
+        return out.getvalue()
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+        if isinstance(self.db, peewee.PostgresqlDatabase):
+            self.db.close_all()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def fresh(database_url: str, tmp_path: Path, bundle: PolicyBundle) -> Iterator[Any]:
+    """fresh(): an empty database on the same engine (PostgreSQL: the test database, emptied)."""
+    made: list[Target] = []
+
+    def make() -> Target:
+        if database_url.startswith("postgres"):
+            for old in made:
+                old.close()
+            _fresh_pg().close_all()
+            url = database_url
+        else:
+            url = f"sqlite:///{tmp_path}/db{len(made)}.sqlite3"
+        made.append(Target(url, bundle))
+        return made[-1]
+
+    yield make
+    for target in made:
+        target.close()
+
+
+def _counting_ids() -> Any:
+    """An id factory numbering ids from 0: the same lines get the same ids in each run."""
+    numbers = itertools.count()
+    letters = str.maketrans("01234567", "abcdefgh")
+    return lambda kind: f"{kind}_{next(numbers):026o}".translate(letters)
+
+
+def _file(tmp_path: Path, text: str, name: str = "in.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def test_a_dry_run_reports_every_bad_line_and_writes_nothing(fresh: Any, tmp_path: Path) -> None:
+    target = fresh()
+    text, expected = _mixed()
+    summary, bad = target.run(_file(tmp_path, text), dry_run=True, batch_size=4)
+    assert {b.line for b in bad} == set(expected), bad
+    for b in bad:
+        assert expected[b.line] in b.reason, (b.line, b.reason)
+    assert summary.bad == len(expected) and not summary.written
+    assert summary.outcomes["grant created"] == 3 and summary.outcomes["user created"] == 4
+    assert set(target.counts().values()) == {0}
+
+
+def test_strict_writes_nothing_when_any_line_is_bad(fresh: Any, tmp_path: Path) -> None:
+    target = fresh()
+    text, expected = _mixed()
+    summary, bad = target.run(_file(tmp_path, text), strict=True, batch_size=4)
+    assert {b.line for b in bad} == set(expected)
+    assert not summary.written
+    assert set(target.counts().values()) == {0}
+    # The same file without its bad lines goes in under --strict.
+    summary, bad = target.run(_file(tmp_path, GOOD, "good.jsonl"), strict=True)
+    assert bad == [] and summary.written
+    assert target.counts()["grants"] == 5  # two owners, three delegates
+
+
+def test_without_strict_the_good_lines_are_written(
+    fresh: Any, tmp_path: Path, bundle: PolicyBundle
+) -> None:
+    target = fresh()
+    text, expected = _mixed()
+    summary, bad = target.run(_file(tmp_path, text), batch_size=4)
+    assert {b.line for b in bad} == set(expected) and summary.written
+    counts = target.counts()
+    assert counts["users"] == 4 and counts["areas"] == 2 and counts["invitations"] == 1
+    assert counts["grants"] == 5 and counts["policy_changes"] == 5
+    decider = Decider(bundle, PeeweePolicyFeed(target.db), max_staleness=3600)
+    decider.sync()
+    assert decider.decide(f"user:{U['bo']}", f"area:{AREA}", "invoice", "pay")
+    assert not decider.decide(f"user:{U['bo']}", f"area:{AREA}", "domain", "read")
+    assert decider.decide(f"user:{U['cy']}", f"area:{AREA}", "domain", "read")  # all
+
+
+# -- idempotence and updates ---------------------------------------------------------------------
+
+
+def test_importing_the_same_file_again_changes_nothing(fresh: Any, tmp_path: Path) -> None:
+    target = fresh()
+    path = _file(tmp_path, GOOD)
+    first, _ = target.run(path)
+    counts, head, exported = target.counts(), target.head(), target.export()
+    second, bad = target.run(path)
+    assert bad == [] and second.written
+    assert set(second.outcomes) == {f"{k} unchanged" for k in ("user", "area", "grant",
+                                                                "invitation")}  # fmt: skip
+    assert target.counts() == counts and target.head() == head and target.export() == exported
+    assert sum(first.outcomes.values()) == sum(second.outcomes.values())
+
+
+def test_a_changed_grant_is_updated_with_its_rules_audit_and_change_log(
+    fresh: Any, tmp_path: Path
+) -> None:
+    target = fresh()
+    target.run(_file(tmp_path, GOOD))
+    before = target.counts()
+    narrowed = GOOD.replace('["invoices", "tickets"]', '["tickets"]')
+    summary, bad = target.run(_file(tmp_path, narrowed, "narrowed.jsonl"))
+    assert bad == [] and summary.outcomes["grant updated"] == 1
+    after = target.counts()
+    assert after["casbin_rule"] == before["casbin_rule"] - 1
+    assert after["policy_changes"] == before["policy_changes"] + 1
+    assert after["audit_events"] == before["audit_events"] + 1
+    with target.db.connection_context():
+        rules = target.db.execute_sql(
+            "SELECT v1 FROM casbin_rule WHERE v0 = ? AND v2 = ?".replace(
+                "?", "%s" if target.url.startswith("postgres") else "?"
+            ),
+            (f"user:{U['bo']}", f"area:{AREA}"),
+        ).fetchall()
+    assert [r[0] for r in rules] == ["perm:tickets"]
+
+
+# -- batches: atomic, resumable, followed by running Deciders ------------------------------------
+
+
+def test_an_interrupted_import_resumes_to_the_state_of_an_uninterrupted_one(
+    fresh: Any, tmp_path: Path
+) -> None:
+    path = _file(tmp_path, GOOD)
+    target = fresh()
+
+    def crash(batch: int) -> None:
+        if batch == 3:
+            raise KeyboardInterrupt  # after batch 3's rows were written, before its commit
+
+    with pytest.raises(KeyboardInterrupt):
+        target.importer(ids=_counting_ids()).run(path, batch_size=2, before_commit=crash)
+    partial = target.counts()
+    assert partial["users"] == 3 and partial["areas"] == 1  # batches 1 and 2 only: lines 1-4
+    assert partial["grants"] == 1 and partial["policy_changes"] == 1
+    summary, bad = target.run(path, ids=_counting_ids(), batch_size=2)
+    assert bad == [] and summary.resumed_after == 4 and summary.lines == 5
+    resumed = (target.counts(), target.export())
+
+    again = fresh()
+    again.run(path, ids=_counting_ids(), batch_size=2)
+    assert (again.counts(), again.export()) == resumed
+
+
+def test_decisions_follow_each_committed_batch(
+    fresh: Any, tmp_path: Path, bundle: PolicyBundle
+) -> None:
+    target = fresh()
+    people = GOOD.split("\n")[:5]  # users and area cust-1 (AREA)
+    target.run(_file(tmp_path, "\n".join(people) + "\n", "people.jsonl"))
+    decider = Decider(bundle, PeeweePolicyFeed(target.db), max_staleness=3600)
+    decider.sync()
+    bo, area = f"user:{U['bo']}", f"area:{AREA}"
+    assert not decider.decide(bo, area, "invoice", "pay")  # the area is loaded now
+    grants = _lines(
+        {"kind": "grant", "user": "bo@example.com", "area": AREA, "permissions": ["invoices"]},
+        {"kind": "grant", "user": "cy@example.com", "area": AREA, "permissions": ["tickets"]},
+        {"kind": "grant", "user": "bo@example.com", "area": AREA, "permissions": ["tickets"]},
+    )
+    seen = []
+
+    def after(batch: int) -> None:
+        decider.sync()
+        seen.append(
+            (
+                decider.decide(bo, area, "invoice", "pay"),
+                decider.decide(f"user:{U['cy']}", area, "ticket", "read"),
+            )
+        )
+
+    target.importer().run(_file(tmp_path, grants, "grants.jsonl"), batch_size=1, after_commit=after)
+    assert seen == [(True, False), (True, True), (False, True)]
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def test_a_round_trip_is_lossless(fresh: Any, tmp_path: Path) -> None:
+    first = fresh()
+    first.run(_file(tmp_path, GOOD))
+    exported = first.export()
+    assert exported.count('"kind":"grant"') == 3 and '"key":"cust-2"' in exported
+    as_csv = first.export("csv")
+    second = fresh()
+    summary, bad = second.run(_file(tmp_path, exported, "export.jsonl"), strict=True)
+    assert bad == [] and summary.written
+    assert second.export() == exported
+    third = fresh()
+    summary, bad = third.run(_file(tmp_path, as_csv, "export.csv"), strict=True)
+    assert bad == []
+    assert third.export() == exported and third.export("csv") == as_csv
+
+
+def test_the_command_line_reports_bad_lines_and_exports(tmp_path: Path) -> None:
+    text, expected = _mixed()
+    path = _file(tmp_path, text)
+    env = {
+        **os.environ,
+        "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite3",
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "delegauth", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    assert cli("migrate").returncode == 0
+    res = cli("import", str(path), "--dry-run")
+    assert res.returncode == 1, res.stderr
+    for line, reason in expected.items():
+        assert f"line {line}: " in res.stderr and reason in res.stderr
+    assert json.loads(res.stdout)["written"] is False
+    assert cli("import", str(path), "--strict").returncode == 1
+    assert cli("export").stdout == ""  # nothing was written
+    res = cli("import", str(path))
+    assert res.returncode == 1 and json.loads(res.stdout)["written"] is True
+    assert cli("export").stdout.count('"kind":"grant"') == 3
+    assert cli("import", str(tmp_path / "missing.jsonl")).returncode == 2
