@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "parse_area_cache"]
 
 
 def _default_policies_dir() -> str:
@@ -48,15 +49,18 @@ class Settings:
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"
     workers: int = 2
-    # The HTTP server `serve` runs: gunicorn-gthread, gunicorn-sync or granian (serving.py).
-    server: str = "gunicorn-gthread"
-    # Python threads per worker; 0: the server's default (serving.py).
-    threads: int = 0
     change_poll_ms: int = 50
     # How often each worker looks for a changed policies/ (SIGHUP checks at once).
     policy_poll_s: float = 2.0
     # Decisions fail closed (503) when the change log has not been read for this long.
     max_staleness_s: float = 5.0
+    # The areas each worker holds for decisions: a count ("500000") or a size ("512MiB",
+    # "1GiB"; estimated at about 1.2 KiB per area of 4 grants). Past it, the least recently
+    # used are evicted and read again on their next use.
+    area_cache: str = "500000"
+    # At start, each worker loads up to this many areas in bulk (never past area_cache), and
+    # /readyz says not ready until it is done. 0 turns the warm-up off.
+    warmup_areas: int = 500_000
     max_body_bytes: int = 64 * 1024
     mail_max_attempts: int = 8
     # A provider's look: a stylesheet appended to ours, a logo and a name for the pages.
@@ -90,11 +94,43 @@ class Settings:
                 )
         return None
 
+    @property
+    def area_cache_bound(self) -> tuple[int, int]:
+        """``area_cache`` as (areas, bytes); 0 means no bound of that kind."""
+        return parse_area_cache(self.area_cache)
+
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
 _ENV_PREFIX = "DELEGAUTH_"
+
+
+_SIZE_UNITS = {
+    **{"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9},
+    **{"kib": 2**10, "mib": 2**20, "gib": 2**30},
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+
+
+def parse_area_cache(text: str) -> tuple[int, int]:
+    """``DELEGAUTH_AREA_CACHE``: a number of areas, or bytes with a unit (B, KB, MB, GB,
+    KiB, MiB, GiB), as (areas, bytes). Raises ValueError for anything else."""
+    match = _SIZE.match(text.lower())
+    unit = match.group(2) if match else ""
+    if match is None or (unit and unit not in _SIZE_UNITS):
+        raise ValueError(
+            f"{_ENV_PREFIX}AREA_CACHE={text!r}: give a number of areas (500000) or a size "
+            "(512MiB, 2GiB)"
+        )
+    if not unit:
+        if "." in match.group(1) or int(match.group(1)) < 1:
+            raise ValueError(f"{_ENV_PREFIX}AREA_CACHE={text!r}: a number of areas is 1 or more")
+        return int(match.group(1)), 0
+    size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size < 1:
+        raise ValueError(f"{_ENV_PREFIX}AREA_CACHE={text!r}: a size must be more than 0")
+    return 0, size
 
 
 def _secure_transport(url: str) -> bool:
@@ -142,4 +178,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         del fld
     if "issuer" in values and "public_url" not in values:
         values["public_url"] = values["issuer"]
+    parse_area_cache(str(values.get("area_cache", defaults.area_cache)))  # refuse it now
     return replace(defaults, **values)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import falcon
@@ -35,8 +36,8 @@ from delegauth.api.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from delegauth.api.openapi import OpenApiResource
 from delegauth.api.problems import install_error_handlers
+from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import Catalogue
@@ -47,8 +48,6 @@ from delegauth.mail.composer import MailComposer
 from delegauth.oauth.clients import ClientRegistry
 from delegauth.oauth.issuing import TokenIssuer
 from delegauth.oauth.server import DelegauthAuthorizationServer
-from delegauth.pages import BrowserSessions, SignInLimiter
-from delegauth.pages import add_routes as add_page_routes
 from delegauth.passwords import Argon2Hasher
 from delegauth.policy.bundle import PolicySnapshot, read_snapshot
 from delegauth.policy.check import checked_bundle
@@ -125,7 +124,14 @@ def build_services(
     )
     database_proxy.initialize(db)
     bundle = checked_bundle(policy if policy is not None else read_snapshot(settings.policies_dir))
-    decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=settings.max_staleness_s)
+    max_areas, max_bytes = settings.area_cache_bound
+    decider = Decider(
+        bundle,
+        PeeweePolicyFeed(db),
+        max_staleness=settings.max_staleness_s,
+        max_areas=max_areas,
+        max_bytes=max_bytes,
+    )
     store = PeeweeStore(db, policy_version=lambda: decider.policy_version)
     decider.sync()
     keys = (
@@ -214,6 +220,8 @@ def build_services(
     background = settings.background if start_background is None else start_background
     if background:
         services.stoppers.append(decider.start_follower(settings.change_poll_ms / 1000))
+        if settings.warmup_areas > 0:
+            services.stoppers.append(decider.start_warm_up(settings.warmup_areas))
         services.stoppers.append(services.watcher.start(settings.policy_poll_s))
         services.stoppers.extend(_start_mail(settings, db, clock))
     return services
@@ -232,8 +240,22 @@ def _start_mail(settings: Settings, db: peewee.Database, clock: Clock) -> list[C
     return [sender.start(1.0)]
 
 
+class _OpenApi:
+    """GET /openapi.json: the JSON API described in api/openapi.yaml (OpenAPI 3.1)."""
+
+    def __init__(self) -> None:
+        import yaml
+
+        path = Path(__file__).with_name("openapi.yaml")
+        self._doc = yaml.safe_load(path.read_text("utf-8"))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        send_json(resp, self._doc)
+
+
 class _Ready:
-    """Readiness: the database answers, a valid policy is loaded, the change log is current.
+    """Readiness: the database answers, a valid policy is loaded, the change log is current,
+    and the warm-up (if any) is done.
 
     It answers within a second even when the database hangs: a probe that has not answered
     by then counts as unreachable.
@@ -251,6 +273,8 @@ class _Ready:
         age = services.decider.sync_age
         if age > services.settings.max_staleness_s:
             problems.append(f"change log not read for {age:.1f} s")
+        if services.decider.warming:
+            problems.append(f"warming up: {services.decider.warmed_areas} areas loaded")
         body = {
             "status": "ready" if not problems else "not ready",
             "policy_version": services.decider.policy_version,
@@ -297,7 +321,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
 
     app.add_route("/healthz", _Health(services))
     app.add_route("/readyz", _Ready(services))
-    app.add_route("/openapi.json", OpenApiResource(lambda: services.decider.bundle.catalogue))
+    app.add_route("/openapi.json", _OpenApi())
     app.add_route(
         "/metrics",
         MetricsResource(
@@ -378,18 +402,18 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/oauth/introspect", oauth.EndpointResource(server, base, "introspection"))
     app.add_route("/oauth/revoke", oauth.EndpointResource(server, base, "revocation"))
     app.add_route("/oauth/userinfo", oauth.UserinfoResource(auth, services.accounts))
-    add_page_routes(
-        app,
-        accounts=services.accounts,
-        invitations=services.invitations,
-        sessions=services.sessions,
-        limiter=services.limiter,
-        catalogue=lambda: services.decider.bundle.catalogue,
-        brand_css=settings.brand_css,
-        brand_name=settings.brand_name,
-        brand_logo=settings.brand_logo,
+    app.add_route(
+        "/signin", pages.SignInPage(services.accounts, services.sessions, services.limiter)
     )
+    app.add_route(
+        "/signup", pages.SignUpPage(services.accounts, services.sessions, services.invitations)
+    )
+    app.add_route("/signout", pages.SignOutPage(services.sessions))
+    app.add_route("/", pages.HomePage(services.accounts, services.sessions))
+    app.add_route("/static/delegauth.css", pages.StaticCss(settings.brand_css))
     pages.BRAND.update(name=settings.brand_name, logo=settings.brand_logo)
+    if settings.brand_logo:
+        app.add_route("/static/logo", pages.StaticLogo(settings.brand_logo))
     console = Console(
         services.accounts,
         services.invitations,

@@ -55,6 +55,9 @@ _MAX_EMPTY_AREAS = 100_000
 # the table, and each subject with its links and its memo of answers (measured by
 # bench/decisions.py: RSS growth over every area of 1M grants, about 4 subjects per area).
 AREA_BYTES = 420
+# How long a caller waits for another's read of the same area before reading it itself
+# (every database call is bounded well below this).
+_READ_WAIT_S = 10.0
 SUBJECT_BYTES = 190
 
 
@@ -95,11 +98,12 @@ class _Area:
 class _Loading:
     """Changes applied while an area is read from the database, kept for when it is in."""
 
-    __slots__ = ("readers", "changes")
+    __slots__ = ("readers", "changes", "done")
 
     def __init__(self) -> None:
-        self.readers = 0
+        self.readers = 0  # the first reads; the others wait for it
         self.changes: list[AreaChange] = []
+        self.done = threading.Event()
 
 
 class _Policy:
@@ -322,29 +326,41 @@ class Decider:
             loading = self._loading.get(domain)
             if loading is None:
                 loading = self._loading[domain] = _Loading()
+            first = not loading.readers
             loading.readers += 1
         try:
-            version, pairs = self._read_area(domain)
+            if not first:
+                # Another caller is reading this area: one read serves every caller.
+                loading.done.wait(_READ_WAIT_S)
+                with self._lock:
+                    area = policy.areas.get(domain)
+                    if area is not None:
+                        return area
+            try:
+                version, pairs = self._read_area(domain)
+            finally:
+                loading.done.set()
+            with self._lock:
+                area = policy.areas.get(domain)
+                if area is not None:  # another caller installed it meanwhile
+                    return area
+                self._loads += 1
+                area = self._install_area(policy, domain, pairs, version, loading.changes)
+                self._evict(policy)
+                return area
         finally:
             with self._lock:
                 loading.readers -= 1
-                if not loading.readers:
+                if not loading.readers and self._loading.get(domain) is loading:
                     del self._loading[domain]
-        with self._lock:
-            area = policy.areas.get(domain)
-            if area is not None:  # another thread loaded it meanwhile
-                return area
-            self._loads += 1
-            area = self._install_area(policy, domain, pairs, version, loading.changes)
-            return area
 
     def _read_area(self, domain: str) -> tuple[int, list[tuple[str, str]]]:
         """The change-log version the area is read at, and its g lines (subject, role)."""
         try:
             read = getattr(self._feed, "area", None)
-            with self._lock:
-                self._reads += 1
             if read is not None:
+                with self._lock:
+                    self._reads += 1  # it reads the change log's head
                 version, pairs = read(domain)  # one statement, one snapshot
                 return int(version), list(pairs)
             version = self._latest_version()  # read first: the lines are at least as new

@@ -14,7 +14,7 @@ import peewee
 
 from delegauth.policy.decider import AreaChange
 from delegauth.storage.db import is_postgres, is_sqlite
-from delegauth.storage.records import CasbinRuleRecord, ChangeRecord
+from delegauth.storage.records import ChangeRecord
 from delegauth.storage.store import CHANGE_CHANNEL
 
 __all__ = ["PeeweePolicyFeed"]
@@ -84,12 +84,34 @@ class _Listener:
         self._conn = None
 
 
+def _driver_errors(db: peewee.Database) -> tuple[type[Exception], ...]:
+    """The driver's own errors, which peewee would have wrapped."""
+    if is_sqlite(db):
+        import sqlite3
+
+        return (sqlite3.Error,)
+    import psycopg2
+
+    return (psycopg2.Error,)
+
+
 class PeeweePolicyFeed:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
         self._keep_open = is_sqlite(db)
         self._listener = _Listener(db) if is_postgres(db) else None
         self._woken = threading.Event()
+        mark = "?" if is_sqlite(db) else "%s"
+        self._links_sql = f"SELECT v0, v1 FROM casbin_rule WHERE v2 = {mark} AND ptype = 'g'"
+        self._area_sql = (
+            "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT) FROM policy_changes"
+            f" UNION ALL {self._links_sql}"
+        )
+        self._after_sql = (
+            f"SELECT v2, v0, v1 FROM casbin_rule WHERE v2 > {mark} AND ptype = 'g'"
+            f" ORDER BY v2 LIMIT {mark}"
+        )
+        self._driver_errors = _driver_errors(db)
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait for a change-log notification (PostgreSQL LISTEN/NOTIFY); without one, wait
@@ -119,12 +141,40 @@ class PeeweePolicyFeed:
 
     def domain_links(self, domain: str) -> list[tuple[str, str]]:
         with self._connection():
-            query: Any = (
-                CasbinRuleRecord.select(CasbinRuleRecord.v0, CasbinRuleRecord.v1)
-                .where((CasbinRuleRecord.v2 == domain) & (CasbinRuleRecord.ptype == "g"))
-                .tuples()
-            )
-            return [(sub, role) for sub, role in query]
+            return [(sub, role) for sub, role in self._rows(self._links_sql, (domain,))]
+
+    def area(self, domain: str) -> tuple[int, list[tuple[str, str]]]:
+        """The change-log head and the domain's g lines, read by one statement (one
+        snapshot): the lines hold every change up to that version and none after it."""
+        with self._connection():
+            rows = self._rows(self._area_sql, (domain,))
+        version = 0
+        pairs = []
+        for sub, role in rows:
+            if sub is None:
+                version = int(role)
+            else:
+                pairs.append((sub, role))
+        return version, pairs
+
+    def links_after(self, domain: str, limit: int) -> list[tuple[str, str, str]]:
+        """Up to ``limit`` g lines (domain, subject, role) of the domains after ``domain``,
+        in domain order: the warm-up reads every area in pages of these."""
+        with self._connection():
+            return [(d, s, r) for d, s, r in self._rows(self._after_sql, (domain, limit))]
+
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        # The driver directly: building the same query with peewee costs several times
+        # more than running it (most of a cold area load). sqlite3 keeps the statement
+        # prepared in its per-connection cache.
+        cursor = self._db.cursor()
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        except self._driver_errors as ex:
+            raise peewee.OperationalError(str(ex)) from ex
+        finally:
+            cursor.close()
 
     def latest_version(self) -> int:
         with self._connection():
