@@ -135,6 +135,8 @@ def world(server: Server, module_minter: TokenService) -> World:
 
 
 def _client(server: Server, service: dict[str, Any], **kw: Any) -> Delegauth:
+    # A generous bound: the machine running the suite may be loaded (not a speed test).
+    kw.setdefault("timeout_s", 20)
     return Delegauth(server.base, service["client_id"], service["client_secret"], **kw)
 
 
@@ -477,3 +479,44 @@ def test_server_down_fails_closed(own_server: Server) -> None:
         assert _guarded(cold, kind, token, "/invoices/7/pay").status == 503
     delegauth.close()
     cold.close()
+
+
+# The README's example, as written
+
+
+def _readme_example() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("## Protecting a route in a backend service", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_protects_a_route_in_under_ten_lines(
+    server: Server, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = _readme_example()
+    assert len([line for line in code.splitlines() if line.strip()]) < 10
+    billing = _cli(
+        server.env,
+        "clients",
+        "create",
+        "billing",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "decisions",
+    )
+    monkeypatch.setenv("DELEGAUTH_URL", server.base)
+    monkeypatch.setenv("DELEGAUTH_CLIENT_SECRET", billing["client_secret"])
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    client = falcon.testing.TestClient(namespace["app"])
+    bearer = {"Authorization": f"Bearer {world.token(world.delegate)}"}
+    res = client.simulate_post("/invoices/inv_7/pay", headers=bearer)
+    assert res.status_code == 200 and res.json == {"paid": "inv_7", "by": world.delegate}
+    stranger, _area = _signup(server, f"r-{secrets.token_hex(4)}@example.com")
+    res = client.simulate_post(
+        "/invoices/inv_7/pay", headers={"Authorization": f"Bearer {world.token(stranger)}"}
+    )
+    assert res.status_code == 403
+    assert client.simulate_post("/invoices/inv_7/pay").status_code == 401
+    namespace["delegauth"].close()

@@ -40,7 +40,7 @@ class Delegauth:
         audience: str | None = None,
         scope: str = "decisions",
         decision_ttl_s: float = 1.0,
-        timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
         leeway_s: int = 30,
         jwks_max_age_s: float = 300.0,
         jwks_min_refetch_s: float = 10.0,

@@ -45,7 +45,7 @@ class Transport:
         self,
         base_url: str,
         *,
-        timeout: float = 2.0,
+        timeout: float = 5.0,
         retries: int = 1,
         max_retry_wait: float = 1.0,
         http_transport: Any = None,
@@ -57,7 +57,7 @@ class Transport:
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=self.base_url,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
             transport=http_transport,
             follow_redirects=False,  # an answer is delegauth's own, never another host's
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},

@@ -25,7 +25,7 @@ from delegauth.client._client import Delegauth
 from delegauth.client._exceptions import ClientError, Unauthenticated, Unavailable
 from delegauth.client._guard import Requirement, challenge, public_detail
 
-__all__ = ["DelegauthMiddleware", "requires"]
+__all__ = ["Delegauth", "DelegauthMiddleware", "requires"]  # Delegauth: one import line
 
 T = TypeVar("T")
 
