@@ -6,9 +6,15 @@ belong to what is measured:
 
 - decider: startup (construct + sync), cold (first touch of an area) and warm decisions,
   decisions/s on one core, p50/p99 per decision, RSS, and every area loaded at once;
-- casbin: the same query stream through plain casbin.Enforcer.enforce (build_enforcer).
+- casbin: the same query stream through plain casbin.Enforcer.enforce (build_enforcer);
+- warm-up: Decider.warm_up (every area read in bulk) then the same stream's first pass;
+- bounded: an area cache smaller than the stream's working set (--bound, default half of
+  it): the hit ratio and what a miss (a first touch, read on its own) costs.
 
-    .venv/bin/python bench/decisions.py [--sizes 1000,1000000] [--queries N]
+With --pg URL, the warm-up and bounded phases also run on PostgreSQL (the same g lines,
+copied into that database, which must be a throwaway one: its tables are emptied).
+
+    .venv/bin/python bench/decisions.py [--sizes 1000,1000000] [--queries N] [--pg URL]
 
 bench/README.md says what each figure means.
 """
@@ -403,6 +409,118 @@ def phase_decider(work: Path, seconds: float) -> dict[str, object]:
     return out
 
 
+# -- phase 4: the warm-up and a bounded area cache -------------------------------------------
+
+
+def _open(work: Path, pg: str) -> Any:
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+
+    db = open_database(pg or f"sqlite:///{work / 'bench.sqlite3'}")
+    database_proxy.initialize(db)
+    return db
+
+
+def phase_pgload(work: Path, pg: str) -> dict[str, object]:
+    """Copy the g lines into PostgreSQL (COPY), with an empty change log."""
+    import io
+    import sqlite3
+
+    import psycopg2
+    import psycopg2.extensions
+
+    from delegauth.storage.schema import migrate
+
+    migrate(_open(work, pg))
+    psycopg2.extensions.set_wait_callback(None)  # COPY needs the plain blocking driver
+    raw = sqlite3.connect(work / "bench.sqlite3")
+    conn = psycopg2.connect(pg)
+    conn.autocommit = True
+    t0 = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE casbin_rule, policy_changes RESTART IDENTITY")
+        rows = raw.execute("SELECT v0, v1, v2 FROM casbin_rule WHERE ptype = 'g'")
+        while chunk := rows.fetchmany(200_000):
+            text = "".join(f"g\t{a}\t{b}\t{c}\t\t\t\n" for a, b, c in chunk)
+            cur.copy_expert(
+                "COPY casbin_rule (ptype, v0, v1, v2, v3, v4, v5) FROM STDIN", io.StringIO(text)
+            )
+        cur.execute("VACUUM ANALYZE casbin_rule")
+    conn.close()
+    raw.close()
+    return {"copy_s": time.perf_counter() - t0}
+
+
+def phase_warmup(work: Path, pg: str) -> dict[str, object]:
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.policy.decider import Decider
+    from delegauth.storage.feed import PeeweePolicyFeed
+
+    pinned = pin_one_core()
+    data = _load_stream(work)
+    queries, expected = data["queries"], data["expected"]
+    bundle = load_bundle(POLICIES)
+    out: dict[str, object] = {"pinned": pinned, "rss_baseline_mib": rss_mib()}
+    db = _open(work, pg)
+    decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=3600)
+    decider.sync()
+    t0 = time.perf_counter()
+    out["areas"] = decider.warm_up(1 << 40)
+    out["warm_up_s"] = time.perf_counter() - t0
+    out["rss_mib"] = rss_mib()
+    out["rss_growth_mib"] = float(out["rss_mib"]) - float(out["rss_baseline_mib"])  # type: ignore[arg-type]
+    out["bytes_per_area"] = float(out["rss_growth_mib"]) * 2**20 / max(1, decider.areas_held)  # type: ignore[arg-type]
+    out["estimated_mib"] = decider.held_bytes / 2**20
+    decide = decider.decide
+    t0 = time.perf_counter()
+    answers = [decide(*q) for q in queries]
+    out["first_pass_per_s"] = len(queries) / (time.perf_counter() - t0)
+    out["loads_in_first_pass"] = decider.area_loads  # areas the warm-up did not hold
+    out["mismatches"] = sum(a != e for a, e in zip(answers, expected, strict=True))
+    return out
+
+
+def phase_bounded(work: Path, pg: str, bound: int) -> dict[str, object]:
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.policy.decider import Decider
+    from delegauth.storage.feed import PeeweePolicyFeed
+
+    pinned = pin_one_core()
+    data = _load_stream(work)
+    queries, expected = data["queries"], data["expected"]
+    bundle = load_bundle(POLICIES)
+    overhead = timer_overhead_ns()
+    db = _open(work, pg)
+    decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=3600, max_areas=bound)
+    decider.sync()
+    decide = decider.decide
+    pc = time.perf_counter_ns
+    misses: list[int] = []
+    answers = []
+    most = 0
+    t_start = time.perf_counter()
+    for q in queries:
+        before = decider.area_loads
+        t0 = pc()
+        answers.append(decide(*q))
+        dt = pc() - t0
+        if decider.area_loads != before:
+            misses.append(dt)
+            most = max(most, decider.areas_held)
+    elapsed = time.perf_counter() - t_start
+    return {
+        "pinned": pinned,
+        "bound": bound,
+        "working_set": len({q[1] for q in queries}),
+        "per_s": len(queries) / elapsed,
+        "hit_ratio": 1 - decider.area_loads / len(queries),
+        "first_touch": percentiles(misses, overhead),
+        "evictions": decider.area_evictions,
+        "most_held": most,
+        "mismatches": sum(a != e for a, e in zip(answers, expected, strict=True)),
+    }
+
+
 # -- phase 3: plain Casbin ------------------------------------------------------------------
 
 
@@ -471,7 +589,7 @@ def _child(phase: str, work: Path, args: argparse.Namespace, *extra: str) -> dic
     cmd = [sys.executable, __file__, "--phase", phase, "--work", str(work), *extra]
     cmd += ["--queries", str(args.queries), "--seed", str(args.seed)]
     cmd += ["--seconds", str(args.seconds), "--casbin-queries", str(args.casbin_queries)]
-    cmd += ["--working-set", str(args.working_set)]
+    cmd += ["--working-set", str(args.working_set), "--bound", str(args.bound)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         sys.stderr.write(res.stdout + res.stderr)
@@ -551,15 +669,41 @@ TABLE: list[tuple[str, str | None, str]] = [
     ("Decider / Casbin", None, ""),
     ("warm throughput ratio", "ratio", ",.0f"),
 ]
+
+
+def _store_rows(db: str, key: str) -> list[tuple[str, str | None, str]]:
+    return [
+        (f"warm-up and a bounded area cache ({db})", None, ""),
+        ("warm-up (every area, in bulk), s", f"{key}.warmup.warm_up_s", ".2f"),
+        ("areas loaded by the warm-up", f"{key}.warmup.areas", ",.0f"),
+        ("RSS after the warm-up, MiB", f"{key}.warmup.rss_mib", ".0f"),
+        ("  growth per area, bytes", f"{key}.warmup.bytes_per_area", ",.0f"),
+        ("  the bound's estimate of it, MiB", f"{key}.warmup.estimated_mib", ".0f"),
+        ("first pass after the warm-up, decisions/s", f"{key}.warmup.first_pass_per_s", ",.0f"),
+        ("areas read one by one in that pass", f"{key}.warmup.loads_in_first_pass", ",.0f"),
+        ("wrong answers after the warm-up", f"{key}.warmup.mismatches", "d"),
+        ("area cache bound (DELEGAUTH_AREA_CACHE)", f"{key}.bounded.bound", ",.0f"),
+        ("areas in the stream (working set)", f"{key}.bounded.working_set", ",.0f"),
+        ("most areas held", f"{key}.bounded.most_held", ",.0f"),
+        ("hit ratio", f"{key}.bounded.hit_ratio", ".3f"),
+        ("first touch (a miss) p50 / p99, µs", f"{key}.bounded.first_touch", "lat"),
+        ("evictions", f"{key}.bounded.evictions", ",.0f"),
+        ("decisions/s with the bound", f"{key}.bounded.per_s", ",.0f"),
+        ("wrong answers with the bound", f"{key}.bounded.mismatches", "d"),
+    ]
+
+
+TABLE += _store_rows("SQLite", "sqlite")
+PG_TABLE = _store_rows("PostgreSQL", "pg")
 LABEL_W, CELL_W = 46, 20
 
 
-def report(sizes: list[int], results: list[dict[str, object]]) -> None:
+def report(sizes: list[int], results: list[dict[str, object]], table: list[Any]) -> None:
     rule = "=" * (LABEL_W + CELL_W * len(sizes))
     print()
     print(rule)
     print(f"{'grants requested':<{LABEL_W}}" + "".join(f"{n:>{CELL_W},}" for n in sizes))
-    for label, path, spec in TABLE:
+    for label, path, spec in table:
         if path is None:
             print(label)
             continue
@@ -581,19 +725,28 @@ def main() -> None:
     ap.add_argument("--casbin-queries", type=int, default=2_000, help="of those, through casbin")
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum warm measuring time")
     ap.add_argument("--working-set", type=int, default=20_000, help="areas the stream is about")
+    ap.add_argument(
+        "--bound", type=int, default=0, help="area cache bound (default: half the working set)"
+    )
+    ap.add_argument("--pg", default="", help="also on this throwaway PostgreSQL database URL")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--smoke",
         action="store_true",
         help="tiny sizes, a few seconds: the same code paths and figures (run by the test suite)",
     )
-    ap.add_argument("--phase", choices=["build", "decider", "casbin"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--phase",
+        choices=["build", "decider", "casbin", "pgload", "warmup", "bounded"],
+        help=argparse.SUPPRESS,
+    )
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--grants", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.smoke and args.phase is None:
         args.sizes, args.queries, args.working_set = "1000", 2_000, 100
         args.casbin_queries, args.seconds = 200, 0.2
+    args.bound = args.bound or max(1, args.working_set // 2)
 
     if args.phase == "build":
         build = phase_build(args.work, args.grants, args.queries, args.working_set, args.seed)
@@ -604,6 +757,15 @@ def main() -> None:
         return
     if args.phase == "casbin":
         print(json.dumps(phase_casbin(args.work, args.casbin_queries)))
+        return
+    if args.phase == "pgload":
+        print(json.dumps(phase_pgload(args.work, args.pg)))
+        return
+    if args.phase == "warmup":
+        print(json.dumps(phase_warmup(args.work, args.pg)))
+        return
+    if args.phase == "bounded":
+        print(json.dumps(phase_bounded(args.work, args.pg, args.bound)))
         return
 
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
@@ -624,13 +786,29 @@ def main() -> None:
             dec = _child("decider", work, args)
             print(f"[{n:,} grants] measuring plain Casbin ...", flush=True)
             cas = _child("casbin", work, args)
+            print(f"[{n:,} grants] the warm-up and a bounded cache (SQLite) ...", flush=True)
+            stores = {"sqlite": _stores(work, args, "")}
+            if args.pg:
+                print(f"[{n:,} grants] copying to PostgreSQL, warm-up, bounded ...", flush=True)
+                _child("pgload", work, args, "--pg", args.pg)
+                stores["pg"] = _stores(work, args, args.pg)
             print(f"[{n:,} grants] done in {time.perf_counter() - t0:.0f} s", flush=True)
             dec["queries"] = args.queries
             ratio = float(dec["warm_per_s"]) / float(cas["warm_per_s"])  # type: ignore[arg-type]
-            results.append({"build": build, "decider": dec, "casbin": cas, "ratio": ratio})
+            results.append(
+                {"build": build, "decider": dec, "casbin": cas, "ratio": ratio, **stores}
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    report(sizes, results)
+    report(sizes, results, TABLE + (PG_TABLE if args.pg else []))
+
+
+def _stores(work: Path, args: argparse.Namespace, pg: str) -> dict[str, object]:
+    extra = ("--pg", pg) if pg else ()
+    return {
+        "warmup": _child("warmup", work, args, *extra),
+        "bounded": _child("bounded", work, args, *extra),
+    }
 
 
 if __name__ == "__main__":

@@ -82,6 +82,15 @@ def check_decisions(out: str) -> None:
     for label in positive:
         assert number(row_value(out, label)) > 0, label
     assert number(row_value(out, "warm throughput ratio")) > 1
+    # The warm-up loads every area; a bound smaller than the working set holds and evicts.
+    assert number(row_value(out, "wrong answers after the warm-up")) == 0
+    assert number(row_value(out, "wrong answers with the bound")) == 0
+    assert number(row_value(out, "areas loaded by the warm-up")) == number(row_value(out, "areas"))
+    bound = number(row_value(out, "area cache bound (DELEGAUTH_AREA_CACHE)"))
+    assert 0 < number(row_value(out, "most areas held")) <= bound
+    assert bound < number(row_value(out, "areas in the stream (working set)"))
+    assert number(row_value(out, "evictions")) > 0
+    assert 0 < number(row_value(out, "hit ratio")) < 1
 
 
 def check_tokens(out: str) -> None:

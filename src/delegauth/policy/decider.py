@@ -458,6 +458,9 @@ class Decider:
         finally:
             with self._lock:
                 self._warming = None
+            release = getattr(self._feed, "release_connection", None)
+            if release is not None:
+                release()  # this thread's connection: the warm-up thread ends
         return loaded
 
     def _install_page(

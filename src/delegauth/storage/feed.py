@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import select
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import peewee
@@ -95,22 +97,34 @@ def _driver_errors(db: peewee.Database) -> tuple[type[Exception], ...]:
     return (psycopg2.Error,)
 
 
+_MARK = re.compile(r"%[sd]")
+
+
+def _marks(sql: str) -> list[str]:
+    return _MARK.findall(sql)
+
+
+def _numbered(sql: str) -> str:
+    """psycopg2 placeholders as PostgreSQL's $1, $2 … for PREPARE."""
+    count = iter(range(1, 100))
+    return _MARK.sub(lambda _: f"${next(count)}", sql)
+
+
 class PeeweePolicyFeed:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
-        self._keep_open = is_sqlite(db)
         self._listener = _Listener(db) if is_postgres(db) else None
         self._woken = threading.Event()
-        mark = "?" if is_sqlite(db) else "%s"
-        self._links_sql = f"SELECT v0, v1 FROM casbin_rule WHERE v2 = {mark} AND ptype = 'g'"
-        self._area_sql = (
-            "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT) FROM policy_changes"
-            f" UNION ALL {self._links_sql}"
-        )
-        self._after_sql = (
-            f"SELECT v2, v0, v1 FROM casbin_rule WHERE v2 > {mark} AND ptype = 'g'"
-            f" ORDER BY v2 LIMIT {mark}"
-        )
+        self._sqlite = is_sqlite(db)
+        mark, limit = ("?", "?") if self._sqlite else ("%s", "%d")
+        links = f"SELECT v0, v1 FROM casbin_rule WHERE v2 = {mark} AND ptype = 'g'"
+        self._sql = {
+            "links": links,
+            "area": "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT) FROM policy_changes"
+            f" UNION ALL {links}",
+            "after": f"SELECT v2, v0, v1 FROM casbin_rule WHERE v2 > {mark} AND ptype = 'g'"
+            f" ORDER BY v2 LIMIT {limit}",
+        }
         self._driver_errors = _driver_errors(db)
 
     def wait_for_change(self, timeout: float) -> bool:
@@ -130,24 +144,36 @@ class PeeweePolicyFeed:
         else:
             self._listener.wake()
 
-    def _connection(self) -> contextlib.AbstractContextManager[object]:
-        # SQLite: keep this thread's connection. Closing the last connection to a WAL
-        # database checkpoints it and deletes the -wal file, so a connection per call costs
-        # about 0.6 ms: most of a cold area load. PostgreSQL: the pool makes that cheap.
-        if self._keep_open:
-            self._db.connect(reuse_if_open=True)
-            return contextlib.nullcontext()
-        return self._db.connection_context()
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[None]:
+        # Keep this thread's connection open between calls. SQLite: closing the last
+        # connection to a WAL database checkpoints it and deletes the -wal file (about
+        # 0.6 ms). PostgreSQL: a checkout from peewee's pool pings the server first (a round
+        # trip). Either would be most of a cold area load.
+        self._db.connect(reuse_if_open=True)
+        try:
+            yield
+        except Exception:
+            # The connection may be dead (a server restarted, a bound passed): the next
+            # call opens another.
+            self.release_connection()
+            raise
+
+    def release_connection(self) -> None:
+        """Close (or give back to the pool) this thread's kept connection: a thread that
+        ends calls it, or the pool would count that connection as in use for good."""
+        with contextlib.suppress(Exception):
+            self._db.close()
 
     def domain_links(self, domain: str) -> list[tuple[str, str]]:
         with self._connection():
-            return [(sub, role) for sub, role in self._rows(self._links_sql, (domain,))]
+            return [(sub, role) for sub, role in self._rows("links", (domain,))]
 
     def area(self, domain: str) -> tuple[int, list[tuple[str, str]]]:
         """The change-log head and the domain's g lines, read by one statement (one
         snapshot): the lines hold every change up to that version and none after it."""
         with self._connection():
-            rows = self._rows(self._area_sql, (domain,))
+            rows = self._rows("area", (domain,))
         version = 0
         pairs = []
         for sub, role in rows:
@@ -161,14 +187,25 @@ class PeeweePolicyFeed:
         """Up to ``limit`` g lines (domain, subject, role) of the domains after ``domain``,
         in domain order: the warm-up reads every area in pages of these."""
         with self._connection():
-            return [(d, s, r) for d, s, r in self._rows(self._after_sql, (domain, limit))]
+            return [(d, s, r) for d, s, r in self._rows("after", (domain, limit))]
 
-    def _rows(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+    def _rows(self, name: str, params: tuple[object, ...]) -> list[Any]:
         # The driver directly: building the same query with peewee costs several times
-        # more than running it (most of a cold area load). sqlite3 keeps the statement
-        # prepared in its per-connection cache.
+        # more than running it (most of a cold area load). Prepared statements: sqlite3
+        # keeps them in its per-connection cache; on PostgreSQL each kept connection
+        # prepares them once, which saves planning them at every call.
+        sql = self._sql[name]
         cursor = self._db.cursor()
         try:
+            if not self._sqlite:
+                conn = self._db.connection()
+                if not getattr(conn, "delegauth_prepared", False):
+                    for key, text in self._sql.items():
+                        types = ", ".join("text" if p == "%s" else "int" for p in _marks(text))
+                        cursor.execute(f"PREPARE delegauth_{key} ({types}) AS {_numbered(text)}")
+                    conn.delegauth_prepared = True
+                marks = ", ".join(["%s"] * len(params))
+                sql = f"EXECUTE delegauth_{name} ({marks})"
             cursor.execute(sql, params)
             return list(cursor.fetchall())
         except self._driver_errors as ex:

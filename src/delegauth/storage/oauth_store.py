@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,6 +104,26 @@ class PeeweeOAuthStore:
         except (peewee.OperationalError, peewee.InterfaceError) as ex:
             raise Unavailable("the database is unavailable") from ex
 
+    @contextmanager
+    def _read(self) -> Iterator[None]:
+        """One SELECT on this thread's kept connection, outside a transaction.
+
+        Opening a connection per lookup was most of a token request: SQLite checkpoints
+        and deletes the WAL when its last connection closes, and a checkout from peewee's
+        PostgreSQL pool pings the server first. A single statement reads one snapshot, so
+        no transaction is needed (and SQLite's BEGIN IMMEDIATE would queue reads behind
+        writers). Nothing is cached: a deleted client is refused at its next request.
+        """
+        try:
+            self._db.connect(reuse_if_open=True)
+            yield
+        except (peewee.DatabaseError, peewee.InterfaceError) as ex:
+            # The connection may be dead (a server restarted, a bound passed): the next
+            # call opens another.
+            with suppress(Exception):
+                self._db.close()
+            raise Unavailable("the database is unavailable") from ex
+
     # -- clients ---------------------------------------------------------------------
 
     def add_client(self, client: ClientRow) -> None:
@@ -120,7 +140,7 @@ class PeeweeOAuthStore:
             ).execute()
 
     def get_client(self, client_id: str) -> ClientRow | None:
-        with self.transaction():
+        with self._read():
             row = OAuthClientRecord.get_or_none(OAuthClientRecord.client_id == client_id)
             return None if row is None else _client(row)
 
@@ -212,7 +232,7 @@ class PeeweeOAuthStore:
             ).on_conflict_ignore().execute()
 
     def is_access_revoked(self, jti: str) -> bool:
-        with self.transaction():
+        with self._read():
             return RevokedAccessRecord.select().where(RevokedAccessRecord.jti == jti).exists()
 
     # -- browser sessions and sign-in failures ---------------------------------------
@@ -222,7 +242,7 @@ class PeeweeOAuthStore:
             BrowserSessionRecord.insert(**vars(row)).execute()
 
     def get_session(self, id_hash: str, now: datetime) -> SessionRow | None:
-        with self.transaction():
+        with self._read():
             row = BrowserSessionRecord.get_or_none(
                 (BrowserSessionRecord.id_hash == id_hash) & (BrowserSessionRecord.expires_at > now)
             )
