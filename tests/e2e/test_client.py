@@ -330,6 +330,19 @@ def _falcon_app(delegauth: Delegauth) -> falcon.App:
     return app
 
 
+def _falcon_asgi_app(delegauth: Delegauth) -> Any:
+    import falcon.asgi
+
+    class Invoice:
+        @requires("invoice", "pay", id_param="invoice_id")
+        async def on_post(self, req: Any, resp: Any, invoice_id: str) -> None:
+            resp.media = {"paid": invoice_id, "by": req.context.token.sub}
+
+    app = falcon.asgi.App(middleware=[DelegauthMiddleware(delegauth)])
+    app.add_route("/invoices/{invoice_id}/pay", Invoice())
+    return app
+
+
 def _falcon_client(delegauth: Delegauth) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(_falcon_app(delegauth))
 
@@ -379,12 +392,13 @@ def _guarded(delegauth: Delegauth, kind: str, token: str | None, path: str) -> A
     if kind == "asgi":
         res = _asgi_call(_asgi_app(delegauth), path, headers)
         return Answer(res.status_code, res.headers, res.json() if res.content else None)
-    app = _falcon_app(delegauth) if kind == "falcon" else _wsgi_app(delegauth)
+    apps = {"falcon": _falcon_app, "falcon-asgi": _falcon_asgi_app, "wsgi": _wsgi_app}
+    app = apps[kind](delegauth)
     result = falcon.testing.TestClient(app).simulate_post(path, headers=headers)
     return Answer(result.status_code, result.headers, result.json if result.content else None)
 
 
-@pytest.mark.parametrize("kind", ["falcon", "wsgi", "asgi"])
+@pytest.mark.parametrize("kind", ["falcon", "falcon-asgi", "wsgi", "asgi"])
 def test_guards_answer_401_403_or_let_through(
     server: Server, service: dict, world: World, kind: str
 ) -> None:
@@ -471,7 +485,7 @@ def test_server_down_fails_closed(own_server: Server) -> None:
         delegauth.evaluate_many([Evaluation(world.delegate, world.area, "invoice", "pay")])
     with pytest.raises(KeysUnavailable):
         cold.verify(token)
-    for kind in ("falcon", "wsgi", "asgi"):
+    for kind in ("falcon", "falcon-asgi", "wsgi", "asgi"):
         res = _guarded(delegauth, kind, token, "/invoices/7/pay")
         assert res.status == 503, kind
         assert res.headers["Retry-After"] == "1"
