@@ -48,6 +48,12 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # Authlib refuses OAuth requests on such a URL: every token request would fail.
         print(f"delegauth: refusing to serve: {transport}", file=sys.stderr)
         return 2
+    from delegauth.serving import unavailable
+
+    server_problem = unavailable(settings.server)
+    if server_problem:
+        print(f"delegauth: refusing to serve: {server_problem}", file=sys.stderr)
+        return 2
     from delegauth.policy.bundle import PolicyError, bundle_from_snapshot, read_snapshot
 
     # Fail before forking when the policy is unusable, and create keys exactly once.
@@ -72,11 +78,8 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     bind = args.bind or settings.bind
     workers = args.workers or settings.workers
-    from delegauth.serving import SERVERS, serve
+    from delegauth.serving import serve
 
-    if settings.server not in SERVERS:
-        print(f"delegauth: DELEGAUTH_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
-        return 2
     print(
         f"delegauth serving on http://{bind} with {workers} {settings.server} workers",
         file=sys.stderr,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import signal
@@ -50,6 +51,7 @@ __all__ = [
     "ProblemThreadWorker",
     "run",
     "serve",
+    "unavailable",
     "worker_options",
 ]
 
@@ -71,6 +73,15 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     # Python threads per worker (granian's blocking threads); hyper holds the connections.
     "granian": {"threads": 2},
 }
+
+
+def unavailable(server: str) -> str | None:
+    """Why ``server`` cannot run here (unknown, or not installed), or None."""
+    if server not in SERVERS:
+        return f"DELEGAUTH_SERVER={server!r}: choose one of {', '.join(SERVERS)}"
+    if server == "granian" and importlib.util.find_spec("granian") is None:
+        return "granian is not installed: pip install 'delegauth[granian]'"
+    return None
 
 
 def worker_options(server: str = DEFAULT_SERVER, threads: int = 0) -> dict[str, Any]:
