@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,15 @@ OWNERS = {
     "email_validator": {"domain/emails.py"},
     "precis_i18n": {"domain/emails.py"},
     "confusable_homoglyphs": {"domain/emails.py"},
+    "jinja2": {"pages/rendering.py"},
+}
+# The two edges: the JSON API (api/) and the hosted pages (pages/). Only the composition
+# root (api/app.py) sees both; the pages borrow the API's request plumbing, no resource.
+API_PLUMBING_FOR_PAGES = {
+    "delegauth.api.body",
+    "delegauth.api.catalogue",
+    "delegauth.api.params",
+    "delegauth.api.problems",
 }
 
 
@@ -91,3 +101,33 @@ def test_the_client_package_needs_nothing_of_the_server_side() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert not {"falcon", "peewee", "casbin", "authlib", "gunicorn"} & set(eval(loaded))  # noqa: S307
+
+
+def test_the_json_api_and_the_pages_stay_apart() -> None:
+    offenders = []
+    for path in sorted((SRC / "api").glob("*.py")):
+        if path.name == "app.py":
+            continue
+        offenders += [
+            f"api/{path.name}: {n}" for n in _imports(path) if n.startswith("delegauth.pages")
+        ]
+    for path in sorted((SRC / "pages").glob("*.py")):
+        offenders += [
+            f"pages/{path.name}: {n}"
+            for n in _imports(path)
+            if n.startswith("delegauth.api") and n not in API_PLUMBING_FOR_PAGES
+        ]
+    assert offenders == []
+
+
+def test_no_html_is_assembled_in_python() -> None:
+    """Pages are templates (pages/templates/, autoescaped): no f-string starts a tag."""
+    tag_in_fstring = re.compile(r"""\bf(["']{1,3})\s*<[a-zA-Z/!]""")
+    offenders = [
+        f"{path.relative_to(SRC).as_posix()}:{n}"
+        for edge in ("api", "pages")
+        for path in sorted((SRC / edge).glob("*.py"))
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if tag_in_fstring.search(line)
+    ]
+    assert offenders == []

@@ -23,13 +23,10 @@ from delegauth.api import (
     authzen,
     authzen_search,
     oauth,
-    pages,
-    verification_pages,
 )
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import LanguageMiddleware, PermissionsResource
-from delegauth.api.console import Console
 from delegauth.api.metrics import MetricsResource
 from delegauth.api.middleware import (
     AccessLogMiddleware,
@@ -37,7 +34,6 @@ from delegauth.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from delegauth.api.problems import install_error_handlers
-from delegauth.api.sessions import BrowserSessions, SignInLimiter
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import Catalogue
@@ -48,6 +44,8 @@ from delegauth.mail.composer import MailComposer
 from delegauth.oauth.clients import ClientRegistry
 from delegauth.oauth.issuing import TokenIssuer
 from delegauth.oauth.server import DelegauthAuthorizationServer
+from delegauth.pages import BrowserSessions, SignInLimiter
+from delegauth.pages import add_routes as add_page_routes
 from delegauth.passwords import Argon2Hasher
 from delegauth.policy.bundle import PolicySnapshot, read_snapshot
 from delegauth.policy.check import checked_bundle
@@ -392,42 +390,27 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
         oauth.DiscoveryResource(settings.issuer, services.keys, openid=True),
     )
     app.add_route("/.well-known/jwks.json", oauth.JwksResource(services.keys))
-    app.add_route(
-        "/oauth/authorize",
-        oauth.AuthorizeResource(
-            server, services.accounts, services.store, services.sessions, base, settings.issuer
-        ),
-    )
     app.add_route("/oauth/token", oauth.TokenResource(server, base))
     app.add_route("/oauth/introspect", oauth.EndpointResource(server, base, "introspection"))
     app.add_route("/oauth/revoke", oauth.EndpointResource(server, base, "revocation"))
     app.add_route("/oauth/userinfo", oauth.UserinfoResource(auth, services.accounts))
-    app.add_route(
-        "/signin", pages.SignInPage(services.accounts, services.sessions, services.limiter)
+    add_page_routes(
+        app,
+        accounts=services.accounts,
+        invitations=services.invitations,
+        members=services.members,
+        store=services.store,
+        sessions=services.sessions,
+        limiter=services.limiter,
+        mail_limiter=services.mail_limiter,
+        catalogue=lambda: services.decider.bundle.catalogue,
+        authorization_server=server,
+        public_url=base,
+        issuer=settings.issuer,
+        brand_css=settings.brand_css,
+        brand_name=settings.brand_name,
+        brand_logo=settings.brand_logo,
     )
-    app.add_route(
-        "/signup", pages.SignUpPage(services.accounts, services.sessions, services.invitations)
-    )
-    app.add_route("/signout", pages.SignOutPage(services.sessions))
-    app.add_route("/", pages.HomePage(services.accounts, services.sessions))
-    app.add_route("/static/delegauth.css", pages.StaticCss(settings.brand_css))
-    pages.BRAND.update(name=settings.brand_name, logo=settings.brand_logo)
-    if settings.brand_logo:
-        app.add_route("/static/logo", pages.StaticLogo(settings.brand_logo))
-    console = Console(
-        services.accounts,
-        services.invitations,
-        services.members,
-        services.store,
-        services.sessions,
-        lambda: services.decider.bundle.catalogue,
-    )
-    for path, resource in console.routes():
-        app.add_route(path, resource)
-    verifying = (services.accounts, services.sessions, services.mail_limiter, console.header)
-    app.add_route("/verify-email", verification_pages.VerifyEmailPage(*verifying))
-    app.add_route("/verify-email/sent", verification_pages.CheckEmailPage(*verifying))
-    app.add_route("/verify-email/resend", verification_pages.ResendVerificationPage(*verifying))
     return app
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
-from urllib.parse import parse_qsl, urlencode
 
 import falcon
 
@@ -12,7 +10,13 @@ from delegauth.api.body import send_json
 from delegauth.api.views import catalogue_view
 from delegauth.domain.catalogue import Catalogue
 
-__all__ = ["LANG_COOKIE", "LanguageMiddleware", "PermissionsResource", "negotiate_locale"]
+__all__ = [
+    "LANG_COOKIE",
+    "LOCALES",
+    "LanguageMiddleware",
+    "PermissionsResource",
+    "negotiate_locale",
+]
 
 LOCALES = ("en", "es")
 
@@ -53,38 +57,13 @@ class PermissionsResource:
         send_json(resp, catalogue_view(catalogue, negotiate_locale(req)))
 
 
-def _switcher(req: falcon.Request, locale: str) -> str:
-    """Links to this same page in each language (its query kept, ``lang`` replaced)."""
-    params = [(k, v) for k, v in parse_qsl(req.query_string, keep_blank_values=True) if k != "lang"]
-    links = []
-    for code, name in (("en", "English"), ("es", "Español")):
-        if code == locale:
-            links.append(f'<strong aria-current="true" lang="{code}">{name}</strong>')
-        else:
-            href = escape(req.path + "?" + urlencode([*params, ("lang", code)]))
-            links.append(f'<a href="{href}" lang="{code}" hreflang="{code}">{name}</a>')
-    return (
-        f'<footer class="languages"><nav aria-label="language">{" · ".join(links)}</nav></footer>'
-    )
-
-
 class LanguageMiddleware:
-    """A language picked with ?lang= sticks (a cookie); HTML pages fetched with GET get a
-    language switcher."""
+    """A language picked with ?lang= sticks (a cookie). The switcher itself is in the
+    pages' base layout (delegauth.pages)."""
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        if (
-            req.method == "GET"
-            and (resp.content_type or "").startswith("text/html")
-            and isinstance(resp.text, str)
-            and "</main>" in resp.text
-            and '<footer class="languages">' not in resp.text  # not already in the layout
-        ):
-            resp.text = resp.text.replace(
-                "</main>", "</main>" + _switcher(req, negotiate_locale(req)), 1
-            )
         lang = (req.get_param("lang") or "").lower()
         if lang in LOCALES:
             resp.set_cookie(

@@ -1,37 +1,22 @@
-"""OAuth 2.0 / OpenID Connect endpoints and the Client Area chooser.
-
-/oauth/authorize signs the user in (through /signin), then shows the chooser when
-the user can reach more than one area or ``prompt=select_account`` is sent, and a
-consent step for third-party clients. The code it issues is bound to one area.
-"""
+"""OAuth 2.0 / OpenID Connect endpoints: metadata, keys, token, introspection,
+revocation and userinfo. /oauth/authorize, a page, is delegauth.pages.authorize."""
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import falcon
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import AccessDeniedError, InsecureTransportError
+from authlib.oauth2.rfc6749 import InsecureTransportError
 
 from delegauth.api.auth import Authenticator
-from delegauth.api.body import read_form, send_json
-from delegauth.api.catalogue import negotiate_locale
-from delegauth.api.pages import error_page, field_value, render
-from delegauth.domain.accounts import Accounts, AreaAccess
-from delegauth.domain.ports import Store
+from delegauth.api.body import send_json
+from delegauth.domain.accounts import Accounts
 from delegauth.errors import Forbidden
 from delegauth.oauth.clients import GRANT_TYPES, SCOPES
-from delegauth.oauth.issuing import Principal
 from delegauth.oauth.server import AuthlibResponse, DelegauthAuthorizationServer, oauth_request
-from delegauth.pages.sessions import BrowserSessions
-from delegauth.pages.text import t
 from delegauth.tokens import KeyRing
 
 __all__ = [
-    "AuthorizeResource",
     "DiscoveryResource",
     "EndpointResource",
     "JwksResource",
@@ -39,8 +24,6 @@ __all__ = [
     "UserinfoResource",
     "metadata",
 ]
-
-_UI_FIELDS = ("csrf", "area", "consent")
 
 
 def metadata(issuer: str, *, openid: bool, signing_algs: list[str]) -> dict[str, Any]:
@@ -181,176 +164,3 @@ class UserinfoResource:
         send_json(resp, body)
 
     on_post = on_get
-
-
-class AuthorizeResource:
-    def __init__(
-        self,
-        server: DelegauthAuthorizationServer,
-        accounts: Accounts,
-        store: Store,
-        sessions: BrowserSessions,
-        public_url: str,
-        issuer: str,
-    ) -> None:
-        self._server = server
-        self._accounts = accounts
-        self._store = store
-        self._sessions = sessions
-        self._base = public_url
-        self._issuer = issuer
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._handle(req, resp, None)
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._handle(req, resp, read_form(req))
-
-    def _handle(
-        self, req: falcon.Request, resp: falcon.Response, form: dict[str, list[str]] | None
-    ) -> None:
-        locale = negotiate_locale(req)
-        resp.set_header("Referrer-Policy", "no-referrer")
-        try:
-            oreq = oauth_request(req, self._base, form or {}, allow_http=self._server.allow_http)
-        except InsecureTransportError as err:
-            error_page(resp, locale, f"{err.error}: {err.description}", 400)
-            return
-        try:
-            grant = self._server.get_consent_grant(request=oreq)
-        except OAuth2Error as err:
-            self._error(resp, locale, oreq, err)
-            return
-        session = self._sessions.current(req)
-        data = oreq.payload.data
-        if session is None or data.get("prompt") == "login":
-            if form is not None:  # a chooser post without a session: start over
-                error_page(resp, locale, t(locale, "error.csrf"), 403)
-                return
-            target = "/oauth/authorize?" + urlencode(
-                [(k, v) for k, v in oreq.payload.data.items() if k != "prompt"]
-            )
-            raise falcon.HTTPSeeOther("/signin?return_to=" + quote(target, safe=""))
-        areas = self._accounts.areas_of(session.user_id)
-        client = grant.client
-        chosen = self._choice(areas, data, form)
-        needs_consent = not client.first_party
-        if form is None:
-            show_chooser = len(areas) > 1 or data.get("prompt") == "select_account"
-            if show_chooser or needs_consent or chosen is None:
-                self._chooser(resp, locale, oreq, areas, chosen, session.csrf, client)
-                return
-        else:
-            if not self._sessions.check_csrf(session, field_value(form, "csrf")):
-                error_page(resp, locale, t(locale, "error.csrf"), 403)
-                return
-            if chosen is None:
-                self._chooser(
-                    resp,
-                    locale,
-                    oreq,
-                    areas,
-                    None,
-                    session.csrf,
-                    client,
-                    error=t(locale, "error.area"),
-                    status=400,
-                )
-                return
-            if needs_consent and field_value(form, "consent") != "allow":
-                self._error(
-                    resp,
-                    locale,
-                    oreq,
-                    AccessDeniedError(state=data.get("state"), redirect_uri=grant.redirect_uri),
-                )
-                return
-        assert chosen is not None
-        principal = Principal(
-            session.user_id,
-            chosen.area.id,
-            chosen.role,
-            chosen.permissions,
-            auth_time=session.created_at,
-            nonce=data.get("nonce"),
-        )
-        result = self._server.create_authorization_response(request=oreq, grant_user=principal)
-        result.render(resp)
-
-    @staticmethod
-    def _choice(
-        areas: list[AreaAccess], data: dict[str, str], form: dict[str, list[str]] | None
-    ) -> AreaAccess | None:
-        by_id = {a.area.id: a for a in areas}
-        if form is not None:
-            return by_id.get(field_value(form, "area"))
-        if data.get("area") in by_id:
-            return by_id[data["area"]]
-        return areas[0] if len(areas) == 1 else None
-
-    def _chooser(
-        self,
-        resp: falcon.Response,
-        locale: str,
-        oreq: Any,
-        areas: list[AreaAccess],
-        chosen: AreaAccess | None,
-        csrf: str,
-        client: Any,
-        error: str = "",
-        status: int = 200,
-    ) -> None:
-        hidden = "".join(
-            f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
-            for k, v in oreq.payload.data.items()
-            if k not in _UI_FIELDS
-        )
-        hidden += f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
-        options = []
-        for i, access in enumerate(areas):
-            checked = (
-                " checked"
-                if (chosen and chosen.area.id == access.area.id) or (chosen is None and i == 0)
-                else ""
-            )
-            role = t(locale, f"role.{access.role}")
-            options.append(
-                f'<div class="choice"><input type="radio" id="area-{i}" name="area"'
-                f' value="{escape(access.area.id)}"{checked} required>'
-                f'<label for="area-{i}">{escape(access.area.name)}'
-                f' <span class="role">({escape(role)})</span></label></div>'
-            )
-        alert = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
-        consent = ""
-        buttons = f'<button type="submit">{t(locale, "chooser.submit")}</button>'
-        if not client.first_party:
-            scopes = "".join(f"<li>{escape(s)}</li>" for s in (oreq.scope or "").split())
-            consent = (
-                f"<p>{escape(t(locale, 'consent.asks', client=client.row.name))}"
-                f"</p><ul>{scopes}</ul>"
-            )
-            buttons = (
-                f'<button type="submit" name="consent" value="allow">'
-                f"{t(locale, 'consent.allow')}</button> "
-                f'<button type="submit" name="consent" value="deny" class="secondary">'
-                f"{t(locale, 'consent.deny')}</button>"
-            )
-        body = (
-            f'{alert}<form method="post" action="/oauth/authorize">{hidden}'
-            f"<fieldset><legend>{t(locale, 'chooser.legend')}</legend>{''.join(options)}"
-            f"</fieldset>{consent}{buttons}</form>"
-        )
-        title = t(locale, "chooser.title") if client.first_party else t(locale, "consent.title")
-        render(resp, locale, title, body, status)
-
-    def _error(self, resp: falcon.Response, locale: str, oreq: Any, err: OAuth2Error) -> None:
-        redirect_uri = getattr(err, "redirect_uri", None)
-        if redirect_uri:
-            # The redirect URI was checked against the client's: safe to send the error back.
-            params = dict(err.get_body())
-            params["iss"] = self._issuer
-            state = oreq.payload.data.get("state")
-            if state:
-                params["state"] = state
-            raise falcon.HTTPFound(add_params_to_uri(redirect_uri, params))
-        error_page(resp, locale, f"{err.error}: {err.description or ''}", 400)

@@ -14,10 +14,16 @@ import falcon
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
+from delegauth.domain.members import Members
+from delegauth.domain.ports import Store
+from delegauth.oauth.server import DelegauthAuthorizationServer
+from delegauth.pages.authorize import AuthorizeResource
+from delegauth.pages.console import Console
 from delegauth.pages.rendering import Renderer
 from delegauth.pages.sessions import BrowserSessions, SignInLimiter
 from delegauth.pages.signin import HomePage, SignInPage, SignOutPage, SignUpPage
 from delegauth.pages.static import StaticCss, StaticLogo, StaticScript
+from delegauth.pages.verification import CheckEmailPage, ResendVerificationPage, VerifyEmailPage
 
 __all__ = ["BrowserSessions", "Renderer", "SignInLimiter", "add_routes"]
 
@@ -27,15 +33,30 @@ def add_routes(
     *,
     accounts: Accounts,
     invitations: Invitations,
+    members: Members,
+    store: Store,
     sessions: BrowserSessions,
     limiter: SignInLimiter,
+    mail_limiter: SignInLimiter,
     catalogue: Callable[[], Catalogue],
+    authorization_server: DelegauthAuthorizationServer,
+    public_url: str,
+    issuer: str,
     brand_css: str = "",
     brand_name: str = "",
     brand_logo: str = "",
 ) -> Renderer:
-    """Add every page's route to ``app``; returns the renderer they share."""
+    """Add every page's route to ``app``; returns the renderer they share.
+
+    ``limiter`` bounds failed sign-ins; ``mail_limiter`` the verification mails asked
+    for from the pages."""
     pages = Renderer(brand_name=brand_name, brand_logo=bool(brand_logo))
+    app.add_route(
+        "/oauth/authorize",
+        AuthorizeResource(
+            pages, authorization_server, accounts, store, sessions, public_url, issuer
+        ),
+    )
     app.add_route("/signin", SignInPage(pages, accounts, sessions, limiter))
     app.add_route("/signup", SignUpPage(pages, accounts, sessions, invitations))
     app.add_route("/signout", SignOutPage(pages, sessions))
@@ -44,4 +65,11 @@ def add_routes(
     app.add_route("/static/delegauth.js", StaticScript())
     if brand_logo:
         app.add_route("/static/logo", StaticLogo(brand_logo))
+    console = Console(pages, accounts, invitations, members, store, sessions, catalogue)
+    for path, resource in console.routes():
+        app.add_route(path, resource)
+    verifying = (pages, accounts, sessions, mail_limiter)
+    app.add_route("/verify-email", VerifyEmailPage(*verifying))
+    app.add_route("/verify-email/sent", CheckEmailPage(*verifying))
+    app.add_route("/verify-email/resend", ResendVerificationPage(*verifying))
     return pages

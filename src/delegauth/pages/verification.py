@@ -8,19 +8,20 @@ has an account, and the mails are rate-limited per address and per client.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from html import escape
+from typing import Any
 from urllib.parse import quote
 
 import falcon
 
 from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
-from delegauth.api.pages import check_email_url, error_page, field_value, render, safe_return
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import User
 from delegauth.errors import InvalidInput, InvalidToken
+from delegauth.pages.forms import check_email_url, field_value, safe_return
+from delegauth.pages.menu import AccountMenu
+from delegauth.pages.rendering import Flash, Renderer
 from delegauth.pages.sessions import BrowserSessions, SignInLimiter
 from delegauth.pages.text import t
 from delegauth.storage.oauth_store import SessionRow
@@ -32,9 +33,6 @@ __all__ = [
     "mask_email",
 ]
 
-# Builds the signed-in header (the account menu): Console.header.
-Header = Callable[[str, SessionRow, str | None], str]
-
 
 def mask_email(email: str) -> str:
     """j•••@example.com: enough for its owner to recognise, not enough to harvest."""
@@ -42,22 +40,19 @@ def mask_email(email: str) -> str:
     return f"{local[:1]}•••@{domain}" if domain else f"{email[:1]}•••"
 
 
-def _hidden(name: str, value: str) -> str:
-    return f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
-
-
 class _VerificationPages:
     def __init__(
         self,
+        pages: Renderer,
         accounts: Accounts,
         sessions: BrowserSessions,
         limiter: SignInLimiter,
-        header: Header,
     ) -> None:
+        self._pages = pages
         self._accounts = accounts
         self._sessions = sessions
         self._limiter = limiter
-        self._header = header
+        self._menu = AccountMenu(accounts)
 
     def _signed_in(self, req: falcon.Request) -> tuple[SessionRow, User] | None:
         session = self._sessions.current(req)
@@ -70,16 +65,17 @@ class _VerificationPages:
         self,
         req: falcon.Request,
         resp: falcon.Response,
-        locale: str,
+        template: str,
         title: str,
-        body: str,
         status: int = 200,
+        **context: Any,
     ) -> None:
+        """A page with the account menu when signed in."""
         session = self._sessions.current(req)
-        header = self._header(locale, session, None) if session is not None else ""
-        render(resp, locale, title, body, status, header=header)
+        menu = self._menu(session, None) if session is not None else None
+        self._pages.render(req, resp, template, title=title, status=status, menu=menu, **context)
 
-    def _resend_form(
+    def _resend(
         self,
         req: falcon.Request,
         resp: falcon.Response,
@@ -91,26 +87,18 @@ class _VerificationPages:
         email: str = "",
         error: str = "",
         secondary: bool = False,
-    ) -> str:
-        csrf = self._sessions.pre_csrf(req, resp)
-        field = ""
-        if ask_email:
-            described = ' aria-describedby="resend-error"' if error else ""
-            field = (
-                f'<label for="email">{t(locale, "signin.email")}</label>'
-                f'<input id="email" name="email" type="email" autocomplete="email" required'
-                f' value="{escape(email)}"{described}>'
-            )
-        alert = (
-            f'<p class="error" role="alert" id="resend-error">{escape(error)}</p>' if error else ""
-        )
-        css = ' class="secondary"' if secondary else ""
-        return (
-            f'{alert}<form method="post" action="/verify-email/resend">'
-            + _hidden("csrf", csrf)
-            + _hidden("return_to", return_to)
-            + f'{field}<button type="submit"{css}>{escape(label)}</button></form>'
-        )
+    ) -> dict[str, Any]:
+        """The "send me a new link" form (resend.html)."""
+        return {
+            "csrf": self._sessions.pre_csrf(req, resp),
+            "return_to": return_to,
+            "label": label,
+            "ask_email": ask_email,
+            "email_label": t(locale, "signin.email"),
+            "email": email,
+            "error": error,
+            "secondary": secondary,
+        }
 
     def _spent(
         self,
@@ -125,34 +113,28 @@ class _VerificationPages:
     ) -> None:
         """The page for a used, expired or unknown link: ask for a new one."""
         signed_in = self._signed_in(req)
-        title = t(locale, "verify.spent_title")
-        if signed_in is not None and signed_in[1].email_verified:
-            body = (
-                f'<p class="notice" role="status">{t(locale, "verify.already")}</p>'
-                f'<p><a class="button" href="{escape(return_to)}">'
-                f"{t(locale, 'verify.continue')}</a></p>"
-            )
-            self._render(req, resp, locale, title, body, status)
-            return
-        text = f"<p>{t(locale, 'verify.spent')}</p>"
-        if signed_in is not None:
-            text += f"<p>{escape(t(locale, 'verify.new_to', email=signed_in[1].email))}</p>"
-        else:
-            text += (
-                f"<p>{t(locale, 'verify.new_ask')}</p>"
-                f'<p class="hint">{t(locale, "verify.new_private")}</p>'
-            )
-        form = self._resend_form(
+        already = signed_in is not None and signed_in[1].email_verified
+        self._render(
             req,
             resp,
-            locale,
-            return_to,
-            t(locale, "verify.new_link"),
-            ask_email=signed_in is None,
-            email=email,
-            error=error,
+            "spent.html",
+            t(locale, "verify.spent_title"),
+            status,
+            here=None if req.method == "GET" else "/verify-email",
+            already=already,
+            return_to=return_to,
+            signed_in_email=signed_in[1].email if signed_in is not None else "",
+            resend=self._resend(
+                req,
+                resp,
+                locale,
+                return_to,
+                t(locale, "verify.new_link"),
+                ask_email=signed_in is None,
+                email=email,
+                error=error,
+            ),
         )
-        self._render(req, resp, locale, title, text + form, status)
 
 
 class VerifyEmailPage(_VerificationPages):
@@ -166,23 +148,23 @@ class VerifyEmailPage(_VerificationPages):
         if user is None:
             self._spent(req, resp, locale, return_to)
             return
-        csrf = self._sessions.pre_csrf(req, resp)
-        body = (
-            f"<p>{escape(t(locale, 'verify.intro', email=user.email))}</p>"
-            '<form method="post" action="/verify-email">'
-            + _hidden("csrf", csrf)
-            + _hidden("token", token)
-            + _hidden("return_to", return_to)
-            + f'<button type="submit">{t(locale, "verify.submit")}</button></form>'
+        self._render(
+            req,
+            resp,
+            "verify.html",
+            t(locale, "verify.title"),
+            email=user.email,
+            csrf=self._sessions.pre_csrf(req, resp),
+            token=token,
+            return_to=return_to,
         )
-        self._render(req, resp, locale, t(locale, "verify.title"), body)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         locale = negotiate_locale(req)
         form = read_form(req)
         return_to = safe_return(field_value(form, "return_to"))
         if not self._sessions.check_pre_csrf(req, field_value(form, "csrf")):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+            self._pages.error(req, resp, t(locale, "error.csrf"), 403, here="/verify-email")
             return
         try:
             user = self._accounts.verify_email(field_value(form, "token")[:200])
@@ -224,19 +206,23 @@ class CheckEmailPage(_VerificationPages):
         error: str = "",
         status: int = 200,
     ) -> None:
-        flash = (
-            f'<p class="notice" role="status">{escape(t(locale, "check.resent", email=user.email))}'
-            "</p>"
-            if resent
-            else ""
+        here = "/verify-email/sent" + (
+            "?return_to=" + quote(return_to, safe="") if return_to != "/" else ""
         )
-        later = "check.continue" if return_to == "/" else "verify.continue"
-        body = (
-            flash
-            + f"<p>{escape(t(locale, 'check.sent_to', email=user.email))}</p>"
-            + f"<p>{t(locale, 'check.why')}</p>"
-            + f'<p class="hint">{t(locale, "check.not_there")}</p>'
-            + self._resend_form(
+        self._render(
+            req,
+            resp,
+            "check_email.html",
+            t(locale, "check.title"),
+            status,
+            here=here,
+            flashes=[Flash("notice", t(locale, "check.resent", email=user.email))]
+            if resent
+            else [],
+            email=user.email,
+            return_to=return_to,
+            later="check.continue" if return_to == "/" else "verify.continue",
+            resend=self._resend(
                 req,
                 resp,
                 locale,
@@ -245,10 +231,8 @@ class CheckEmailPage(_VerificationPages):
                 ask_email=False,
                 error=error,
                 secondary=True,
-            )
-            + f'<p class="later"><a href="{escape(return_to)}">{t(locale, later)}</a></p>'
+            ),
         )
-        self._render(req, resp, locale, t(locale, "check.title"), body, status)
 
 
 class ResendVerificationPage(CheckEmailPage):
@@ -262,7 +246,7 @@ class ResendVerificationPage(CheckEmailPage):
         form = read_form(req)
         return_to = safe_return(field_value(form, "return_to"))
         if not self._sessions.check_pre_csrf(req, field_value(form, "csrf")):
-            error_page(resp, locale, t(locale, "error.csrf"), 403)
+            self._pages.error(req, resp, t(locale, "error.csrf"), 403, here="/verify-email")
             return
         address = req.remote_addr or "unknown"
         signed_in = self._signed_in(req)
@@ -292,9 +276,12 @@ class ResendVerificationPage(CheckEmailPage):
             return
         self._limiter.failed(email, address)
         self._accounts.resend_verification(email, return_to)
-        body = (
-            f"<p>{escape(t(locale, 'check.if_account', email=email))}</p>"
-            f'<p><a href="/signin?return_to={escape(quote(return_to, safe=""))}">'
-            f"{t(locale, 'signin.title')}</a></p>"
+        self._render(
+            req,
+            resp,
+            "check_if_account.html",
+            t(locale, "check.title"),
+            here="/verify-email",
+            email=email,
+            signin="/signin?return_to=" + quote(return_to, safe=""),
         )
-        self._render(req, resp, locale, t(locale, "check.title"), body)
