@@ -365,14 +365,23 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route("/v1/areas/{area_id}/audit", areas.AuditResource(auth, services.members))
     app.add_route("/v1/permissions", PermissionsResource(lambda: services.decider.bundle.catalogue))
 
+    emails = services.accounts.user_by_email  # subjects of a type with ids = "emails"
     app.add_route(
-        "/access/v1/evaluation", authzen.EvaluationResource(auth, services.decider, max_body)
+        "/access/v1/evaluation",
+        authzen.EvaluationResource(auth, services.decider, max_body, emails),
     )
     app.add_route(
-        "/access/v1/evaluations", authzen.EvaluationsResource(auth, services.decider, max_body)
+        "/access/v1/evaluations",
+        authzen.EvaluationsResource(auth, services.decider, max_body, emails),
     )
     authzen_search.add_search_routes(
-        app, auth, services.decider, PeeweeSearchFeed(services.db), max_body, settings.public_url
+        app,
+        auth,
+        services.decider,
+        PeeweeSearchFeed(services.db),
+        max_body,
+        settings.public_url,
+        emails,
     )
     app.add_route(
         "/.well-known/authzen-configuration",

@@ -28,7 +28,7 @@ from delegauth.api.body import read_json, send_json
 from delegauth.errors import InvalidInput
 from delegauth.policy.decider import Decider
 from delegauth.policy.explanations import explain_decision, explain_question, explain_refusal
-from delegauth.policy.mapping import Question
+from delegauth.policy.mapping import EmailLookup, Question
 
 __all__ = ["EvaluationResource", "EvaluationsResource", "MetadataResource", "metadata"]
 
@@ -89,14 +89,21 @@ def integer(value: object) -> int | None:
     return None
 
 
-def _request(decider: Decider, body: dict[str, Any], token_area: str | None) -> Request:
+def _request(
+    decider: Decider,
+    body: dict[str, Any],
+    token_area: str | None,
+    users_by_email: EmailLookup | None = None,
+) -> Request:
     """The Casbin request for one evaluation, or why it can only be denied (InvalidInput
     when it lacks what the policy's request mapping needs)."""
     entity(body.get("subject"), "subject", ("type", "id"))
     entity(body.get("action"), "action", ("name",))
     resource_area(entity(body.get("resource"), "resource", ("type", "id")))
     context_of(body)
-    return decider.bundle.mapping.question(body, token_area=token_area)
+    return decider.bundle.mapping.question(
+        body, token_area=token_area, users_by_email=users_by_email
+    )
 
 
 def _wants_explanation(body: dict[str, Any]) -> bool:
@@ -138,29 +145,51 @@ def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[
 
 
 class EvaluationResource:
-    def __init__(self, auth: Authenticator, decider: Decider, max_body: int) -> None:
+    """``users_by_email`` resolves subjects of a type declared ``ids = "emails"``."""
+
+    def __init__(
+        self,
+        auth: Authenticator,
+        decider: Decider,
+        max_body: int,
+        users_by_email: EmailLookup | None = None,
+    ) -> None:
         self._auth = auth
         self._decider = decider
         self._max = max_body
+        self._emails = users_by_email
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         claims = self._auth.service(req)
-        send_json(resp, _single(self._decider, read_json(req, self._max), claims.area))
+        body = read_json(req, self._max)
+        send_json(resp, _single(self._decider, body, claims.area, self._emails))
 
 
-def _single(decider: Decider, body: dict[str, Any], token_area: str | None) -> dict[str, Any]:
+def _single(
+    decider: Decider,
+    body: dict[str, Any],
+    token_area: str | None,
+    users_by_email: EmailLookup | None = None,
+) -> dict[str, Any]:
     """One evaluation: validate (a malformed request is a 400 before anything waits),
     catch up to the caller's consistency token, decide."""
-    request = _request(decider, body, token_area)
+    request = _request(decider, body, token_area, users_by_email)
     decider.wait_for(_consistency(body))
     return _decision(decider, body, request)
 
 
 class EvaluationsResource:
-    def __init__(self, auth: Authenticator, decider: Decider, max_body: int) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        decider: Decider,
+        max_body: int,
+        users_by_email: EmailLookup | None = None,
+    ) -> None:
         self._auth = auth
         self._decider = decider
         self._max = max_body
+        self._emails = users_by_email
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         claims = self._auth.service(req)
@@ -169,7 +198,7 @@ class EvaluationsResource:
         items = body.get("evaluations")
         if items is None or items == []:
             # behaves as a single evaluation
-            send_json(resp, _single(self._decider, body, claims.area))
+            send_json(resp, _single(self._decider, body, claims.area, self._emails))
             return
         if not isinstance(items, list) or len(items) > MAX_EVALUATIONS:
             raise InvalidInput(
@@ -183,7 +212,8 @@ class EvaluationsResource:
             if not isinstance(item, dict):
                 raise InvalidInput("each evaluation must be an object", field="evaluations")
             evaluation = {**defaults, **item}
-            evaluations.append((evaluation, _request(self._decider, evaluation, claims.area)))
+            request = _request(self._decider, evaluation, claims.area, self._emails)
+            evaluations.append((evaluation, request))
         self._decider.wait_for(max(_consistency(e) for e, _ in evaluations))
         results: list[dict[str, Any]] = []
         for evaluation, request in evaluations:

@@ -50,11 +50,10 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.authzen import MetadataResource, context_of, entity, integer
 from delegauth.api.authzen import metadata as evaluation_metadata
 from delegauth.api.body import read_json, send_json
-from delegauth.domain.ids import is_casbin_name
 from delegauth.errors import InvalidInput, InvalidToken
 from delegauth.policy.bundle import ANY_DOMAIN, definition_tokens
 from delegauth.policy.decider import Decider
-from delegauth.policy.mapping import AREA_PROPERTY, Refused, RequestMapping
+from delegauth.policy.mapping import AREA_PROPERTY, EmailLookup, Refused, RequestMapping
 
 __all__ = ["SearchFeed", "add_search_routes", "metadata"]
 
@@ -90,15 +89,21 @@ def add_search_routes(
     search_feed: SearchFeed,
     max_body: int,
     base_url: str,
+    users_by_email: EmailLookup | None = None,
 ) -> None:
-    """Serve the three searches, and metadata that lists them (replacing the plain one)."""
+    """Serve the three searches, and metadata that lists them (replacing the plain one).
+
+    ``users_by_email`` resolves the input subject of a type declared ``ids = "emails"``."""
     app.add_route(
         "/access/v1/search/subject", SubjectSearchResource(auth, decider, search_feed, max_body)
     )
     app.add_route(
-        "/access/v1/search/resource", ResourceSearchResource(auth, decider, search_feed, max_body)
+        "/access/v1/search/resource",
+        ResourceSearchResource(auth, decider, search_feed, max_body, users_by_email),
     )
-    app.add_route("/access/v1/search/action", ActionSearchResource(auth, decider, max_body))
+    app.add_route(
+        "/access/v1/search/action", ActionSearchResource(auth, decider, max_body, users_by_email)
+    )
     app.add_route(
         "/.well-known/authzen-configuration", MetadataResource(base_url, metadata(base_url))
     )
@@ -109,12 +114,6 @@ def add_search_routes(
 
 def _entity(body: dict[str, Any], name: str, required: tuple[str, ...]) -> dict[str, Any]:
     return entity(body.get(name), name, required)
-
-
-def _user(subject: dict[str, Any]) -> str | None:
-    if subject["type"] != "user" or not is_casbin_name(_USER + subject["id"]):
-        return None
-    return _USER + subject["id"]
 
 
 # -- paging -----------------------------------------------------------------------------
@@ -205,11 +204,15 @@ def _respond(
 
 
 def _allows(
-    decider: Decider, mapping: RequestMapping, body: dict[str, Any], token_area: str | None
+    decider: Decider,
+    mapping: RequestMapping,
+    body: dict[str, Any],
+    token_area: str | None,
+    users_by_email: EmailLookup | None = None,
 ) -> bool:
     """Whether an evaluation of ``body`` would allow, under the policy's mapping."""
     try:
-        question = mapping.question(body, token_area=token_area)
+        question = mapping.question(body, token_area=token_area, users_by_email=users_by_email)
     except (InvalidInput, KeyError):
         return False  # this candidate lacks what the mapping needs: it is not a result
     return not isinstance(question, str) and decider.decide_question(question)
@@ -253,7 +256,7 @@ class SubjectSearchResource:
         mapping = self._decider.bundle.mapping
         kind = subject["type"]
         resolve = mapping.subjects.get(kind)
-        domain = _domain(mapping, resource, claims.area) if resolve else None
+        domain = _domain(mapping, resource, claims.area)  # a 400 if the request lacks it
         if resolve is None or isinstance(domain, Refused):
             _respond(resp, [], "", 0)
             return
@@ -288,12 +291,18 @@ class SubjectSearchResource:
 
 class ResourceSearchResource:
     def __init__(
-        self, auth: Authenticator, decider: Decider, feed: SearchFeed, max_body: int
+        self,
+        auth: Authenticator,
+        decider: Decider,
+        feed: SearchFeed,
+        max_body: int,
+        users_by_email: EmailLookup | None = None,
     ) -> None:
         self._auth = auth
         self._decider = decider
         self._feed = feed
         self._max = max_body
+        self._emails = users_by_email
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         claims = self._auth.service(req)
@@ -309,7 +318,7 @@ class ResourceSearchResource:
         def listed(key: Key) -> bool:
             props = mapping.resources.get((rtype, key[0]), {})
             candidate = {**query, "resource": {"type": rtype, "id": key[0], "properties": props}}
-            return _allows(self._decider, mapping, candidate, claims.area)
+            return _allows(self._decider, mapping, candidate, claims.area, self._emails)
 
         keys: list[Key] = [(ident,) for ident in mapping.listed_resources(rtype)]
         found, token, total = page.select(keys, listed)
@@ -317,10 +326,17 @@ class ResourceSearchResource:
 
 
 class ActionSearchResource:
-    def __init__(self, auth: Authenticator, decider: Decider, max_body: int) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        decider: Decider,
+        max_body: int,
+        users_by_email: EmailLookup | None = None,
+    ) -> None:
         self._auth = auth
         self._decider = decider
         self._max = max_body
+        self._emails = users_by_email
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         claims = self._auth.service(req)
@@ -341,13 +357,13 @@ class ActionSearchResource:
 
             def allowed(key: Key) -> bool:
                 candidate = {**query, "action": {"name": key[0]}}
-                return _allows(self._decider, mapping, candidate, claims.area)
+                return _allows(self._decider, mapping, candidate, claims.area, self._emails)
 
             keys = _sorted({(name,) for name in _actions_named(self._decider, obj)})
             found, token, total = page.select(keys, allowed)
             _respond(resp, [{"name": k[0]} for k in found], token, total)
             return
-        user = _user(subject)
+        user = mapping.user_of(subject, self._emails)
         domain = _domain(mapping, resource, claims.area)
         if user is None or isinstance(domain, Refused) or domain is None:
             _respond(resp, [], "", 0)

@@ -1,4 +1,13 @@
-"""RFC 9457 problem+json: one table mapping delegauth errors to HTTP statuses."""
+"""RFC 9457 problem+json: one table mapping delegauth errors to HTTP statuses.
+
+The AuthZEN endpoints answer as the Authorization API 1.0 asks ("Error Responses":
+400, 401, 403 and 500, each with "an error message string"). Its "JSON Serialization"
+makes every body a JSON object, so the string is the member ``message`` (the name its
+"Errors" section gives an error's text: ``{"status": 404, "message": "…"}``), beside
+problem+json's ``type``, ``title``, ``status`` and ``detail``: one body valid for both.
+A client that prefers ``text/plain`` gets the message string alone. A body of a media
+type other than JSON is 400 there (the AuthZEN 1.0 certification scenario, c-2-4-3).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +19,15 @@ import falcon
 
 from delegauth import errors
 
-__all__ = ["install_error_handlers", "problem", "problem_body"]
+__all__ = ["AUTHZEN_PATHS", "install_error_handlers", "problem", "problem_body"]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+
+# The paths whose errors follow AuthZEN's "Error Responses".
+AUTHZEN_PATHS = ("/access/v1/", "/.well-known/authzen-configuration")
+_AUTHZEN_TYPES = (PROBLEM_TYPE, "application/json", "text/plain")
 
 # Most specific first: the first matching class wins.
 _STATUS: list[tuple[type[errors.DelegauthError], int]] = [
@@ -51,10 +64,29 @@ def problem(resp: falcon.Response, status: int, title: str, detail: str, **extra
     resp.text = problem_body(status, title, detail, **extra)
 
 
+def _answer(
+    req: falcon.Request, resp: falcon.Response, status: int, title: str, detail: str, **extra: Any
+) -> None:
+    """problem+json; on the AuthZEN paths with the spec's ``message`` too, or that
+    message alone as text/plain when the client prefers it."""
+    if not req.path.startswith(AUTHZEN_PATHS):
+        problem(resp, status, title, detail, **extra)
+        return
+    if status == 415:
+        status, title, extra["code"] = 400, "Bad Request", "unsupported_media_type"
+    message = detail or title
+    if req.client_prefers(_AUTHZEN_TYPES) == "text/plain":
+        resp.status = status
+        resp.content_type = "text/plain; charset=utf-8"
+        resp.text = message
+        return
+    problem(resp, status, title, detail, **extra, message=message)
+
+
 def _handle_domain(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     assert isinstance(ex, errors.DelegauthError)
     status = status_for(ex)
-    problem(resp, status, ex.title, ex.detail, code=ex.code, field=ex.field)
+    _answer(req, resp, status, ex.title, ex.detail, code=ex.code, field=ex.field)
     if isinstance(ex, errors.Unauthenticated):
         resp.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
     if isinstance(ex, errors.Unavailable):
@@ -65,7 +97,7 @@ def _handle_http(req: falcon.Request, resp: falcon.Response, ex: Exception, para
     assert isinstance(ex, falcon.HTTPError)
     status = int(str(ex.status).split()[0]) if not isinstance(ex.status, int) else ex.status
     title = ex.title or "Error"
-    problem(resp, status, title, ex.description or "", code=getattr(ex, "code", None))
+    _answer(req, resp, status, title, ex.description or "", code=getattr(ex, "code", None))
     for name, value in dict(ex.headers or {}).items():
         resp.set_header(name, value)
 
@@ -74,7 +106,7 @@ def _handle_unexpected(
     req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
 ) -> None:
     log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
-    problem(resp, 500, "Internal Server Error", "")
+    _answer(req, resp, 500, "Internal Server Error", "")
 
 
 def install_error_handlers(app: falcon.App) -> None:

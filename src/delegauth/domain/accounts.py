@@ -212,6 +212,12 @@ class Accounts:
         _DUMMY_HASH[0] = self._hasher.hash("not-a-real-password")
         return _DUMMY_HASH[0]
 
+    def user_by_email(self, email: str) -> User | None:
+        """The user whose canonical email equals ``email``'s; InvalidEmail if not an address."""
+        canon = canonical_email(email)
+        with self._store.transaction():
+            return self._store.find_user_by_email(canon)
+
     def get_user(self, user_id: str) -> User:
         user = self._store.get_user(user_id)
         if user is None:

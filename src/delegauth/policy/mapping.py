@@ -5,6 +5,7 @@ defaults, which are the shipped delegation policy's)::
 
     [subjects.user]                # the subject types this policy knows
     ids = "users"                  # "users": delegauth user ids (user:<id>)
+                                   # "emails": a delegauth user's verified email
                                    # "identities": listed in identities.toml
     [domain]
     from = "resource.properties.area"   # or "token" (the caller's token's area),
@@ -44,12 +45,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from delegauth.domain.entities import User
 from delegauth.domain.ids import is_casbin_name
 from delegauth.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_MAPPING",
     "DOMAIN_SOURCES",
+    "EmailLookup",
     "IDENTITIES_FILE",
     "MAPPING_FILE",
     "RESOURCES_FILE",
@@ -68,9 +71,11 @@ RESOURCES_FILE = "resources.toml"
 
 AREA_PROPERTY = "resource.properties.area"
 DOMAIN_SOURCES = (AREA_PROPERTY, "token", "fixed", "none")
-# "emails" (a delegauth user by verified email) is decided when the API passes a lookup;
-# it is not offered in authzen.toml until the service wires one in.
-RESOLVERS = ("users", "identities")
+RESOLVERS = ("users", "emails", "identities")
+# The delegauth user whose canonical email equals the given address (None: nobody);
+# InvalidInput when the text is not an address delegauth accepts. The service passes
+# it (Accounts.user_by_email); without one no email resolves.
+EmailLookup = Callable[[str], User | None]
 OBJECT_SOURCES = ("resource.type", "resource.id")
 PROPERTY_KINDS = {"subject": "sub", "resource": "obj", "action": "act", "context": "ctx"}
 REQUEST_TOKENS = ("sub", "dom", "obj", "act", "ctx")
@@ -177,7 +182,7 @@ class RequestMapping:
         body: Mapping[str, Any],
         *,
         token_area: str | None = None,
-        users_by_email: Callable[[str], str | None] | None = None,
+        users_by_email: EmailLookup | None = None,
     ) -> Question | str:
         """The Casbin request for a validated evaluation, or why it can only be denied.
 
@@ -199,9 +204,9 @@ class RequestMapping:
             if not is_casbin_name(name):
                 return f"subject.id {ident!r} is not a delegauth user id"
         elif resolve == "emails":
-            found = users_by_email(ident) if users_by_email is not None else None
-            if found is None:
-                return f"no delegauth user has the verified email {ident!r}"
+            found = _user_by_email(ident, users_by_email)
+            if isinstance(found, _Refusal):
+                return found.reason
             name = "user:" + found
         else:
             identity = self.identities.get((kind, ident))
@@ -234,6 +239,18 @@ class RequestMapping:
             act=action["name"],
             values=tuple(values[token] for token in self.tokens),
         )
+
+    def user_of(
+        self, subject: Mapping[str, Any], users_by_email: EmailLookup | None = None
+    ) -> str | None:
+        """The Casbin name of a subject resolved to a delegauth user (user:<id>), or None."""
+        resolve = self.subjects.get(subject["type"])
+        if resolve == "users" and is_casbin_name("user:" + subject["id"]):
+            return "user:" + str(subject["id"])
+        if resolve == "emails":
+            found = _user_by_email(subject["id"], users_by_email)
+            return None if isinstance(found, _Refusal) else "user:" + found
+        return None
 
     def domain_of(self, resource: Mapping[str, Any], token_area: str | None = None) -> str | None:
         """The Casbin domain a request's resource is decided in (None: no domains);
@@ -296,6 +313,21 @@ class RequestMapping:
 @dataclass(frozen=True)
 class _Refusal:
     reason: str
+
+
+def _user_by_email(email: str, lookup: EmailLookup | None) -> str | _Refusal:
+    """The id of the delegauth user whose verified email ``email`` is, or why none is."""
+    if lookup is None:
+        return _Refusal(f"no delegauth user has the verified email {email!r} (no user lookup)")
+    try:
+        user = lookup(email)
+    except InvalidInput as ex:
+        return _Refusal(f"subject.id {email!r} is not an email address delegauth accepts: {ex}")
+    if user is None:
+        return _Refusal(f"no delegauth user has the email {email!r}")
+    if not user.email_verified:
+        return _Refusal(f"the delegauth user with the email {email!r} has not verified it")
+    return user.id
 
 
 class Refused(Exception):
