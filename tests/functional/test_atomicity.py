@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -89,8 +90,17 @@ def test_invitation_mail_uses_the_invitees_language(api: Api) -> None:
     api.signup("es@example.com", locale="es")
     api.invite(owner, "es@example.com", ["invoices"])
     mail = api.last_mail("es@example.com")
-    assert "te ha invitado" in mail.subject
+    assert "Invitación para gestionar" in mail.subject
     assert "Ver y pagar facturas" in mail.text
     api.invite(owner, "stranger@example.com", "all")
     mail = api.last_mail("stranger@example.com")
-    assert "invited you" in mail.subject and "All permissions" in mail.text
+    assert "Invitation to manage" in mail.subject and "All permissions" in mail.text
+
+
+def test_a_new_invitee_gets_the_inviters_language(api: Api) -> None:
+    owner = api.signup("propietaria@example.com", name="Olivia", locale="es")
+    api.invite(owner, "nueva@example.com", ["invoices"])
+    mail = api.last_mail("nueva@example.com")
+    assert mail.subject == "Invitación para gestionar el Área de Cliente «Olivia»"
+    assert "Ver y pagar facturas" in mail.text
+    assert json.loads(mail.headers) == {"Content-Language": "es"}

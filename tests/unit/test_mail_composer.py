@@ -47,7 +47,7 @@ def _mail(locale: str, perms: PermissionSet):  # type: ignore[no-untyped-def]
 def test_invitation_mail_in_both_parts(locale: str, words: list[str]) -> None:
     mail = _mail(locale, PermissionSet.of({"invoices", "tickets"}))
     link = "https://panel.example.com/invitations/accept?token=TOKEN-123"
-    assert mail.to == "hugo@example.com" and words[0] in mail.subject
+    assert mail.to == "hugo@example.com" and words[0] in mail.text
     for part in (mail.text, mail.html):
         assert part is not None
         for word in words[1:]:
@@ -56,6 +56,18 @@ def test_invitation_mail_in_both_parts(locale: str, words: list[str]) -> None:
     assert f'<a href="{link}">' in mail.html  # type: ignore[operator]
     assert "Olga &lt;Admin&gt;" in mail.html  # type: ignore[operator]  # escaped
     assert mail.headers["Content-Language"] == locale
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject"),
+    [
+        ("en", "Invitation to manage the Client Area “Olga's shop”"),
+        ("es", "Invitación para gestionar el Área de Cliente «Olga's shop»"),
+    ],
+)
+def test_the_subject_names_the_client_area_by_its_account_name(locale: str, subject: str) -> None:
+    """Not "X invited you to manage X" when the area is named after its owner."""
+    assert _mail(locale, PermissionSet.of({"invoices"})).subject == subject
 
 
 def test_all_permissions_wording() -> None:

@@ -325,7 +325,8 @@ class Invitations:
         area = self._store.get_area(inv.area_id)
         inviter = self._store.get_user(inviter_id)
         assert area is not None and inviter is not None
-        locale = invitee.locale if invitee is not None else "en"
+        # An invitee with an account reads their own language; a new one the inviter's.
+        locale = invitee.locale if invitee is not None else inviter.locale
         self._store.enqueue_mail(self._mail.invitation(inv, area, inviter, token, locale), now)
 
     def _audit(

@@ -19,7 +19,7 @@ _TEXT: dict[str, dict[str, Any]] = {
             "Hello $name,\n\nConfirm your email address by opening this link:\n\n$link\n\n"
             "If you did not sign up, ignore this message.\n"
         ),
-        "invite_subject": Template("$inviter invited you to manage $area"),
+        "invite_subject": Template("Invitation to manage the Client Area “$area”"),
         "invite_text": Template(
             "Hello,\n\n$inviter ($inviter_email) invited you to manage the Client Area "
             '"$area" with these permissions:\n\n$permissions\n\n'
@@ -34,7 +34,7 @@ _TEXT: dict[str, dict[str, Any]] = {
             "Hola $name:\n\nConfirma tu dirección de correo abriendo este enlace:\n\n$link\n\n"
             "Si no te has registrado, ignora este mensaje.\n"
         ),
-        "invite_subject": Template("$inviter te ha invitado a gestionar $area"),
+        "invite_subject": Template("Invitación para gestionar el Área de Cliente «$area»"),
         "invite_text": Template(
             "Hola:\n\n$inviter ($inviter_email) te ha invitado a gestionar el Área de Cliente "
             '"$area" con estos permisos:\n\n$permissions\n\n'
@@ -69,6 +69,8 @@ class MailComposer:
     def invitation(
         self, invitation: Invitation, area: Area, inviter: User, token: str, locale: str
     ) -> OutgoingMail:
+        """The invitation mail in ``locale``; its subject names the Client Area by its
+        account name (the inviter is named in the text)."""
         t = _TEXT.get(locale, _TEXT["en"])
         if invitation.permissions.all:
             perms = f"- {t['all']}"
