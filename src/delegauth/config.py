@@ -49,6 +49,10 @@ class Settings:
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"
     workers: int = 2
+    # The HTTP server `serve` runs: gunicorn-gthread, gunicorn-sync or granian (serving.py).
+    server: str = "gunicorn-gthread"
+    # Python threads per worker; 0: the server's default (serving.py).
+    threads: int = 0
     change_poll_ms: int = 50
     # How often each worker looks for a changed policies/ (SIGHUP checks at once).
     policy_poll_s: float = 2.0
