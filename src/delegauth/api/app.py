@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import falcon
@@ -33,6 +32,7 @@ from delegauth.api.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from delegauth.api.openapi import OpenApiResource
 from delegauth.api.problems import install_error_handlers
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
@@ -238,19 +238,6 @@ def _start_mail(settings: Settings, db: peewee.Database, clock: Clock) -> list[C
     return [sender.start(1.0)]
 
 
-class _OpenApi:
-    """GET /openapi.json: the JSON API described in api/openapi.yaml (OpenAPI 3.1)."""
-
-    def __init__(self) -> None:
-        import yaml
-
-        path = Path(__file__).with_name("openapi.yaml")
-        self._doc = yaml.safe_load(path.read_text("utf-8"))
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        send_json(resp, self._doc)
-
-
 class _Ready:
     """Readiness: the database answers, a valid policy is loaded, the change log is current,
     and the warm-up (if any) is done.
@@ -319,7 +306,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
 
     app.add_route("/healthz", _Health(services))
     app.add_route("/readyz", _Ready(services))
-    app.add_route("/openapi.json", _OpenApi())
+    app.add_route("/openapi.json", OpenApiResource(lambda: services.decider.bundle.catalogue))
     app.add_route(
         "/metrics",
         MetricsResource(
