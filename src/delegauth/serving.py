@@ -275,7 +275,11 @@ def _run_granian(
         where = {"uds": Path(bind.removeprefix("unix:"))}
     else:
         host, _, port = bind.rpartition(":")
-        where = {"address": host.strip("[]") or "127.0.0.1", "port": int(port)}
+        # granian takes an IP address: a name (localhost) binds its first address, as gunicorn.
+        found = socket.getaddrinfo(
+            host.strip("[]") or "127.0.0.1", int(port), 0, socket.SOCK_STREAM
+        )
+        where = {"address": found[0][4][0], "port": int(port)}
     server = _granian_server_class()(
         "delegauth",
         interface=Interfaces.WSGI,
