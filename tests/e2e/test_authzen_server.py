@@ -40,7 +40,8 @@ def test_search_and_explain_over_http(server: Server, clients: dict) -> None:
         server, "/access/v1/evaluation", headers, {**request, "context": {"explain": True}}
     )
     assert explained["decision"] is True
-    assert explained["context"]["explanation"]["policy_version"].startswith("sha256:")
+    assert explained["context"]["explanation"]["policy_hash"].startswith("sha256:")
+    assert "policy_version" not in explained["context"]["explanation"]
     subjects = _post(
         server,
         "/access/v1/search/subject",
@@ -61,4 +62,5 @@ def test_search_and_explain_over_http(server: Server, clients: dict) -> None:
         headers,
         {"subject": request["subject"], "action": {"name": "pay"}, "resource": {"type": "invoice"}},
     )
-    assert [r["id"] for r in resources["results"]] == [area]
+    # Area ids are never results (issue 13): the shipped policy lists no resources.
+    assert resources["results"] == [] and resources["page"]["next_token"] == ""

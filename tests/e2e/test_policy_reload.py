@@ -87,7 +87,7 @@ def test_good_change_applies_and_bad_change_is_refused(reloadable) -> None:
     pid = server.proc.pid
     decide = _decider_probe(server)
     assert decide("ticket", "reply") is True
-    first_version = _health(server)["policy_version"]
+    first_version = _health(server)["policy_hash"]
 
     # A good change: the owner (and everyone) loses ticket:reply, with no restart.
     catalogue = policies / "catalogue.toml"
@@ -99,7 +99,7 @@ def test_good_change_applies_and_bad_change_is_refused(reloadable) -> None:
     _every_worker(lambda: decide("ticket", "reply") is False)
     assert decide("ticket", "create") is True
     health = _health(server)
-    assert health["policy_version"] != first_version and health["policy_reload_error"] is None
+    assert health["policy_hash"] != first_version and health["policy_reload_error"] is None
     assert server.proc.pid == pid and server.proc.poll() is None
 
     # A bad change: refused; the last good policy keeps deciding; health reports why.
@@ -119,7 +119,7 @@ def test_good_change_applies_and_bad_change_is_refused(reloadable) -> None:
         )
     )
     metrics = requests.get(server.url("/metrics"), timeout=10).text
-    assert f'delegauth_policy_info{{version="{health["policy_version"]}"}} 1.0' in metrics
+    assert f'delegauth_policy_info{{hash="{health["policy_hash"]}"}} 1.0' in metrics
 
 
 @pytest.mark.parametrize("reloadable", ["3600"], indirect=True)
@@ -197,17 +197,17 @@ def test_a_policy_replaced_right_after_sighup_never_decides(reloadable) -> None:
     _replace(csv, good)
     good_version = read_snapshot(policies).version
     os.kill(server.proc.pid, signal.SIGHUP)
-    _every_worker(lambda: _health(server)["policy_version"] == good_version)
+    _every_worker(lambda: _health(server)["policy_hash"] == good_version)
     _replace(csv, bad)
     bad_version = read_snapshot(policies).version
     os.kill(server.proc.pid, signal.SIGHUP)
-    _every_worker(lambda: _health(server)["policy_refused_version"] == bad_version)
+    _every_worker(lambda: _health(server)["policy_refused_hash"] == bad_version)
     for _ in range(20):  # answers from both workers
         health = _health(server)
-        assert health["policy_version"] == good_version and health["policy_reload_error"]
+        assert health["policy_hash"] == good_version and health["policy_reload_error"]
         explained = ask({**outsider, "context": {"explain": True}})
         assert explained["decision"] is False
-        assert explained["context"]["explanation"]["policy_version"] == good_version
+        assert explained["context"]["explanation"]["policy_hash"] == good_version
         metrics = requests.get(server.url("/metrics"), timeout=10).text
-        assert f'delegauth_policy_info{{version="{good_version}"}} 1.0' in metrics
-        assert f'delegauth_policy_refused_info{{version="{bad_version}"}} 1.0' in metrics
+        assert f'delegauth_policy_info{{hash="{good_version}"}} 1.0' in metrics
+        assert f'delegauth_policy_refused_info{{hash="{bad_version}"}} 1.0' in metrics

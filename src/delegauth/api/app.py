@@ -262,7 +262,7 @@ class _Ready:
             problems.append(f"warming up: {services.decider.warmed_areas} areas loaded")
         body = {
             "status": "ready" if not problems else "not ready",
-            "policy_version": services.decider.policy_version,
+            "policy_hash": services.decider.policy_version,
             "changelog_version": services.decider.applied_version,
             "problems": problems,
         }
@@ -279,11 +279,11 @@ class _Health:
             resp,
             {
                 "status": "ok",
-                "policy_version": self._services.decider.policy_version,
+                "policy_hash": self._services.decider.policy_version,
                 "policy_reloads": status.reloads,
                 "policy_reload_failures": status.failures,
                 "policy_reload_error": status.last_error,
-                "policy_refused_version": status.refused_version,
+                "policy_refused_hash": status.refused_version,
             },
         )
 

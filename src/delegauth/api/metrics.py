@@ -32,9 +32,9 @@ class MetricsResource:
         status = self._watcher.status
         yield (
             "delegauth_policy_info",
-            "The policy version in force: the one this process decides with.",
+            "The policy in force (hash of its files): the one this process decides with.",
             1.0,
-            {"version": self._decider.policy_version},
+            {"hash": self._decider.policy_version},
         )
         yield (
             "delegauth_policy_reloads_total",
@@ -59,7 +59,7 @@ class MetricsResource:
                 "delegauth_policy_refused_info",
                 "The refused policy change, while it is on disk (it does not decide).",
                 1.0,
-                {"version": status.refused_version},
+                {"hash": status.refused_version},
             )
         yield (
             "delegauth_changelog_applied_version",

@@ -1,6 +1,7 @@
 """Explain a decision the Decider has just made, for the AuthZEN Decision ``context``.
 
-The explanation is read from what the Decider holds: the policy version, the area's
+The explanation is read from what the Decider holds: the policy hash (of the files'
+bytes; the change-log version is another thing, ``policy_version``), the area's
 g lines that give the subject its roles (followed through custom roles as Casbin
 does), the p lines those roles hold for the resource type and action, and where each
 comes from (a catalogue permission, "all", the owner, or policy.csv). When nothing
@@ -9,7 +10,7 @@ matched it says why. It is cheap: no enforcer is built and no file is read, unli
 
 It is a JSON object::
 
-    {"policy_version": "sha256:…",
+    {"policy_hash": "sha256:…",
      "grants": [["g", "user:u_…", "perm:invoices", "area:a_…"]],
      "rules": [{"rule": ["p", "perm:invoices", "*", "invoice", "pay"],
                 "source": "catalogue permission invoices (\\"View and pay invoices\\")"}],
@@ -160,14 +161,14 @@ def _missing_properties(question: Question) -> list[str]:
 
 
 def _document(
-    policy_version: str,
+    policy_hash: str,
     grants: Sequence[Sequence[str]],
     rules: Sequence[dict[str, Any]],
     permissions: Sequence[str],
     reasons: list[str],
 ) -> dict[str, Any]:
     return {
-        "policy_version": policy_version,
+        "policy_hash": policy_hash,
         "grants": [list(g) for g in grants],
         "rules": list(rules),
         "permissions": list(permissions),
