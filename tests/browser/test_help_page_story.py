@@ -78,6 +78,7 @@ class Words:
     chooser_continue: str
     owner: str
     delegate: str
+    your_role: str
     # permissions, by their catalogue labels
     first: str
     second: str
@@ -120,6 +121,7 @@ WORDS = {
         chooser_continue="Continue",
         owner="Owner",
         delegate="Delegate",
+        your_role="Your role: {role}",
         first="Contacts",
         second="View domains",
         third="View and pay invoices",
@@ -136,10 +138,10 @@ WORDS = {
         check_continue="Ir a tu Área de Cliente",
         invited_by="{who} te ha invitado a gestionar el Área de Cliente {area}.",
         user_management="Gestión de usuarios",
-        invite="Invitar nuevo usuario",
+        invite="Invitar Nuevo Usuario",
         invite_email="Correo del usuario que quieres invitar",
         some="Elegir permisos de la lista",
-        send="Enviar invitación",
+        send="Enviar Invitación",
         sent="Invitación enviada a {email}.",
         pending="Invitaciones pendientes",
         modify="Modificar permisos",
@@ -152,13 +154,14 @@ WORDS = {
         remove_yes="Sí, eliminar el acceso",
         mine="Mis invitaciones",
         invites_you="{who} te invita a gestionar {area}",
-        accept="Aceptar invitación",
+        accept="Aceptar Invitación",
         accepted="Invitación aceptada: ya puedes elegir {area} al iniciar sesión.",
         switch="Cambiar de cuenta",
         chooser_title="Elige un Área de Cliente",
         chooser_continue="Continuar",
         owner="Propietario",
         delegate="Usuario asociado",
+        your_role="Tu rol: {role}",
         first="Contactos",
         second="Ver dominios",
         third="Ver y pagar facturas",
@@ -301,6 +304,11 @@ def _assert_back_in_app(page: Page, state: str) -> None:
     assert query["code"][0]
 
 
+def _description(page: Page, control: Locator) -> str:
+    """The text a control is described by (aria-describedby), as a screen reader reads it."""
+    return page.locator("#" + (control.get_attribute("aria-describedby") or "")).inner_text()
+
+
 def _row(page: Page, text: str) -> Locator:
     return page.get_by_role("row").filter(has_text=text)
 
@@ -384,9 +392,13 @@ def test_help_page_story(
     assert _heading(app) == words.chooser_title
     radios = app.get_by_role("radio")
     assert radios.count() == 2
-    mine = app.get_by_role("radio", name=f"{guest_name} ({words.owner})", exact=True)
-    theirs = app.get_by_role("radio", name=f"{owner_name} ({words.delegate})", exact=True)
+    # Each Client Area by its account name, the person's role there underneath.
+    mine = app.get_by_role("radio", name=guest_name, exact=True)
+    theirs = app.get_by_role("radio", name=owner_name, exact=True)
     assert mine.count() == 1 and theirs.count() == 1
+    assert _description(app, mine) == words.your_role.format(role=words.owner)
+    assert _description(app, theirs) == words.your_role.format(role=words.delegate)
+    assert "(" not in app.get_by_role("group").inner_text()  # no "Name (Role)" labels
     theirs.check()
     snap(app, "invitee-chooser")
     app.get_by_role("button", name=words.chooser_continue, exact=True).click()

@@ -132,7 +132,7 @@ def test_user_management_in_spanish(server: Server) -> None:
     owner = Browser(server.base, language="es")
     url = _signup_page(owner, f"es-{tag}@example.com", "Elena")
     page = owner.get(url[len(server.base) :] + "/users")
-    assert "Gestión de usuarios" in page.text and "Invitar nuevo usuario" in page.text
+    assert "Gestión de usuarios" in page.text and "Invitar Nuevo Usuario" in page.text
     assert '<html lang="es">' in page.text
 
 

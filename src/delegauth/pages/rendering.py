@@ -23,7 +23,7 @@ from delegauth.pages.text import t
 __all__ = ["CSP", "Flash", "Menu", "Renderer"]
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
     "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'"
 )
 _LANGUAGE_NAMES = {"en": "English", "es": "Español"}
