@@ -290,6 +290,28 @@ def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mail(settings: Settings, args: argparse.Namespace) -> int:
+    from delegauth.mail.mbox_reader import read_messages
+    from delegauth.mail.transport import MboxTransport, transport_from_url
+
+    transport = transport_from_url(settings.smtp_url, sender=settings.mail_from)
+    if not isinstance(transport, MboxTransport):
+        print(
+            "delegauth mail reads the development mailbox: DELEGAUTH_SMTP_URL is not file:",
+            file=sys.stderr,
+        )
+        return 2
+    if not transport.path.exists():
+        print(f"no mail yet ({transport.path} does not exist)", file=sys.stderr)
+        return 0
+    if args.last is not None and args.last < 0:
+        print("--last must be 0 or more", file=sys.stderr)
+        return 2
+    messages = read_messages(transport.path, args.last)
+    print(("\n" + "-" * 72 + "\n\n").join(messages), end="")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -340,6 +362,10 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="export in the format import reads")
     exp.add_argument("file", nargs="?", help="default: standard output")
     exp.add_argument("--format", choices=["jsonl", "csv"], help="default: by FILE's suffix")
+    mail = sub.add_parser(
+        "mail", help="print the development mailbox (file: mail URL) decoded, links whole"
+    )
+    mail.add_argument("--last", type=int, metavar="N", help="only the last N messages")
     return parser
 
 
@@ -351,6 +377,7 @@ _COMMANDS = {
     "keys": _cmd_keys,
     "import": _cmd_import,
     "export": _cmd_export,
+    "mail": _cmd_mail,
     "policy": lambda settings, args: run_policy_command(args, settings),
 }
 

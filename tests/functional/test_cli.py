@@ -216,3 +216,41 @@ def test_token_command_mints_the_login_flows_claims_and_refuses_strangers(
         res = _run(["token", *args], env)
         assert res.returncode != 0 and res.stdout == "", (reason, res.stdout)
         assert reason in res.stderr, res.stderr
+
+
+def test_mail_prints_the_development_mailbox_decoded_with_links_whole(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from delegauth.mail.sender import QueuedMail
+    from delegauth.mail.transport import MboxTransport
+
+    box = tmp_path / "mail.mbox"
+    link = "http://127.0.0.1:8000/invitations/accept?token=" + "Ab-_9" * 12 + "&return_to=%2F"
+    transport = MboxTransport(box, sender="delegauth <no-reply@localhost>")
+    for n, subject in enumerate(["Confirma tu dirección de correo", "Invitación «Acmé»"], 1):
+        transport.send(
+            QueuedMail(
+                n,
+                f"p{n}@example.com",
+                subject,
+                f"Hola:\n\n{link}\n",
+                None,
+                "x",
+                {},
+                1,
+                datetime(2026, 12, 1, 12, 0),
+            )  # fmt: skip
+        )
+    raw = box.read_text("ascii")
+    assert "=3D" in raw and link not in raw  # what `cat` shows: not a usable link
+    env = {"DELEGAUTH_SMTP_URL": f"file:{box}"}
+    everything = _run(["mail"], env)
+    assert everything.returncode == 0, everything.stderr
+    out = everything.stdout
+    assert out.count(link) == 2 and "=3D" not in out
+    assert "Subject: Confirma tu dirección de correo" in out and "To: p1@example.com" in out
+    last = _run(["mail", "--last", "1"], env)
+    assert last.returncode == 0 and "Subject: Invitación «Acmé»" in last.stdout
+    assert "p1@example.com" not in last.stdout and link in last.stdout
+    elsewhere = _run(["mail"], {"DELEGAUTH_SMTP_URL": "log:"})
+    assert elsewhere.returncode == 2 and "not file:" in elsewhere.stderr
