@@ -245,6 +245,19 @@ def test_authzen_interop_smoke() -> None:
     check_authzen_interop(run_bench("authzen_interop.py", AUTHZEN_REPO))
 
 
+def test_ci_gives_the_interop_smoke_case_a_copy() -> None:
+    """.ci/run hands the case above a copy of openid/authzen (a shallow clone unless
+    DELEGAUTH_AUTHZEN_REPO names one) before it runs the tests, so CI does not skip it
+    whenever a copy can be had."""
+    script = (ROOT / ".ci" / "run").read_text("utf-8")
+    tests_at = script.index("-m pytest")
+    export_at = script.find('export DELEGAUTH_AUTHZEN_REPO="$AUTHZEN_COPY"')
+    clone_at = script.find("git clone -q --depth 1 https://github.com/openid/authzen")
+    assert 0 <= clone_at < export_at < tests_at, "CI must export a copy before the tests"
+    guard = script.rfind('if [ -z "${DELEGAUTH_AUTHZEN_REPO:-}" ]', 0, clone_at)
+    assert guard >= 0, "a copy CI was given must be used, not replaced"
+
+
 def test_import_smoke(database_url: str) -> None:
     if database_url.startswith("postgres"):
         check_import(run_bench("import.py", "--db", "postgres", "--pg", database_url))
