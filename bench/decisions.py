@@ -465,8 +465,12 @@ def phase_warmup(work: Path, pg: str) -> dict[str, object]:
     decider = Decider(bundle, PeeweePolicyFeed(db), max_staleness=3600)
     decider.sync()
     t0 = time.perf_counter()
-    out["areas"] = decider.warm_up(1 << 40)
+    stop = decider.start_warm_up(1 << 40)  # as a worker does at start
+    while decider.warming:
+        time.sleep(0.005)
     out["warm_up_s"] = time.perf_counter() - t0
+    stop()
+    out["areas"] = decider.warmed_areas
     out["rss_mib"] = rss_mib()
     out["rss_growth_mib"] = float(out["rss_mib"]) - float(out["rss_baseline_mib"])  # type: ignore[arg-type]
     out["bytes_per_area"] = float(out["rss_growth_mib"]) * 2**20 / max(1, decider.areas_held)  # type: ignore[arg-type]
