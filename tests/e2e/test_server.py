@@ -83,7 +83,7 @@ def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenServic
         json={"email": "Helper@Example.com", "permissions": ["invoices", "tickets"]},
     )
     assert res.status_code == 201, res.text
-    invite_mail = inbox.wait_for("helper@example.com", "invited")
+    invite_mail = inbox.wait_for("helper@example.com", "invitation to manage")
     assert "Olivia" in str(invite_mail["Subject"])
     token = inbox.token(invite_mail)
 
