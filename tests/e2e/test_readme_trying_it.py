@@ -86,3 +86,11 @@ def test_trying_it_works_when_pasted(tmp_path: Path) -> None:
         ), tokens
     finally:
         server.stop()
+
+
+def test_readme_keeps_policy_version_for_the_change_log() -> None:
+    """The files' hash is policy_hash; policy_version is only the change-log version."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    assert "`policy_hash` in `/healthz`" in text and "policy_refused_hash" in text
+    assert "policy_refused_version" not in text
+    assert not re.search(r"`policy_version` in `/healthz`", text)
