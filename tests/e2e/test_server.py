@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from email.header import decode_header, make_header
 from typing import Any
 
 import requests
@@ -84,7 +85,7 @@ def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenServic
     )
     assert res.status_code == 201, res.text
     invite_mail = inbox.wait_for("helper@example.com", "invitation to manage")
-    assert "Olivia" in str(invite_mail["Subject"])
+    assert "Olivia" in str(make_header(decode_header(invite_mail["Subject"])))
     token = inbox.token(invite_mail)
 
     # The invitee has no account: signs up with the invitation token, then accepts.
