@@ -115,6 +115,22 @@ def test_lone_surrogates_are_400(api: Api, body: str) -> None:
     assert "not valid Unicode" in _assert_problem(res)["detail"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A surrogate encoded as UTF-8 bytes (not valid UTF-8), with no \\u escape in sight.
+        b'{"email": "a@example.com", "password": "correct horse battery", "name": "\xed\xa0\x80"}',
+        # UTF-16 with a lone surrogate: JSON between systems is UTF-8 (RFC 8259 section 8.1).
+        '{"email": "a@example.com", "password": "x'.encode("utf-16-le")
+        + b"\x00\xd8"
+        + '"}'.encode("utf-16-le"),
+    ],
+)
+def test_surrogates_in_raw_bytes_are_400(api: Api, body: bytes) -> None:
+    res = api.call("POST", "/v1/signup", body=body, headers={"Content-Type": "application/json"})
+    assert _assert_problem(res)["status"] == 400
+
+
 def test_lone_surrogate_in_an_invited_email_is_400(api: Api) -> None:
     owner = api.signup("owner-s@example.com")
     res = api.call(
