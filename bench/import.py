@@ -176,7 +176,11 @@ def fresh(url: str) -> None:
     migrate(db)
     if is_postgres(db):
         with db.connection_context():
-            tables = ", ".join(t for t in db.get_tables() if t != "migratehistory")
+            # Every table but the migration runner's record of what it applied (peewee's
+            # runner keeps it in schema_migration): emptying that would make the next
+            # migrate() run 0001 again on a full schema.
+            kept = {"schema_migration", "migratehistory"}
+            tables = ", ".join(t for t in db.get_tables() if t not in kept)
             db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
             db.execute_sql("ANALYZE")
     db.close()
