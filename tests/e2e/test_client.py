@@ -11,10 +11,11 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import falcon
 import falcon.testing
@@ -386,8 +387,23 @@ class Answer:
     body: Any
 
 
+T = TypeVar("T")
+
+
+def _off_loop(call: Callable[[], T]) -> T:
+    """Run ``call`` in a thread of its own: an event loop may already be running in this
+    one (Playwright's sync API keeps one for the browser tests' session), and asyncio.run,
+    which ASGI apps under test need, refuses to start inside it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
+
+
 def _guarded(delegauth: Delegauth, kind: str, token: str | None, path: str) -> Answer:
     """Call the guarded route of the ``kind`` app (falcon, wsgi or asgi)."""
+    return _off_loop(lambda: _guarded_here(delegauth, kind, token, path))
+
+
+def _guarded_here(delegauth: Delegauth, kind: str, token: str | None, path: str) -> Answer:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     if kind == "asgi":
         res = _asgi_call(_asgi_app(delegauth), path, headers)

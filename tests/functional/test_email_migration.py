@@ -131,7 +131,7 @@ def test_recomputes_and_reports_collisions_without_merging(
     reports: list[str] = []
     try:
         with caplog.at_level(logging.WARNING, logger="delegauth.storage.migrations"):
-            assert migrate(db, on_report=reports.append) == [THIS]
+            assert migrate(db, on_report=reports.append)[0] == THIS  # later ones may follow
         assert migrate(db, on_report=reports.append) == []  # applied once
     finally:
         _close(db)
@@ -161,7 +161,7 @@ def test_the_cli_prints_the_reports(legacy_url: str) -> None:
     )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["applied"] == [THIS]
+    assert out["applied"][0] == THIS  # later migrations may follow
     assert len(out["reports"]) == 5
     assert "users u_same, u_upper: one address" in "\n".join(out["reports"])
     assert "u_upper" in res.stderr  # and logged at WARNING
