@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import falcon.testing
@@ -224,3 +226,28 @@ class Api:
 @pytest.fixture
 def api(services: Services) -> Api:
     return Api(services)
+
+
+def api_with_mapping(
+    settings: Settings, keyring: KeyRing, clock: Any, tmp_path: Any, mapping: str
+) -> Iterator[Api]:
+    """An Api over the shipped model and catalogue with ``mapping`` as its authzen.toml
+    (a generator for a fixture to delegate to with ``yield from``)."""
+    policies = Path(tmp_path) / "policies"
+    policies.mkdir()
+    for name in ("model.conf", "catalogue.toml"):
+        shutil.copy(Path(POLICIES) / name, policies / name)
+    (policies / "authzen.toml").write_text(mapping)
+    db = open_database(settings.database_url)
+    database_proxy.initialize(db)
+    migrate(db)
+    services = build_services(
+        settings.with_overrides(policies_dir=str(policies)),
+        db=db,
+        clock=clock,
+        keys=keyring,
+        start_background=False,
+        hasher=Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+    yield Api(services)
+    services.close()

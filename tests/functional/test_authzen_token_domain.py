@@ -3,19 +3,13 @@ whatever the request's resource names."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from delegauth.api.app import Services, build_services
-from delegauth.passwords import Argon2Hasher
-from delegauth.storage.db import open_database
-from delegauth.storage.records import database_proxy
-from delegauth.storage.schema import migrate
-from tests.conftest import POLICIES, Api
+from tests.conftest import Api, api_with_mapping
 
 MAPPING = """\
 [domain]
@@ -25,24 +19,7 @@ from = "token"
 
 @pytest.fixture
 def token_api(settings: Any, keyring: Any, clock: Any, tmp_path: Path) -> Iterator[Api]:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    for name in ("model.conf", "catalogue.toml"):
-        shutil.copy(Path(POLICIES) / name, policies / name)
-    (policies / "authzen.toml").write_text(MAPPING)
-    db = open_database(settings.database_url)
-    database_proxy.initialize(db)
-    migrate(db)
-    services: Services = build_services(
-        settings.with_overrides(policies_dir=str(policies)),
-        db=db,
-        clock=clock,
-        keys=keyring,
-        start_background=False,
-        hasher=Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),
-    )
-    yield Api(services)
-    services.close()
+    yield from api_with_mapping(settings, keyring, clock, tmp_path, MAPPING)
 
 
 def _token(api: Api, area: str | None) -> str:
