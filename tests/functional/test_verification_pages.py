@@ -108,8 +108,10 @@ def test_a_new_link_says_the_same_for_every_address_and_is_rate_limited(api: Api
     assert limited.status_code == 429
     assert "Too many links were asked for" in limited.text
     assert _mails(api, "jo@example.com") == 4
-    bad = _post(api, "/verify-email/resend", csrf, email="not an address")
+    bad = _post(api, "/verify-email/resend", csrf, email="not-an-address")
     assert bad.status_code == 400 and "Type a valid email address" in bad.text
+    spaced = _post(api, "/verify-email/resend", csrf, email="not an address")
+    assert spaced.status_code == 400 and "such as a space" in spaced.text
 
 
 def test_the_new_link_carries_a_safe_return_to(api: Api) -> None:

@@ -52,7 +52,9 @@ def clean_text(value: object, *, field: str, max_len: int = 100) -> str:
         raise InvalidInput(f"{field} must be a string", field=field)
     text = "".join(ch for ch in unicodedata.normalize("NFC", value) if ch.isprintable()).strip()
     if len(text) > max_len:
-        raise InvalidInput(f"{field} is longer than {max_len} characters", field=field)
+        raise InvalidInput(
+            f"{field} is longer than {max_len} characters", field=field, code="too_long"
+        )
     return text
 
 
@@ -95,7 +97,9 @@ class Accounts:
         canon = canonical_email(email)
         if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise InvalidInput(
-                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password"
+                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+                field="password",
+                code="password_length",
             )
         display = clean_text(name, field="name")
         lang = parse_locale(locale)
@@ -113,7 +117,7 @@ class Accounts:
                     raise WrongAccount("this invitation was sent to another email address")
                 verified = True
             if self._store.find_user_by_email(canon) is not None:
-                raise AlreadyRegistered()
+                raise AlreadyRegistered(field="email")
             user = User(
                 id=self._ids(USER),
                 email=canon,

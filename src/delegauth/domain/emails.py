@@ -8,7 +8,8 @@ Unicode version maps a U-label.
 
 What would have to be mapped is refused instead, each reason with its own error code:
 
-- syntax, length and domain (email-validator, no DNS): ``invalid_email``;
+- syntax and domain (email-validator, no DNS): ``invalid_email``; none typed:
+  ``email_required``; too long (the whole, or the part before the @-sign): ``email_too_long``;
 - compatibility characters, such as fullwidth letters, ligatures and the Kelvin sign (PRECIS
   IdentifierClass, RFC 8264, checked on the address as typed, before any normalisation):
   ``email_compatibility_characters``;
@@ -58,9 +59,9 @@ def canonical_email(value: object, *, field: str = "email") -> str:
         raise InvalidEmail("email must be a string", field=field)
     typed = value.strip(_SURROUNDING_SPACE)
     if not typed:
-        raise InvalidEmail("an email address is required", field=field)
+        raise InvalidEmail("an email address is required", field=field, code="email_required")
     if len(typed) > _MAX_INPUT:
-        raise InvalidEmail("the email address is too long", field=field)
+        raise InvalidEmail("the email address is too long", field=field, code="email_too_long")
     _refuse_what_precis_disallows(typed, field)
     try:
         # NOTE: no DNS (the mailed link proves deliverability); no quoted local parts, domain
@@ -81,7 +82,9 @@ def canonical_email(value: object, *, field: str = "email") -> str:
         raise InvalidEmail(str(ex), field=field) from ex
     local = unicodedata.normalize("NFC", valid.local_part.lower())
     if len(local) > _LOCAL_MAX:
-        raise InvalidEmail("the email address is too long before the @-sign", field=field)
+        raise InvalidEmail(
+            "the email address is too long before the @-sign", field=field, code="email_too_long"
+        )
     for part in (local, *valid.domain.split(".")):
         _refuse_confusable_mix(part, field)
     return f"{local}@{valid.ascii_domain.lower()}"

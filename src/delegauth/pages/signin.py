@@ -12,6 +12,7 @@ import falcon
 
 from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
+from delegauth.api.problems import status_for
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.invitations import Invitations
@@ -19,9 +20,11 @@ from delegauth.errors import DelegauthError, InvalidInput
 from delegauth.pages.forms import check_email_url, field_value, safe_return
 from delegauth.pages.rendering import Flash, Renderer
 from delegauth.pages.sessions import BrowserSessions, SignInLimiter
-from delegauth.pages.text import t
+from delegauth.pages.text import error_text, t
 
 __all__ = ["HomePage", "SignInPage", "SignOutPage", "SignUpPage"]
+
+_SIGNUP_FIELDS = ("name", "email", "password")
 
 
 class SignInPage:
@@ -116,12 +119,19 @@ class SignUpPage:
         return_to: str,
         invitation: str,
         values: dict[str, str] | None = None,
-        error: str = "",
+        error: DelegauthError | None = None,
         status: int = 200,
     ) -> None:
+        """The form, empty or as posted (name and email kept); an error sits by its field
+        (name, email or password) or, for any other, above the form."""
         locale = negotiate_locale(req)
         values = values or {}
-        errors = [error] if error else []
+        errors, field_errors = [], {}
+        if error is not None:
+            if error.field in _SIGNUP_FIELDS:
+                field_errors[error.field] = error_text(locale, error)
+            else:
+                errors.append(error_text(locale, error))
         invited = None
         if invitation:
             preview = self._invitations.preview(invitation)
@@ -146,6 +156,7 @@ class SignUpPage:
             invitation=invitation,
             invited=invited,
             errors=errors,
+            field_errors=field_errors,
             name=values.get("name", ""),
             email=values.get("email", ""),
             signin="/signin?return_to=" + quote(return_to, safe=""),
@@ -173,7 +184,7 @@ class SignUpPage:
                 invitation or None,
             )
         except DelegauthError as ex:
-            self._form(req, resp, return_to, invitation, values, ex.detail, 400)
+            self._form(req, resp, return_to, invitation, values, ex, status_for(ex))
             return
         self._sessions.start(resp, user.id)
         if user.email_verified:  # signed up through an invitation sent to this address

@@ -23,7 +23,7 @@ from delegauth.pages.forms import check_email_url, field_value, safe_return
 from delegauth.pages.menu import AccountMenu
 from delegauth.pages.rendering import Flash, Renderer
 from delegauth.pages.sessions import BrowserSessions, SignInLimiter
-from delegauth.pages.text import t
+from delegauth.pages.text import error_text, t
 from delegauth.storage.oauth_store import SessionRow
 
 __all__ = [
@@ -265,8 +265,8 @@ class ResendVerificationPage(CheckEmailPage):
         typed = field_value(form, "email")[:320]
         try:
             email = canonical_email(typed)
-        except InvalidInput:
-            error = t(locale, "check.bad_email")
+        except InvalidInput as ex:
+            error = error_text(locale, ex)
             self._spent(req, resp, locale, return_to, email=typed, error=error, status=400)
             return
         if self._limiter.blocked(email, address):
