@@ -311,3 +311,25 @@ def test_every_action_says_it_worked(api: Api) -> None:
     done(pages.post(f"{base}/users/{member.user_id}/remove", [("csrf", csrf)]), "Access removed.")
     # A made-up code shows nothing.
     assert 'class="notice"' not in pages.get(base + "/users?done=%3Cb%3Ehi").text
+
+
+@pytest.mark.parametrize(
+    ("page", "chosen", "subject"), [("en", "es", "Invitación"), ("es", "en", "Invitation")]
+)
+def test_the_invitation_email_goes_in_the_language_chosen_on_the_form(
+    api: Api, page: str, chosen: str, subject: str
+) -> None:
+    owner, pages = _owner(api, page)
+    path = f"/areas/{owner.area_id}/users/invite"
+    form = pages.get(path).text
+    assert re.search(rf'<option value="{page}"[^>]*selected', form)  # the inviter's by default
+    for email, language in (("new@example.com", chosen), ("again@example.com", page)):
+        fields = [("csrf", pages.csrf(path)), ("email", email), ("access", "all")]
+        if language == chosen:
+            fields.append(("language", chosen))
+        assert pages.post(path, fields).status_code == 303
+    with api.services.db.connection_context():
+        mails = {m.to: m for m in MailRecord.select().where(MailRecord.kind == "invitation")}
+    assert mails["new@example.com"].subject.startswith(subject)
+    assert json.loads(mails["new@example.com"].headers)["Content-Language"] == chosen
+    assert json.loads(mails["again@example.com"].headers)["Content-Language"] == page

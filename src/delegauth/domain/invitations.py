@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from delegauth.domain.access import require_manager, require_may_give
+from delegauth.domain.accounts import LOCALES
 from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import (
@@ -71,10 +72,20 @@ class Invitations:
     # -- the area's side -------------------------------------------------------------
 
     def invite(
-        self, actor_id: str, area_id: str, email: object, permissions: object
+        self,
+        actor_id: str,
+        area_id: str,
+        email: object,
+        permissions: object,
+        *,
+        mail_locale: str | None = None,
     ) -> tuple[Invitation, bool]:
-        """Invite an email; re-inviting updates and resends. Returns (invitation, created)."""
+        """Invite an email; re-inviting updates and resends. Returns (invitation, created).
+
+        The email goes in ``mail_locale`` when the inviter chose one ("en" or "es")."""
         canon = canonical_email(email)
+        if mail_locale is not None and mail_locale not in LOCALES:
+            raise InvalidInput("the email's language must be en or es", field="language")
         offered = self._catalogue().parse(permissions)
         now = self._clock()
         with self._store.transaction():
@@ -116,7 +127,7 @@ class Invitations:
                 self._store.update_invitation(inv)
                 self._audit(actor_id, "invitation.updated", inv, before, _snapshot(inv), now)
                 created = False
-            self._send(inv, actor_id, token, invitee, now)
+            self._send(inv, actor_id, token, invitee, now, mail_locale)
         return inv, created
 
     def list_for_area(self, actor_id: str, area_id: str) -> list[Invitation]:
@@ -320,13 +331,20 @@ class Invitations:
             self._audit(None, "invitation.expired", inv, None, _snapshot(inv), now)
 
     def _send(
-        self, inv: Invitation, inviter_id: str, token: str, invitee: User | None, now: datetime
+        self,
+        inv: Invitation,
+        inviter_id: str,
+        token: str,
+        invitee: User | None,
+        now: datetime,
+        chosen_locale: str | None = None,
     ) -> None:
         area = self._store.get_area(inv.area_id)
         inviter = self._store.get_user(inviter_id)
         assert area is not None and inviter is not None
-        # An invitee with an account reads their own language; a new one the inviter's.
-        locale = invitee.locale if invitee is not None else inviter.locale
+        # The inviter's choice; else an invitee with an account reads their own language,
+        # a new one the inviter's.
+        locale = chosen_locale or (invitee.locale if invitee is not None else inviter.locale)
         self._store.enqueue_mail(self._mail.invitation(inv, area, inviter, token, locale), now)
 
     def _audit(

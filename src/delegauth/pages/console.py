@@ -37,7 +37,7 @@ from delegauth.pages.forms import field_value
 from delegauth.pages.menu import AccountMenu, access_in, may_manage
 from delegauth.pages.rendering import Flash, Renderer
 from delegauth.pages.sessions import BrowserSessions
-from delegauth.pages.text import TEXT, error_text, t
+from delegauth.pages.text import LOCALES, TEXT, error_text, t
 from delegauth.pages.verification import mask_email
 from delegauth.storage.oauth_store import SessionRow
 
@@ -373,6 +373,8 @@ class _Invite(_Base):
             area_id=area_id,
             email=field_value(form, "email"),
             email_error=email_error,
+            mail_locale=_mail_locale(form, locale),
+            mail_locales=[(code, t(code, "language.name")) for code in LOCALES],
             chooser=self.c.chooser(locale, None, perm_error, form=form),
         )
 
@@ -396,7 +398,9 @@ class _Invite(_Base):
             self._form(req, resp, session, area_id, form, perm_error=problem, status=400)
             return
         try:
-            inv, _created = self.c.invitations.invite(session.user_id, area_id, email, chosen)
+            inv, _created = self.c.invitations.invite(
+                session.user_id, area_id, email, chosen, mail_locale=_mail_locale(form, locale)
+            )
         except (InvalidInput, AlreadyMember, Escalation) as ex:
             message = error_text(locale, ex)
             if isinstance(ex, AlreadyMember) and self._is_self(session, email):
@@ -423,6 +427,12 @@ class _Invite(_Base):
             return canonical_email(email) == self.c.accounts.get_user(session.user_id).email
         except DelegauthError:
             return False
+
+
+def _mail_locale(form: dict[str, list[str]] | None, page_locale: str) -> str:
+    """The language chosen for the invitation email; the inviter's own by default."""
+    chosen = field_value(form, "language")
+    return chosen if chosen in LOCALES else page_locale
 
 
 class _Edit(_Base):

@@ -26,7 +26,6 @@ CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
     "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'"
 )
-_LANGUAGE_NAMES = {"en": "English", "es": "Español"}
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def _languages(req: falcon.Request, locale: str, here: str | None) -> list[dict[
     return [
         {
             "code": code,
-            "name": _LANGUAGE_NAMES[code],
+            "name": t(code, "language.name"),
             "href": "" if code == locale else path + "?" + urlencode([*params, ("lang", code)]),
         }
         for code in LOCALES
