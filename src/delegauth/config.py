@@ -75,6 +75,15 @@ class Settings:
     log_level: str = "INFO"
     # Development only: serve OAuth on plain http on a host that is not loopback.
     insecure_http: bool = False
+    # Webhooks: the server key their secrets derive from (base64; default: webhook.key in
+    # key_dir), each POST's bound, attempts before giving up, how often each worker looks
+    # for deliveries another process queued (its own are sent at once).
+    webhook_key: str = ""
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_poll_ms: int = 500
+    # Development only: webhook URLs may be plain http and name loopback or private hosts.
+    webhooks_insecure: bool = False
 
     @property
     def key_overlap_s(self) -> int:

@@ -19,7 +19,8 @@
     │   ├── NotPending          the invitation was already answered or expired
     │   └── VersionAhead        a consistency token names a change the log does not hold
     ├── Unavailable             storage or policy cannot be reached: fail closed
-    └── DeliveryError           an email could not be handed to SMTP (mail.transport)
+    ├── DeliveryError           an email could not be handed to SMTP (mail.transport)
+    └── WebhookDeliveryError    a webhook was not accepted by its endpoint (webhooks.http)
 
 Each error carries a stable ``code`` (its class's, or a finer one given where it is
 raised, e.g. "invitation_expired"); the pages translate codes, never ``detail``.
@@ -48,6 +49,7 @@ __all__ = [
     "Unavailable",
     "UnknownPermission",
     "VersionAhead",
+    "WebhookDeliveryError",
     "WrongAccount",
 ]
 
@@ -158,3 +160,16 @@ class VersionAhead(Conflict):
 class Unavailable(DelegauthError):
     code = "unavailable"
     title = "Service unavailable"
+
+
+class WebhookDeliveryError(DelegauthError):
+    """An endpoint did not take a webhook: ``status`` is its answer's code, if it answered;
+    ``transient`` False means trying again cannot help (the URL is refused)."""
+
+    code = "webhook_delivery_failed"
+    title = "Webhook not delivered"
+
+    def __init__(self, detail: str, *, status: int | None = None, transient: bool = True) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.transient = transient

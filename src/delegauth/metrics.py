@@ -26,6 +26,7 @@ __all__ = [
     "count_change",
     "count_token",
     "observe_decision",
+    "observe_webhook",
     "render",
     "worker_exited",
 ]
@@ -42,6 +43,15 @@ _DECISION_SECONDS = Histogram(
 _TOKENS = Counter("delegauth_tokens_issued", "Access tokens issued, by grant type.", ["grant_type"])
 _CHANGES = Counter(
     "delegauth_changes", "Invitation and grant operations (audit actions).", ["action"]
+)
+
+_WEBHOOKS = Counter(
+    "delegauth_webhook_attempts", "Webhook delivery attempts, by outcome.", ["outcome"]
+)
+_WEBHOOK_LAG = Histogram(
+    "delegauth_webhook_delivery_lag_seconds",
+    "From an event's commit to its endpoint's 2xx answer (first or later attempt).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0, 3600.0),
 )
 
 
@@ -66,6 +76,13 @@ def count_token(grant_type: str) -> None:
 
 def count_change(action: str) -> None:
     _CHANGES.labels(action).inc()
+
+
+def observe_webhook(outcome: str, lag_s: float | None = None) -> None:
+    """Count a delivery attempt (delivered, retry, failed); a delivered one has its lag."""
+    _WEBHOOKS.labels(outcome).inc()
+    if lag_s is not None:
+        _WEBHOOK_LAG.observe(lag_s)
 
 
 def worker_exited(pid: int) -> None:
@@ -95,7 +112,7 @@ def render(gauges: Gauges) -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
     else:
-        for metric in (_DECISIONS, _DECISION_SECONDS, _TOKENS, _CHANGES):
+        for metric in (_DECISIONS, _DECISION_SECONDS, _TOKENS, _CHANGES, _WEBHOOKS, _WEBHOOK_LAG):
             registry.register(metric)
     registry.register(_Gauges(gauges))
     return generate_latest(registry)

@@ -31,7 +31,8 @@ FORBIDDEN_IN_DOMAIN = (
 OWNERS = {
     "casbin": {"policy/casbin_engine.py", "storage/casbin_adapter.py"},
     "jwt": {"tokens.py", "client/_verify.py"},
-    "httpx": {"client/_transport.py"},
+    "httpx": {"client/_transport.py", "webhooks/http.py"},
+    "standardwebhooks": {"webhooks/signing.py"},
     "argon2": {"passwords.py"},
     "smtplib": {"mail/transport.py"},
     "prometheus_client": {"metrics.py"},

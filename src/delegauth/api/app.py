@@ -40,6 +40,7 @@ from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 from delegauth.domain.ports import Clock, PasswordHasher
+from delegauth.domain.webhooks import Webhooks
 from delegauth.mail.composer import MailComposer
 from delegauth.oauth.clients import ClientRegistry
 from delegauth.oauth.issuing import TokenIssuer
@@ -59,6 +60,7 @@ from delegauth.storage.records import database_proxy
 from delegauth.storage.search_feed import PeeweeSearchFeed
 from delegauth.storage.store import PeeweeStore
 from delegauth.tokens import KeyRing, TokenService
+from delegauth.webhooks import HttpxSender, WebhookDispatcher, WebhookKey, new_salt
 
 __all__ = ["Services", "build_services", "create_app", "get_app", "utcnow"]
 
@@ -89,6 +91,8 @@ class Services:
     watcher: PolicyWatcher
     # verification mails asked for from the pages: 3 per address, 20 per client, in 15 min
     mail_limiter: SignInLimiter
+    webhooks: Webhooks
+    dispatcher: WebhookDispatcher
     stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -178,6 +182,7 @@ def build_services(
         clock,
         refresh_lifetime=timedelta(days=settings.refresh_token_days),
     )
+    webhook_key = WebhookKey.load_or_create(settings.webhook_key, settings.key_dir)
     services = Services(
         settings=settings,
         db=db,
@@ -214,6 +219,15 @@ def build_services(
             oauth_store, clock, limit=3, address_limit=20, prefix="verify-mail:"
         ),
         watcher=PolicyWatcher(settings.policies_dir, decider),
+        webhooks=Webhooks(
+            store,
+            store.webhooks,
+            clock,
+            insecure=settings.webhooks_insecure,
+            new_salt=new_salt,
+            secret=webhook_key.secret,
+        ),
+        dispatcher=_dispatcher(settings, store, clock, webhook_key),
     )
     background = settings.background if start_background is None else start_background
     if background:
@@ -222,7 +236,23 @@ def build_services(
             services.stoppers.append(decider.start_warm_up(settings.warmup_areas))
         services.stoppers.append(services.watcher.start(settings.policy_poll_s))
         services.stoppers.extend(_start_mail(settings, db, clock))
+        # Every worker dispatches (leases keep them apart); its own commits wake it.
+        store.on_published = services.dispatcher.wake
+        services.stoppers.append(services.dispatcher.start(settings.webhook_poll_ms / 1000))
     return services
+
+
+def _dispatcher(
+    settings: Settings, store: PeeweeStore, clock: Clock, key: WebhookKey
+) -> WebhookDispatcher:
+    return WebhookDispatcher(
+        store.webhooks,
+        HttpxSender(timeout_s=settings.webhook_timeout_s, allow_private=settings.webhooks_insecure),
+        key.secret,
+        clock=clock,
+        wall_clock=utcnow,
+        max_attempts=settings.webhook_max_attempts,
+    )
 
 
 def _start_mail(settings: Settings, db: peewee.Database, clock: Clock) -> list[Callable[[], None]]:

@@ -17,6 +17,7 @@ __all__ = [
     "AREA",
     "INVITATION",
     "USER",
+    "WEBHOOK",
     "IdFactory",
     "casbin_area",
     "casbin_perm",
@@ -32,9 +33,10 @@ USER = "u"
 AREA = "a"
 INVITATION = "i"
 AUDIT = "e"
+WEBHOOK = "w"
 
 # 128 random bits, base32 without padding: 26 characters of [a-z2-7].
-_ID_RE = re.compile(r"^([uaie])_([a-z2-7]{26})$")
+_ID_RE = re.compile(r"^([uaiew])_([a-z2-7]{26})$")
 _CASBIN_NAME_RE = re.compile(r"^(user|area|perm|role):[a-z0-9_]{1,64}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 

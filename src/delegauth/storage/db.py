@@ -15,10 +15,12 @@ callers fail fast with ``peewee.OperationalError``, never wait with them:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -27,7 +29,9 @@ import peewee
 from playhouse.db_url import parse
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
-__all__ = ["DatabaseProbe", "is_postgres", "is_sqlite", "open_database"]
+from delegauth.errors import Unavailable
+
+__all__ = ["DatabaseProbe", "connected", "is_postgres", "is_sqlite", "open_database"]
 
 # The client's own bound on a statement exceeds the server's by this much, so that a slow
 # statement is cancelled by the server (the connection stays usable) and only a server that
@@ -80,6 +84,16 @@ def open_database(
     if scheme in {"postgres", "postgresql"}:
         return _postgres(url, connect_timeout_s, statement_timeout_ms)
     raise ValueError(f"unsupported database URL scheme: {scheme!r}")
+
+
+@contextlib.contextmanager
+def connected(db: peewee.Database) -> Iterator[None]:
+    """A connection for the block; a database that is down raises Unavailable."""
+    try:
+        with db.connection_context():
+            yield
+    except (peewee.OperationalError, peewee.InterfaceError) as ex:
+        raise Unavailable("the database is unavailable") from ex
 
 
 def is_sqlite(db: peewee.Database) -> bool:

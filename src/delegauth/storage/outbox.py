@@ -9,14 +9,12 @@ message at once; a crashed worker's lease simply runs out.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import peewee
 
-from delegauth.errors import Unavailable
 from delegauth.mail.sender import QueuedMail
+from delegauth.storage.db import connected
 from delegauth.storage.records import MailRecord
 
 __all__ = ["PeeweeOutbox"]
@@ -38,19 +36,11 @@ class PeeweeOutbox:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
 
-    @contextmanager
-    def _connection(self) -> Iterator[None]:
-        try:
-            with self._db.connection_context():
-                yield
-        except (peewee.OperationalError, peewee.InterfaceError) as ex:
-            raise Unavailable("the database is unavailable") from ex
-
     def claim_due(self, now: datetime, limit: int, lease_s: float) -> list[QueuedMail]:
         """Lease up to ``limit`` due messages to the caller until ``now + lease_s``."""
         locked_until = now + timedelta(seconds=lease_s)
         claimed: list[QueuedMail] = []
-        with self._connection():
+        with connected(self._db):
             while len(claimed) < limit:
                 candidates: list[int] = [
                     r.id
@@ -103,10 +93,10 @@ class PeeweeOutbox:
         self._finish(mail_id, status=FAILED, last_error=error_text)
 
     def _finish(self, mail_id: int, **fields: object) -> None:
-        with self._connection(), self._db.atomic():
+        with connected(self._db), self._db.atomic():
             MailRecord.update(locked_until=None, **fields).where(MailRecord.id == mail_id).execute()
 
     def depth(self) -> int:
         """Count the messages still waiting to be sent."""
-        with self._connection():
+        with connected(self._db):
             return int(MailRecord.select().where(MailRecord.status == PENDING).count())

@@ -20,6 +20,9 @@ __all__ = [
     "MailRecord",
     "SecretRecord",
     "UserRecord",
+    "WebhookDeliveryRecord",
+    "WebhookEndpointRecord",
+    "WebhookEventRecord",
     "OAuthClientRecord",
     "AuthCodeRecord",
     "RefreshTokenRecord",
@@ -294,6 +297,62 @@ class SignInFailureRecord(_Base):
         table_name = "signin_failures"
 
 
+class WebhookEndpointRecord(_Base):
+    """Where events go: one area's (area_id) or the whole service's (None). Migration 0010.
+
+    The signing secret is not stored: it is derived from the server's webhook key and
+    ``secret_salt`` (webhooks/signing.py)."""
+
+    id = pw.CharField(primary_key=True, max_length=40)
+    area_id = pw.CharField(max_length=40, null=True, index=True)
+    url = pw.TextField()
+    description = pw.CharField(max_length=200, default="")
+    secret_salt = pw.CharField(max_length=64)
+    created_by = pw.CharField(max_length=40, null=True)
+    created_at = pw.DateTimeField()
+
+    class Meta:
+        table_name = "webhook_endpoints"
+
+
+class WebhookEventRecord(_Base):
+    """The event outbox: one row per published audit event, written in its transaction."""
+
+    id = pw.AutoField()
+    msg_id = pw.CharField(max_length=40, unique=True)
+    audit_id = pw.IntegerField(null=True)
+    type = pw.CharField(max_length=64)
+    area_id = pw.CharField(max_length=40)
+    payload = pw.TextField()  # the exact JSON body sent (and signed)
+    created_at = pw.DateTimeField()  # wall clock at write: delivery lag is measured from it
+
+    class Meta:
+        table_name = "webhook_events"
+
+
+class WebhookDeliveryRecord(_Base):
+    """One event to one endpoint: a leased work queue, and the endpoint's delivery log."""
+
+    id = pw.AutoField()
+    event_id = pw.IntegerField(index=True)
+    endpoint_id = pw.CharField(max_length=40)
+    status = pw.CharField(max_length=16, default="pending")
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField()
+    locked_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(null=True)
+    response_code = pw.IntegerField(null=True)
+    created_at = pw.DateTimeField()
+    delivered_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "webhook_deliveries"
+        indexes = (
+            (("status", "next_attempt_at"), False),
+            (("endpoint_id", "id"), False),
+        )
+
+
 MODELS: list[type[pw.Model]] = [
     UserRecord,
     AreaRecord,
@@ -313,4 +372,7 @@ MODELS: list[type[pw.Model]] = [
     SignInFailureRecord,
     AreaKeyRecord,
     ImportRunRecord,
+    WebhookEndpointRecord,
+    WebhookEventRecord,
+    WebhookDeliveryRecord,
 ]

@@ -42,6 +42,7 @@ from delegauth.storage.records import (
     SecretRecord,
     UserRecord,
 )
+from delegauth.storage.webhooks import PeeweeWebhookStore
 
 __all__ = ["PeeweeStore"]
 
@@ -73,18 +74,25 @@ class PeeweeStore:
         self._local = threading.local()
         # Audit events record the policy version in force when they were written.
         self._policy_version = policy_version or (lambda: "")
+        self.webhooks = PeeweeWebhookStore(db)
+        # Called once a transaction that queued webhook deliveries has committed (the
+        # dispatcher's wake-up); other processes find them by polling.
+        self.on_published: Callable[[], None] = lambda: None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         outermost = not hasattr(self._local, "actions")
         if outermost:
             self._local.actions = []
+            self._local.published = False
         try:
             with self.db.connection_context(), self.db.atomic():
                 yield
             if outermost:
                 for action in self._local.actions:  # counted once committed
                     metrics.count_change(action)
+                if self._local.published:
+                    self.on_published()
         except peewee.IntegrityError as ex:
             raise Conflict("the change conflicts with a concurrent one; try again") from ex
         except peewee.OperationalError as ex:
@@ -94,6 +102,7 @@ class PeeweeStore:
         finally:
             if outermost:
                 del self._local.actions
+                del self._local.published
 
     # -- users and areas -------------------------------------------------------------
 
@@ -326,8 +335,9 @@ class PeeweeStore:
     # -- audit and mail --------------------------------------------------------------
 
     def append_audit(self, event: AuditEvent) -> None:
+        """Record the event and, in the same transaction, publish it (webhook outbox)."""
         getattr(self._local, "actions", []).append(event.action)
-        AuditRecord.insert(
+        audit_id = AuditRecord.insert(
             area_id=event.area_id,
             actor_id=event.actor_id,
             action=event.action,
@@ -337,6 +347,8 @@ class PeeweeStore:
             at=event.at,
             policy_version=self._policy_version() or None,
         ).execute()
+        if self.webhooks.publish(event, int(audit_id)) and hasattr(self._local, "published"):
+            self._local.published = True
 
     def list_audit(self, area_id: str, before_id: int | None, limit: int) -> list[AuditEvent]:
         query = AuditRecord.select().where(AuditRecord.area_id == area_id)

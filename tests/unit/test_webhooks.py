@@ -1,0 +1,91 @@
+"""Webhook URLs and addresses (SSRF), secrets, signatures and the event-type table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from delegauth.domain.events import event_type
+from delegauth.domain.webhooks import check_url
+from delegauth.errors import InvalidInput, WebhookDeliveryError
+from delegauth.webhooks import HttpxSender, WebhookKey, signed_headers
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.com/x",  # not https
+        "https://127.0.0.1/x",
+        "https://10.1.2.3/x",
+        "https://169.254.169.254/latest/meta-data",  # cloud metadata
+        "https://[::1]/x",
+        "https://[::ffff:192.168.0.1]/x",
+        "https://localhost/x",
+        "https://db.internal/x",
+        "https://intranet/x",
+        "https://user:pw@hooks.example.com/x",
+        "ftp://hooks.example.com/x",
+        "https://hooks.example.com:99999/x",
+        "",
+        42,
+    ],
+)
+def test_refused_urls(url: object) -> None:
+    with pytest.raises(InvalidInput):
+        check_url(url, insecure=False)
+
+
+def test_public_https_urls_and_the_development_setting() -> None:
+    assert check_url("https://hooks.example.com/x?a=1", insecure=False)
+    assert check_url("https://93.184.216.34/x", insecure=False)
+    assert check_url("http://127.0.0.1:8080/x", insecure=True)
+    with pytest.raises(InvalidInput):
+        check_url("ftp://127.0.0.1/x", insecure=True)
+
+
+def test_a_name_resolving_to_a_private_address_is_refused_at_send_time() -> None:
+    sender = HttpxSender(resolve=lambda host, port: ["93.184.216.34", "10.0.0.5"])
+    with pytest.raises(WebhookDeliveryError) as info:
+        sender.send("https://rebind.example.com/x", {}, b"{}")
+    assert info.value.transient is False
+    sender.close()
+
+
+def test_each_endpoint_has_its_own_derived_secret() -> None:
+    key = WebhookKey(b"k" * 32)
+    first = key.secret("w_a", "salt1")
+    assert first == key.secret("w_a", "salt1")
+    assert first.startswith("whsec_")
+    assert len({first, key.secret("w_b", "salt1"), key.secret("w_a", "salt2")}) == 3
+    assert WebhookKey(b"j" * 32).secret("w_a", "salt1") != first
+    with pytest.raises(ValueError):
+        WebhookKey(b"short")
+    assert "k" * 32 not in repr(key)
+
+
+def test_the_key_file_is_created_once_and_private(tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    a = WebhookKey.load_or_create("", str(root))
+    b = WebhookKey.load_or_create("", str(root))
+    assert a.secret("w_a", "s") == b.secret("w_a", "s")
+    assert (root / "webhook.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_signed_headers_verify_with_standardwebhooks() -> None:
+    secret = WebhookKey(b"k" * 32).secret("w_a", "s")
+    body = b'{"type":"grant.changed"}'
+    headers = signed_headers(secret, "msg_1", datetime.now(UTC), body)
+    assert Webhook(secret).verify(body, headers) == {"type": "grant.changed"}
+    with pytest.raises(Exception, match="signature"):
+        Webhook(secret).verify(body + b" ", headers)
+
+
+def test_event_types_map_audit_kinds_and_default_to_the_kind() -> None:
+    assert event_type("grant.updated") == "grant.changed"
+    assert event_type("grant.left") == "grant.removed"
+    assert event_type("invitation.created") == "grant.invited"
+    assert event_type("something.new") == "something.new"
