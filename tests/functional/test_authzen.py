@@ -75,12 +75,19 @@ def test_a_request_without_the_area_the_mapping_needs_is_400_naming_it(api: Api,
     }
     for route, payload in (
         ("/access/v1/evaluation", body),
-        ("/access/v1/evaluations", {**body, "evaluations": [{"action": {"name": "pay"}}]}),
+        ("/access/v1/evaluations", body),  # no evaluations: one evaluation
     ):
         res = api.call("POST", route, api.service_token(), json=payload)
         assert res.status_code == 400, res.text
         assert "resource.properties.area" in res.json["detail"]
         assert res.json["field"] == "resource.properties.area"
+    # Inside a batch the item is a deny carrying that error (AuthZEN "Errors").
+    batch = {**body, "evaluations": [{"action": {"name": "pay"}}]}
+    res = api.call("POST", "/access/v1/evaluations", api.service_token(), json=batch)
+    assert res.status_code == 200, res.text
+    [item] = res.json["evaluations"]
+    assert item["decision"] is False
+    assert item["context"]["error"]["field"] == "resource.properties.area"
 
 
 def test_role_names_and_rule_syntax_as_subjects_deny(api: Api, world) -> None:
@@ -173,9 +180,11 @@ def test_batch_semantics(api: Api, world) -> None:
         json={**body, "options": {"evaluations_semantic": "sometimes"}},
     )
     assert res.status_code == 400
-    # An item missing what has no default makes the whole payload a 400.
+    # An item missing what has no default is a deny with its error, not a 400.
     bad = {"evaluations": [{"action": {"name": "read"}}]}
-    assert api.call("POST", "/access/v1/evaluations", token, json=bad).status_code == 400
+    res = api.call("POST", "/access/v1/evaluations", token, json=bad)
+    assert res.status_code == 200, res.text
+    assert res.json["evaluations"][0]["context"]["error"]["field"] == "subject"
     # No evaluations array: behaves like a single evaluation.
     single = _req(b, area, "invoice", "read")
     res = api.call("POST", "/access/v1/evaluations", token, json=single)

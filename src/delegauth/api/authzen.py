@@ -8,6 +8,14 @@ resource {type, id, properties: {area}}, decided as (user:<id>, area:<area>,
 area, say) is a 400 naming the field; unknown subjects, areas and actions are deny.
 Unknown fields are ignored (AuthZEN "JSON Serialization").
 
+Batches (``/access/v1/evaluations``, AuthZEN "Errors"): what is wrong with the payload
+as a whole is a 400 (not JSON, ``evaluations`` not an array of at most 256 objects,
+``options`` or a top-level default malformed). An item that cannot be evaluated (it
+lacks a field and has no default for it, or lacks what the mapping needs) is
+``{"decision": false, "context": {"error": {"status": 400, "message": …}}}`` in its
+place, the error with the members of a whole request's problem+json; the others are
+decided, and the response is 200. Such an item counts as a deny for the semantics.
+
 Explanations: a request whose ``context`` holds ``"explain": true`` gets the Decision
 context ``{"explanation": {...}}`` (see delegauth.policy.explanations): the policy
 version, the grants and rules that applied, or why nothing matched. Without it the
@@ -25,6 +33,7 @@ import falcon
 from delegauth import metrics
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_json, send_json
+from delegauth.api.problems import authzen_error
 from delegauth.errors import InvalidInput
 from delegauth.policy.decider import Decider
 from delegauth.policy.explanations import explain_decision, explain_question, explain_refusal
@@ -38,6 +47,8 @@ MAX_EVALUATIONS = 256
 
 def entity(value: object, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
     """An AuthZEN entity (subject, action or resource) with its required string keys."""
+    if value is None:
+        raise InvalidInput(f"{name} is required and must be an object", field=name)
     if not isinstance(value, dict):
         raise InvalidInput(f"{name} must be an object", field=name)
     for key in keys:
@@ -205,20 +216,38 @@ class EvaluationsResource:
                 f"evaluations must be an array of at most {MAX_EVALUATIONS} objects",
                 field="evaluations",
             )
+        if not all(isinstance(item, dict) for item in items):
+            raise InvalidInput("each evaluation must be an object", field="evaluations")
         defaults = _defaults(body)
-        # Validate every item before deciding any: a malformed payload is a 400 as a whole.
-        evaluations: list[tuple[dict[str, Any], Request]] = []
+        # An item that cannot be evaluated is no reason to refuse the others (AuthZEN
+        # "Errors"): it is a deny carrying its error; only the payload's shape is a 400.
+        evaluations: list[tuple[dict[str, Any], Request | InvalidInput]] = []
         for item in items:
-            if not isinstance(item, dict):
-                raise InvalidInput("each evaluation must be an object", field="evaluations")
             evaluation = {**defaults, **item}
-            request = _request(self._decider, evaluation, claims.area, self._emails)
+            try:
+                request: Request | InvalidInput = _request(
+                    self._decider, evaluation, claims.area, self._emails
+                )
+            except InvalidInput as ex:
+                request = ex
             evaluations.append((evaluation, request))
-        self._decider.wait_for(max(_consistency(e) for e, _ in evaluations))
+        self._decider.wait_for(
+            max(
+                (_consistency(e) for e, r in evaluations if not isinstance(r, InvalidInput)),
+                default=0,
+            )
+        )
         results: list[dict[str, Any]] = []
         for evaluation, request in evaluations:
-            result = _decision(self._decider, evaluation, request)
+            if isinstance(request, InvalidInput):
+                result: dict[str, Any] = {
+                    "decision": False,
+                    "context": {"error": authzen_error(request)},
+                }
+            else:
+                result = _decision(self._decider, evaluation, request)
             results.append(result)
+            # A failure is a denial (AuthZEN "Evaluations semantics").
             if semantic == "deny_on_first_deny" and not result["decision"]:
                 break
             if semantic == "permit_on_first_permit" and result["decision"]:
@@ -242,7 +271,7 @@ def _semantic(body: dict[str, Any]) -> str:
 
 def _defaults(body: dict[str, Any]) -> dict[str, Any]:
     """The top-level members every evaluation starts from, each checked even where every
-    item gives its own."""
+    item gives its own: a malformed one is a 400 for the whole payload."""
     defaults: dict[str, Any] = {}
     for name, keys in (("subject", ("type", "id")), ("action", ("name",))):
         if name in body:

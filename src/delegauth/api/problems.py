@@ -19,7 +19,14 @@ import falcon
 
 from delegauth import errors
 
-__all__ = ["AUTHZEN_PATHS", "install_error_handlers", "problem", "problem_body"]
+__all__ = [
+    "AUTHZEN_PATHS",
+    "authzen_error",
+    "install_error_handlers",
+    "problem",
+    "problem_body",
+    "problem_fields",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +56,27 @@ def status_for(ex: errors.DelegauthError) -> int:
     return 400
 
 
-def problem_body(status: int, title: str, detail: str, **extra: Any) -> str:
-    """The RFC 9457 document for one error, serialised."""
+def problem_fields(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 document for one error."""
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail and detail != title:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    return json.dumps(body)
+    return body
+
+
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> str:
+    """The RFC 9457 document for one error, serialised."""
+    return json.dumps(problem_fields(status, title, detail, **extra))
+
+
+def authzen_error(ex: errors.DelegauthError) -> dict[str, Any]:
+    """The error of one evaluation inside a batch (AuthZEN "Errors": ``{"status": 400,
+    "message": "…"}``), with the same members a whole request's error body has."""
+    status = status_for(ex)
+    return problem_fields(
+        status, ex.title, ex.detail, code=ex.code, field=ex.field, message=ex.detail or ex.title
+    )
 
 
 def problem(resp: falcon.Response, status: int, title: str, detail: str, **extra: Any) -> None:

@@ -175,6 +175,8 @@ class DecisionClient:
             answers = reply.body.get("evaluations") if isinstance(reply.body, dict) else None
             if not isinstance(answers, list) or len(answers) != len(chunk):
                 raise DecisionUnavailable("malformed answer from delegauth: evaluations")
+            for answer in answers:
+                _raise_item_error(answer)
             decisions = [_decision(a) for a in answers]  # all checked before any is kept
             for i, decision in zip(chunk, decisions, strict=True):
                 results[i] = decision
@@ -240,6 +242,22 @@ def _decision(answer: Any) -> bool:
     if not isinstance(decision, bool):
         raise DecisionUnavailable("malformed answer from delegauth: no boolean decision")
     return decision
+
+
+def _raise_item_error(answer: Any) -> None:
+    """An evaluation the server could not evaluate (a deny carrying ``context.error``)
+    is a question rejected, as the same evaluation asked alone would be: never cached."""
+    context = answer.get("context") if isinstance(answer, dict) else None
+    error = context.get("error") if isinstance(context, dict) else None
+    if not isinstance(error, dict):
+        return
+    message = error.get("message") or error.get("detail") or "an evaluation could not be evaluated"
+    status, code = error.get("status"), error.get("code")
+    raise RequestRejected(
+        f"delegauth refused the question: {message}",
+        http_status=status if isinstance(status, int) and not isinstance(status, bool) else 400,
+        code=code if isinstance(code, str) else None,
+    )
 
 
 def _checked(reply: Reply) -> Reply:

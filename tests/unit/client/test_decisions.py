@@ -197,3 +197,24 @@ def test_the_consistency_token_travels_in_the_request_context() -> None:
     assert bodies[0]["resource"] == {"type": "invoice", "id": "*", "properties": {"area": "a_b"}}
     with pytest.raises(TypeError):
         delegauth.evaluate(*ASK, policy_version="42")  # type: ignore[arg-type]
+
+
+def test_a_batch_item_the_server_could_not_evaluate_is_the_question_rejected() -> None:
+    """Inside a batch the server answers such an item with a deny carrying its error
+    (AuthZEN "Errors"); the client raises as for the same question asked alone."""
+    error = {"status": 400, "message": "resource is required", "code": "invalid_input"}
+    answer = httpx.Response(
+        200,
+        json={
+            "evaluations": [{"decision": True}, {"decision": False, "context": {"error": error}}]
+        },
+    )
+    server = Scripted(answer, httpx.Response(200, json={"evaluations": [{"decision": True}]}))
+    delegauth = server.client()
+    questions = [Evaluation(*ASK), Evaluation("u_a", "a_b", "invoice", "read")]
+    with pytest.raises(RequestRejected, match="resource is required") as caught:
+        delegauth.evaluate_many(questions)
+    assert (caught.value.http_status, caught.value.code) == (400, "invalid_input")
+    # Nothing of the rejected batch was cached: the first question is asked again.
+    assert delegauth.evaluate_many(questions[:1]) == [True]
+    assert len(server.evaluations) == 2
