@@ -32,7 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(REPO) / "test-artifacts" / "screenshots"
+# Where the walks' screenshots go: DELEGAUTH_SHOTS (say /work/shots/11) or test-artifacts.
+SCREENSHOTS = Path(
+    os.environ.get("DELEGAUTH_SHOTS") or Path(REPO) / "test-artifacts" / "screenshots"
+)
 
 
 def _require_browser() -> None:
@@ -113,8 +116,9 @@ Snap = Callable[["Page", str], Path]
 
 @pytest.fixture
 def snap(request: pytest.FixtureRequest) -> Snap:
-    """Save a full-page screenshot per step: test-artifacts/screenshots/<test>/<NN-step>.png."""
-    folder = SCREENSHOTS / re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    """Save a full-page screenshot per step: <SCREENSHOTS>/<module>/<test>/<NN-step>.png."""
+    test = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    folder = SCREENSHOTS / request.node.module.__name__.rsplit(".", 1)[-1] / test
     shutil.rmtree(folder, ignore_errors=True)  # no stale steps from an earlier run
     count = 0
 

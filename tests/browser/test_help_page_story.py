@@ -1,9 +1,11 @@
 """The help page's story in a real browser, in English and Spanish, as two people.
 
-An owner invites a user with two permissions; the invitee follows the emailed link,
-signs up, accepts, and signs in through OAuth choosing between two Client Areas; the
-owner changes the invitee's permissions and then removes their access; the invitee's
-next sign-in goes straight back to the application, with no chooser.
+From the root URL, emailed links and the application's "Sign in" link only, by role
+and visible label. An owner signs up and invites a user with two permissions; the
+invitee follows the emailed link, signs up, accepts, and signs in through OAuth
+choosing between two Client Areas; the owner changes the invitee's permissions and
+then removes their access; the invitee's next sign-in goes straight back to the
+application, with no chooser.
 
 The words on screen are written out here rather than read from the catalogues, so a
 lost translation fails the test instead of following it.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import itertools
 import os
 import re
@@ -22,16 +25,17 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from tests.browser import walk
 from tests.browser.conftest import Snap
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import Server, _Inbox
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route
+    from playwright.sync_api import Browser, Locator, Page, Route
 
 CLIENT_ID = "web"
 APP = "https://app.example.com"
@@ -48,6 +52,7 @@ class Words:
     email: str
     password: str
     signup: str
+    signup_link: str
     signin: str
     check_continue: str
     invited_by: str
@@ -94,6 +99,7 @@ WORDS = {
         email="Email",
         password="Password",
         signup="Sign up",
+        signup_link="Sign up",
         signin="Sign in",
         check_continue="Continue to your Client Area",
         invited_by="{who} invited you to manage the Client Area {area}.",
@@ -134,6 +140,7 @@ WORDS = {
         email="Correo electrónico",
         password="Contraseña",
         signup="Registrarme",
+        signup_link="Regístrate",
         signin="Entrar",
         check_continue="Ir a tu Área de Cliente",
         invited_by="{who} te ha invitado a gestionar el Área de Cliente {area}.",
@@ -202,54 +209,34 @@ def web_client(live_server: Server) -> str:
 
 @pytest.fixture
 def contexts(browser: Browser, live_server: Server, words: Words) -> Iterator[Callable[[], Page]]:
-    """A maker of browser contexts (own cookies) speaking the test's language."""
-    made: list[BrowserContext] = []
+    """A maker of people (own cookies) speaking the test's language; the application
+    behind the redirect URI is answered for by the browser."""
 
-    def new_page() -> Page:
-        context = browser.new_context(
-            base_url=live_server.base,
-            locale=words.locale,
-            extra_http_headers={"Accept-Language": words.accept_language},
-            viewport={"width": 900, "height": 700},
-        )
-        context.set_default_timeout(10_000)
-        # The application behind the redirect URI does not exist: answer for it.
-        context.route(f"{APP}/**", _fulfil_app)
-        made.append(context)
-        return context.new_page()
+    def app(route: Route) -> None:
+        _fulfil_app(route, live_server.base)
 
-    try:
-        yield new_page
-    finally:
-        for context in made:
-            context.close()
-
-
-def _fulfil_app(route: Route) -> None:
-    route.fulfill(
-        status=200,
-        content_type="text/html; charset=utf-8",
-        body="<!doctype html><html lang='en'><title>App</title><h1>Back in the app</h1></html>",
+    yield from walk.people(
+        browser, live_server, words.lang, prepare=lambda c: c.route(f"{APP}/**", app)
     )
 
 
-def _heading(page: Page) -> str:
-    return page.get_by_role("heading", level=1).inner_text()
-
-
-def _permission(page: Page, label: str) -> Locator:
-    """A permission's checkbox, found by its label.
-
-    The checkbox's accessible name is its label run together with its description
-    ("ContactsManage the account's contacts."), because the description sits inside
-    the <label>; so match the start of the name rather than the whole of it.
-    """
-    return page.get_by_role("checkbox", name=re.compile("^" + re.escape(label)))
+def _fulfil_app(route: Route, server: str) -> None:
+    """The application: a page whose "Sign in" link starts the OAuth flow, and its callback."""
+    if urlsplit(route.request.url).path == "/callback":
+        body = "<h1>Back in the app</h1>"
+    else:
+        url = _authorize_url(server, parse_qs(urlsplit(route.request.url).query)["state"][0])
+        body = f"<h1>App</h1><a href='{html.escape(url)}'>Sign in</a>"
+    route.fulfill(
+        status=200,
+        content_type="text/html; charset=utf-8",
+        body=f"<!doctype html><html lang='en'><title>App</title>{body}</html>",
+    )
 
 
 def _signup(page: Page, words: Words, name: str, email: str, *, invited: bool = False) -> None:
     """Sign up; from an invitation link the email is the invitation's, shown and fixed."""
-    assert _heading(page) in ("Create your account", "Crea tu cuenta")
+    assert walk.heading(page) in ("Create your account", "Crea tu cuenta")
     page.get_by_label(words.name, exact=True).fill(name)
     field = page.get_by_label(words.email, exact=True)
     if invited:
@@ -266,12 +253,12 @@ def _signup(page: Page, words: Words, name: str, email: str, *, invited: bool = 
         page.wait_for_url(lambda url: not urlsplit(url).path.startswith("/verify-email"))
 
 
-def _authorize_url() -> tuple[str, str]:
+def _authorize_url(server: str, state: str) -> str:
+    """The application's authorization request, as its "Sign in" link (PKCE S256)."""
     verifier = secrets.token_urlsafe(48)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
-    state = secrets.token_urlsafe(12)
     query = urlencode(
         {
             "response_type": "code",
@@ -283,13 +270,14 @@ def _authorize_url() -> tuple[str, str]:
             "code_challenge_method": "S256",
         }
     )
-    return "/oauth/authorize?" + query, state
+    return f"{server}/oauth/authorize?" + query
 
 
 def _oauth_signin(page: Page, words: Words, email: str) -> str:
-    """Start the OAuth flow signed out and sign in; return the state to expect back."""
-    url, state = _authorize_url()
-    page.goto(url)
+    """From the application's page, its "Sign in" link; sign in. Returns the state."""
+    state = secrets.token_urlsafe(12)
+    page.goto(f"{APP}/?state={state}")
+    page.get_by_role("link", name="Sign in", exact=True).click()
     page.wait_for_url(lambda u: urlsplit(u).path == "/signin")
     page.get_by_label(words.email, exact=True).fill(email)
     page.get_by_label(words.password, exact=True).fill(PASSWORD)
@@ -309,10 +297,6 @@ def _description(page: Page, control: Locator) -> str:
     return page.locator("#" + (control.get_attribute("aria-describedby") or "")).inner_text()
 
 
-def _row(page: Page, text: str) -> Locator:
-    return page.get_by_role("row").filter(has_text=text)
-
-
 def test_help_page_story(
     contexts: Callable[[], Page],
     words: Words,
@@ -329,67 +313,67 @@ def test_help_page_story(
     )
     inbox = mailbox[0]
 
-    # 1. The owner signs up, lands on User Management and invites with two permissions.
+    # 1. The owner signs up from the root URL, opens User Management from the area home
+    # and invites with two permissions.
     owner = contexts()
-    owner.goto("/signup")
+    owner.goto("/")
+    owner.get_by_role("link", name=words.signup_link, exact=True).click()
     _signup(owner, words, owner_name, owner_email)
-    assert re.fullmatch(r"/areas/[^/]+", urlsplit(owner.url).path), owner.url  # the area home
-    area_id = urlsplit(owner.url).path.split("/")[2]
+    assert re.fullmatch(r"/areas/[^/]+", walk.path(owner)), owner.url  # the area home
     owner.get_by_role("main").get_by_role("link", name=words.user_management, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users")
-    assert _heading(owner) == words.user_management
-    assert owner.locator("html").get_attribute("lang") == words.lang
-    snap(owner, "owner-user-management")
+    owner.wait_for_url("**/users")
+    assert walk.heading(owner) == words.user_management
+    assert walk.lang_of(owner) == words.lang
+    walk.step(owner, snap, "owner-user-management")
 
     owner.get_by_role("link", name=words.invite, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users/invite")
-    assert _heading(owner) == words.invite
+    owner.wait_for_url("**/users/invite")
+    assert walk.heading(owner) == words.invite
     owner.get_by_label(words.invite_email, exact=True).fill(guest_email)
     owner.get_by_role("radio", name=words.some, exact=True).check()
-    _permission(owner, words.first).check()
-    _permission(owner, words.second).check()
-    snap(owner, "owner-invite-filled")
+    walk.permission(owner, words.first).check()
+    walk.permission(owner, words.second).check()
+    walk.step(owner, snap, "owner-invite-filled")
     owner.get_by_role("button", name=words.send, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users?sent=*")
-    assert owner.get_by_role("status").inner_text() == words.sent.format(email=guest_email)
+    owner.wait_for_url("**/users?sent=*")
+    assert walk.status(owner) == words.sent.format(email=guest_email)
     owner.get_by_role("heading", name=words.pending, exact=True).wait_for()
-    pending = _row(owner, guest_email)
+    pending = walk.row(owner, guest_email)
     assert pending.count() == 1
     assert words.first in pending.inner_text() and words.second in pending.inner_text()
-    snap(owner, "owner-invitation-pending")
+    walk.step(owner, snap, "owner-invitation-pending")
 
     # 2. The invitee follows the emailed link, signs up with that address and accepts.
-    mail = inbox.wait_for(guest_email)
-    token = inbox.token(mail)
     guest = contexts()
-    guest.goto("/invitations/accept?token=" + quote(token, safe=""))
+    guest.goto(walk.invitation_link(inbox, guest_email, owner_name))
     guest.wait_for_url(lambda u: urlsplit(u).path == "/signup")
     assert "invitation_token=" in guest.url
     assert guest.get_by_text(
         words.invited_by.format(who=owner_name, area=owner_name), exact=True
     ).is_visible()
-    snap(guest, "invitee-asked-to-sign-up")
+    walk.step(guest, snap, "invitee-asked-to-sign-up")
     _signup(guest, words, guest_name, guest_email, invited=True)
-    assert urlsplit(guest.url).path == "/invitations"
-    assert _heading(guest) == words.mine
+    assert walk.path(guest) == "/invitations"
+    assert walk.heading(guest) == words.mine
     card = guest.get_by_role("listitem").filter(
         has_text=words.invites_you.format(who=owner_name, area=owner_name)
     )
     assert card.count() == 1
-    snap(guest, "invitee-my-invitations")
+    walk.step(guest, snap, "invitee-my-invitations")
     card.get_by_role("button", name=words.accept, exact=True).click()
     guest.wait_for_url("**/invitations?accepted=*")
-    assert guest.get_by_role("status").inner_text() == words.accepted.format(area=owner_name)
+    assert walk.status(guest) == words.accepted.format(area=owner_name)
     # The account menu now offers to switch between the two Client Areas.
     guest.get_by_role("banner").get_by_text(guest_name, exact=True).click()
     assert guest.get_by_role("link", name=words.switch, exact=True).is_visible()
-    snap(guest, "invitee-accepted")
+    walk.step(guest, snap, "invitee-accepted")
 
-    # 3. In a fresh browser, the invitee signs in through OAuth and chooses the owner's area.
+    # 3. In a fresh browser, the invitee signs in from the application and chooses the
+    # owner's area.
     app = contexts()
     state = _oauth_signin(app, words, guest_email)
     app.wait_for_url(lambda u: urlsplit(u).path == "/oauth/authorize")
-    assert _heading(app) == words.chooser_title
+    assert walk.heading(app) == words.chooser_title
     radios = app.get_by_role("radio")
     assert radios.count() == 2
     # Each Client Area by its account name, the person's role there underneath.
@@ -400,44 +384,42 @@ def test_help_page_story(
     assert _description(app, theirs) == words.your_role.format(role=words.delegate)
     assert "(" not in app.get_by_role("group").inner_text()  # no "Name (Role)" labels
     theirs.check()
-    snap(app, "invitee-chooser")
+    walk.step(app, snap, "invitee-chooser")
     app.get_by_role("button", name=words.chooser_continue, exact=True).click()
     _assert_back_in_app(app, state)
-    snap(app, "invitee-back-in-app")
 
     # 4. The owner changes the invitee's permissions, then removes their access.
-    owner.goto(f"/areas/{area_id}/users")
-    member = _row(owner, guest_email)
+    walk.user_management(owner)
+    member = walk.row(owner, guest_email)
     assert member.count() == 1
     member.get_by_role("link", name=words.modify, exact=True).click()
     owner.wait_for_url("**/edit")
-    assert _heading(owner) == words.modify_title.format(who=guest_name)
+    assert walk.heading(owner) == words.modify_title.format(who=guest_name)
     assert owner.get_by_role("radio", name=words.some, exact=True).is_checked()
-    assert _permission(owner, words.first).is_checked()
-    assert _permission(owner, words.second).is_checked()
-    _permission(owner, words.first).uncheck()
-    _permission(owner, words.third).check()
-    snap(owner, "owner-modify-permissions")
+    assert walk.permission(owner, words.first).is_checked()
+    assert walk.permission(owner, words.second).is_checked()
+    walk.permission(owner, words.first).uncheck()
+    walk.permission(owner, words.third).check()
+    walk.step(owner, snap, "owner-modify-permissions")
     owner.get_by_role("button", name=words.save, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users?done=saved")
-    assert owner.get_by_role("status").inner_text() == words.saved
-    cell = _row(owner, guest_email).inner_text()
+    owner.wait_for_url("**/users?done=saved")
+    assert walk.status(owner) == words.saved
+    cell = walk.row(owner, guest_email).inner_text()
     assert words.second in cell and words.third in cell and words.first not in cell
-    snap(owner, "owner-permissions-changed")
+    walk.step(owner, snap, "owner-permissions-changed")
 
-    _row(owner, guest_email).get_by_role("link", name=words.remove, exact=True).click()
+    walk.row(owner, guest_email).get_by_role("link", name=words.remove, exact=True).click()
     owner.wait_for_url("**/remove")
-    assert _heading(owner) == words.remove
+    assert walk.heading(owner) == words.remove
     assert owner.get_by_text(words.remove_confirm.format(who=guest_name), exact=True).is_visible()
-    snap(owner, "owner-remove-confirm")
+    walk.step(owner, snap, "owner-remove-confirm")
     owner.get_by_role("button", name=words.remove_yes, exact=True).click()
-    owner.wait_for_url(f"**/areas/{area_id}/users?done=removed")
-    assert owner.get_by_role("status").inner_text() == words.removed
-    assert _row(owner, guest_email).count() == 0
-    snap(owner, "owner-access-removed")
+    owner.wait_for_url("**/users?done=removed")
+    assert walk.status(owner) == words.removed
+    assert walk.row(owner, guest_email).count() == 0
+    walk.step(owner, snap, "owner-access-removed")
 
     # 5. The invitee's next sign-in has one Client Area left: no chooser.
     again = contexts()
     state = _oauth_signin(again, words, guest_email)
     _assert_back_in_app(again, state)
-    snap(again, "invitee-no-chooser")
