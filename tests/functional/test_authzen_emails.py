@@ -3,6 +3,7 @@ shipped delegation policy, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,54 @@ def test_the_shipped_mapping_still_takes_user_ids(api: Api) -> None:
     }
     res = api.call("POST", "/access/v1/evaluation", api.service_token(), json=body)
     assert res.json == {"decision": False}
+
+
+def test_subject_search_answers_in_the_id_form_the_mapping_resolves(email_api: Api) -> None:
+    """Under ids = "emails" every result is a verified email, one an evaluation takes back
+    and allows; a user id never shows, not even inside a page token."""
+    api = email_api
+    owner = api.signup("owner@example.com")
+    api.link(owner, "billing@example.com", ["invoices"])
+    api.link(owner, "tech@example.com", ["domains"])
+    search = {
+        "subject": {"type": "user"},
+        "action": {"name": "pay"},
+        "resource": {"type": "invoice", "properties": {"area": owner.area_id}},
+    }
+    res = api.call("POST", "/access/v1/search/subject", api.service_token(), json=search)
+    assert res.status_code == 200, res.text
+    assert res.json["results"] == [
+        {"type": "user", "id": "billing@example.com"},
+        {"type": "user", "id": "owner@example.com"},
+    ]
+    assert res.json["page"]["total"] == 2
+    for result in res.json["results"]:
+        assert _ask(api, result["id"], owner.area_id)["decision"] is True
+    first = api.call(
+        "POST",
+        "/access/v1/search/subject",
+        api.service_token(),
+        json={**search, "page": {"limit": 1}},
+    )
+    token = first.json["page"]["next_token"]
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    assert "u_" not in raw and "billing@example.com" in raw
+    second = api.call(
+        "POST",
+        "/access/v1/search/subject",
+        api.service_token(),
+        json={**search, "page": {"token": token}},
+    )
+    assert [r["id"] for r in first.json["results"] + second.json["results"]] == [
+        "billing@example.com",
+        "owner@example.com",
+    ]
+    # A user who has not verified their email resolves from no evaluation: no result either.
+    late = api.signup("late@example.com", verify=False)
+    res = api.call(
+        "POST",
+        "/access/v1/search/subject",
+        api.service_token(),
+        json={**search, "resource": {"type": "invoice", "properties": {"area": late.area_id}}},
+    )
+    assert res.json["results"] == [] and res.json["page"]["total"] == 0

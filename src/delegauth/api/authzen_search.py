@@ -9,7 +9,9 @@ a 400, as for an evaluation.
 - Subject search: who may do ``action.name`` on ``resource``? Candidates are the
   identities listed for ``subject.type`` (identities.toml), or, for delegauth users,
   the users holding a grant in the resource's area (and users a policy.csv line
-  names there). Results: ``{"type": <subject.type>, "id": …}``.
+  names there). Results: ``{"type": <subject.type>, "id": …}``, the id in the form
+  the mapping resolves (a user id, or with ``ids = "emails"`` the verified email;
+  a user who has not verified theirs is no result, as no evaluation resolves them).
 - Resource search: which resources of ``resource.type`` may ``subject`` do
   ``action.name`` on? Candidates are the resources of that type listed in
   resources.toml, each decided with its listed properties. Results:
@@ -69,6 +71,7 @@ class SearchFeed(Protocol):
 
     def subject_domains(self, subject: str) -> list[str]: ...
     def domain_subjects(self, domain: str) -> list[str]: ...
+    def verified_emails(self, subjects: list[str]) -> dict[str, str]: ...
 
 
 def metadata(base_url: str) -> dict[str, str]:
@@ -281,12 +284,18 @@ class SubjectSearchResource:
             for line in self._decider.bundle.p_lines
             if len(line) >= 5 and line[1].startswith(_USER) and line[2] in (ANY_DOMAIN, domain)
         }
-        keys = _sorted({(sub,) for sub in [*self._feed.domain_subjects(domain), *named]})
+        candidates = sorted({*self._feed.domain_subjects(domain), *named})
+        # Each result's id is the one an evaluation takes for this subject type: the
+        # user id, or (ids = "emails") the verified email, without which none resolves.
+        if resolve == "emails":
+            ids = {email: sub for sub, email in self._feed.verified_emails(candidates).items()}
+        else:
+            ids = {sub[len(_USER) :]: sub for sub in candidates}
+        keys = _sorted({(ident,) for ident in ids})
         found, token, total = page.select(
-            keys, lambda k: self._decider.decide(k[0], domain, obj, act)
+            keys, lambda k: self._decider.decide(ids[k[0]], domain, obj, act)
         )
-        results = [{"type": "user", "id": k[0][len(_USER) :]} for k in found]
-        _respond(resp, results, token, total)
+        _respond(resp, [{"type": kind, "id": k[0]} for k in found], token, total)
 
 
 class ResourceSearchResource:

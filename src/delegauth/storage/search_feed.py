@@ -13,12 +13,13 @@ import peewee
 
 from delegauth.errors import Unavailable
 from delegauth.storage.db import is_sqlite
-from delegauth.storage.records import CasbinRuleRecord
+from delegauth.storage.records import CasbinRuleRecord, UserRecord
 
 __all__ = ["PeeweeSearchFeed"]
 
 _USER_PREFIX = "user:"
 _AREA_PREFIX = "area:"
+_IDS_PER_QUERY = 500  # under every SQLite build's limit on bound parameters
 
 
 class PeeweeSearchFeed:
@@ -54,6 +55,25 @@ class PeeweeSearchFeed:
             .tuples()
         )
         return sorted(self._run(query))
+
+    def verified_emails(self, subjects: list[str]) -> dict[str, str]:
+        """The canonical email of each of ``subjects`` (``user:<id>``) that has verified
+        it; users without a verified email are left out."""
+        ids = [s[len(_USER_PREFIX) :] for s in subjects if s.startswith(_USER_PREFIX)]
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            user = UserRecord
+            query: Any = (
+                user.select(user.id, user.email)
+                .where(user.id.in_(ids[start : start + _IDS_PER_QUERY]) & user.email_verified)
+                .tuples()
+            )
+            try:
+                with self._connection():
+                    found.update({_USER_PREFIX + uid: email for uid, email in query})
+            except peewee.PeeweeException as ex:
+                raise Unavailable("the user store is unavailable") from ex
+        return found
 
     def _run(self, query: Any) -> list[str]:
         try:
