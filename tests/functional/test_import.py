@@ -265,6 +265,67 @@ def test_a_changed_grant_is_updated_with_its_rules_audit_and_change_log(
     assert [r[0] for r in rules] == ["perm:tickets"]
 
 
+def _audit(target: Target, action: str) -> list[tuple[str, str, Any, Any]]:
+    """(area, target, before, after) of each audit event of ``action``, in order."""
+    with target.db.connection_context():
+        rows = target.db.execute_sql(
+            "SELECT area_id, target, before, after FROM audit_events WHERE action = %s"
+            " ORDER BY id".replace("%s", "%s" if target.url.startswith("postgres") else "?"),
+            (action,),
+        ).fetchall()
+    return [(a, t, b and json.loads(b), json.loads(after)) for a, t, b, after in rows]
+
+
+def test_each_batch_audits_its_grants_in_one_event_per_area(fresh: Any, tmp_path: Path) -> None:
+    target = fresh()
+    target.run(_file(tmp_path, GOOD))  # one batch
+    bo, cy = f"user:{U['bo']}", f"user:{U['cy']}"
+    events = _audit(target, "grants.imported")
+    area2 = next(a for a, _, _, after in events if a != AREA)
+    assert events == [
+        (AREA, f"area:{AREA}", None, {
+            bo: {"role": "delegate", "permissions": ["invoices", "tickets"]},
+            cy: {"role": "delegate", "permissions": "all"}}),
+        (area2, f"area:{area2}", None, {
+            cy: {"role": "delegate", "permissions": ["affiliates", "invoices", "quotes"]}}),
+    ]  # fmt: skip
+    narrowed = GOOD.replace('["invoices", "tickets"]', '["tickets"]')
+    target.run(_file(tmp_path, narrowed, "narrowed.jsonl"))
+    assert _audit(target, "grants.imported")[2:] == [
+        (AREA, f"area:{AREA}",
+         {bo: {"role": "delegate", "permissions": ["invoices", "tickets"]}},
+         {bo: {"role": "delegate", "permissions": ["tickets"]}}),
+    ]  # fmt: skip
+
+
+def test_two_lines_for_one_grant_in_a_batch_leave_the_last_ones_rules(
+    fresh: Any, tmp_path: Path, bundle: PolicyBundle
+) -> None:
+    target = fresh()
+    again = _lines(
+        {"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": ["domains"]},
+        {"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": ["quotes"]},
+    )
+    summary, bad = target.run(_file(tmp_path, GOOD + again))
+    assert bad == [] and summary.outcomes["grant updated"] == 2
+    with target.db.connection_context():
+        rules = target.db.execute_sql(
+            "SELECT v1 FROM casbin_rule WHERE v0 = %s AND v2 = %s".replace(
+                "%s", "%s" if target.url.startswith("postgres") else "?"
+            ),
+            (f"user:{U['bo']}", f"area:{AREA}"),
+        ).fetchall()
+    assert [r[0] for r in rules] == ["perm:quotes"]
+    decider = Decider(bundle, PeeweePolicyFeed(target.db), max_staleness=3600)
+    decider.sync()
+    bo, area = f"user:{U['bo']}", f"area:{AREA}"
+    assert decider.decide(bo, area, "quote", "read")
+    assert not decider.decide(bo, area, "domain", "read")
+    assert not decider.decide(bo, area, "invoice", "pay")
+    after = _audit(target, "grants.imported")[0][3]
+    assert after[bo] == {"role": "delegate", "permissions": ["quotes"]}
+
+
 # -- batches: atomic, resumable, followed by running Deciders ------------------------------------
 
 

@@ -328,6 +328,12 @@ class _TextCache:
         return texts
 
 
+def _snapshots(by_subject: dict[str, str]) -> str:
+    """{subject: snapshot JSON} as BulkImporter.dump writes it (keys sorted), joined as text."""
+    # The keys are "user:" and a checked id: nothing in them needs escaping.
+    return "{" + ", ".join(f'"{k}": {by_subject[k]}' for k in sorted(by_subject)) + "}"
+
+
 # -- one batch: from lines to rows --------------------------------------------------------------
 
 
@@ -347,12 +353,18 @@ class _Rows:
     grants: list[tuple[Any, ...]] = field(default_factory=list)
     grant_updates: list[tuple[Any, ...]] = field(default_factory=list)
     unlinked: list[tuple[Any, ...]] = field(default_factory=list)  # (user id, area id)
+    # (area id, user id) -> the role set its g lines and change-log entry record: a later
+    # line of the batch for the same pair replaces an earlier one's.
+    linked: dict[tuple[str, str], _Texts] = field(default_factory=dict)
     links: list[tuple[Any, ...]] = field(default_factory=list)
+    changes: list[tuple[Any, ...]] = field(default_factory=list)
     invitations: list[tuple[Any, ...]] = field(default_factory=list)
     invitation_updates: list[tuple[Any, ...]] = field(default_factory=list)
     expired: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
-    changes: list[tuple[Any, ...]] = field(default_factory=list)
+    # area id -> (before, after), each {"user:u_…": snapshot JSON}: one grants.imported
+    # event per area and batch (_Batch.finish turns them into audit rows).
+    granted: dict[str, tuple[dict[str, str], dict[str, str]]] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not any(vars(self).values())
@@ -365,6 +377,9 @@ class _Batch:
         self._imp = importer
         self._lookup = lookup
         self._now = now
+        # now as the rows hold it; on SQLite its text, made once rather than per row by
+        # sqlite3's adapter (the same text: isoformat with a space)
+        self._at = now if importer.postgres else now.isoformat(" ")
         self._policy_version = importer.policy_version() or None
         self._texts = importer.texts
         self.rows = _Rows()
@@ -498,16 +513,25 @@ class _Batch:
                 target,
                 before if before is None or isinstance(before, str) else dump(before),
                 after if after is None or isinstance(after, str) else dump(after),
-                self._now,
+                self._at,
                 self._policy_version,
             )
         )
 
     def _link(self, area_id: str, user_id: str, texts: _Texts) -> None:
-        """The g lines and the change-log entry of a grant (texts: its role set's)."""
-        subject, domain = f"user:{user_id}", f"area:{area_id}"  # both ids checked already
-        self.rows.links.extend(("g", subject, role, domain) for role in texts.roles)
-        self.rows.changes.append((domain, subject, texts.roles_json, self._now))
+        """Record a grant's role set: its g lines and change-log entry (ids checked already)."""
+        self.rows.linked[(area_id, user_id)] = texts
+
+    def finish(self) -> None:
+        """Turn what the batch linked and granted into g lines, change-log entries (the
+        last role set of each pair) and audit rows (one grants.imported event per area)."""
+        for (area_id, user_id), texts in self.rows.linked.items():
+            subject, domain = f"user:{user_id}", f"area:{area_id}"
+            self.rows.links.extend(("g", subject, role, domain) for role in texts.roles)
+            self.rows.changes.append((domain, subject, texts.roles_json, self._at))
+        for area_id, (before, after) in self.rows.granted.items():
+            self._audit(area_id, "grants.imported", f"area:{area_id}",
+                        _snapshots(before) if before else None, _snapshots(after))  # fmt: skip
 
     def plan_user(self, line: UserLine) -> str:
         stored = self.users_by_email.get(line.email)
@@ -527,7 +551,7 @@ class _Batch:
                 line.line,
             )
             self.rows.users.append(
-                (user.id, user.email, user.name, user.locale, NO_PASSWORD, user.verified, self._now)
+                (user.id, user.email, user.name, user.locale, NO_PASSWORD, user.verified, self._at)
             )
             outcome = "created"
         else:
@@ -573,12 +597,12 @@ class _Batch:
             outcome = "updated" if changed else "unchanged"
         else:
             area = _Area(line.id or self._imp.ids(AREA), line.name, owner.id, line.key, line.line)
-            self.rows.areas.append((area.id, area.name, owner.id, self._now))
+            self.rows.areas.append((area.id, area.name, owner.id, self._at))
             if line.key:
                 self.rows.keys.append((line.key, area.id))
             self.rows.grants.append(
                 (area.id, owner.id, str(Role.OWNER), _perms_text(PermissionSet.everything()),
-                 None, None, 1, self._now, self._now)
+                 None, None, 1, self._at, self._at)
             )  # fmt: skip
             self._link(area.id, owner.id, self._texts(Role.OWNER, PermissionSet.everything()))
             self._audit(area.id, "area.imported", f"user:{owner.id}", None,
@@ -601,12 +625,12 @@ class _Batch:
         if stored is not None and stored.line > line.line:
             stored = None  # only a later line of this batch made it; cannot happen in line order
         texts = self._texts(Role.DELEGATE, line.permissions)
+        subject = f"user:{user.id}"
+        before: str | None = None
         if stored is None:
             self.rows.grants.append(
-                (area.id, user.id, _DELEGATE, texts.permissions, None, None, 1,
-                 self._now, self._now)
-            )  # fmt: skip
-            self._audit(area.id, "grant.imported", f"user:{user.id}", None, texts.snapshot)
+                (area.id, user.id, _DELEGATE, texts.permissions, None, None, 1, self._at, self._at)
+            )
             outcome, version = "created", 1
         else:
             if stored.role != _DELEGATE:
@@ -615,12 +639,18 @@ class _Batch:
                 return "unchanged"
             version = stored.version + 1
             self.rows.grant_updates.append(
-                (texts.permissions, version, self._now, area.id, user.id, stored.version)
+                (texts.permissions, version, self._at, area.id, user.id, stored.version)
             )
             self.rows.unlinked.append((user.id, area.id))
-            before = self._texts(Role.DELEGATE, stored.permissions).snapshot
-            self._audit(area.id, "grant.updated", f"user:{user.id}", before, texts.snapshot)
+            if not stored.line:  # as stored before this batch (not made by an earlier line)
+                before = self._texts(Role.DELEGATE, stored.permissions).snapshot
             outcome = "updated"
+        granted = self.rows.granted.get(area.id)
+        if granted is None:
+            granted = self.rows.granted[area.id] = ({}, {})
+        if before is not None:
+            granted[0][subject] = before
+        granted[1][subject] = texts.snapshot
         self._link(area.id, user.id, texts)
         self.grants[(area.id, user.id)] = _Grant(_DELEGATE, line.permissions, version, line.line)
         return outcome
@@ -716,7 +746,7 @@ class BulkImporter:
         self.invitation_ttl = invitation_ttl
         self.policy_version = policy_version
         self._clock = clock
-        self._postgres = is_postgres(db)
+        self.postgres = is_postgres(db)
         self.texts = _TextCache()
 
     @staticmethod
@@ -769,7 +799,7 @@ class BulkImporter:
         scratch = None if write else _Scratch()
         try:
             with self.db.connection_context(), open(path, "rb") as raw:
-                if not self._postgres:
+                if not self.postgres:
                     # A bigger page cache than a request needs: index pages stay in memory
                     # across batches (a bound, whatever the file's size).
                     self.db.execute_sql("PRAGMA cache_size = -65536")
@@ -800,7 +830,7 @@ class BulkImporter:
 
     def _resume_point(self, digest: str) -> int:
         with self.db.connection_context():
-            rows = _Tables(self.db.connection(), self._postgres).execute(
+            rows = _Tables(self.db.connection(), self.postgres).execute(
                 "SELECT lines_done, finished_at FROM import_runs WHERE digest = ?", (digest,)
             )
         if not rows or rows[0][1] is not None:
@@ -810,7 +840,7 @@ class BulkImporter:
     def _finish(self, digest: str) -> None:
         now = self._clock()
         with self.db.connection_context(), self._transaction():
-            _Tables(self.db.connection(), self._postgres).execute(
+            _Tables(self.db.connection(), self.postgres).execute(
                 "INSERT INTO import_runs (digest, lines_done, started_at, updated_at, finished_at)"
                 " VALUES (?, 0, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET"
                 " finished_at = excluded.finished_at, updated_at = excluded.updated_at",
@@ -834,7 +864,7 @@ class BulkImporter:
         summary.batches += 1
         if write is None:
             assert scratch is not None
-            below = _Tables(self.db.connection(), self._postgres)
+            below = _Tables(self.db.connection(), self.postgres)
             batch = _Batch(self, _Layered(scratch.tables, below), now)
             bad += self._plan(batch, good, summary)
             _write(scratch.tables, batch.rows, full=False)
@@ -842,7 +872,7 @@ class BulkImporter:
         else:
             digest, (before_commit, after_commit) = write
             with self._transaction():
-                tables = _Tables(self.db.connection(), self._postgres)
+                tables = _Tables(self.db.connection(), self.postgres)
                 batch = _Batch(self, tables, now)
                 bad += self._plan(batch, good, summary)
                 version = _write(tables, batch.rows, full=True)
@@ -872,6 +902,7 @@ class BulkImporter:
             except _Bad as ex:
                 kind = type(line).__name__.removesuffix("Line").lower()
                 bad.append(BadLine(line.line, f"{kind}: {ex}"))
+        batch.finish()
         return bad
 
 
