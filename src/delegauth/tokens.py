@@ -27,6 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from delegauth.domain.revocations import RevokedTokens, jti_hash
 from delegauth.errors import Unauthenticated
 
 __all__ = ["ALGORITHMS", "AccessClaims", "KeyRing", "SigningKey", "TokenService", "new_key"]
@@ -239,6 +240,7 @@ class AccessClaims:
     jti: str
     exp: int
     raw: dict[str, Any]
+    jti_hash: str = ""  # how revocations name it (domain.revocations)
 
     @property
     def user_id(self) -> str | None:
@@ -255,7 +257,9 @@ class TokenService:
         lifetime_s: int = 600,
         clock: Callable[[], float] = time.time,
         cache_size: int = 10_000,
+        revoked: RevokedTokens | None = None,
     ) -> None:
+        """``revoked``: the revocations this process follows; a token in it is refused."""
         self._keys = keys
         self.issuer = issuer
         self.audience = audience
@@ -268,6 +272,9 @@ class TokenService:
         # drops entries. Oldest first out when full (insertion order).
         self._verified: dict[str, tuple[AccessClaims, int]] = {}
         self._cache_size = cache_size
+        self._revoked = revoked
+        if revoked is not None:
+            revoked.subscribe(self._forget_hash)
 
     @property
     def lifetime_s(self) -> int:
@@ -345,7 +352,8 @@ class TokenService:
         """Return the claims of a valid access token, or raise Unauthenticated.
 
         A token verified before (these exact bytes, under the current key set) is answered
-        from a bounded cache; its expiry is still checked against the clock every time.
+        from a bounded cache; its expiry is still checked against the clock every time, and
+        so is the revocation list. Raises Unavailable when that list may be stale.
         """
         # A JWS in compact form is base64url and dots; anything else (bytes, lone
         # surrogates from a JSON body) must not reach PyJWT's str.encode.
@@ -362,10 +370,15 @@ class TokenService:
                 if claims.exp <= self._clock() - LEEWAY_SECONDS:
                     self._verified.pop(token, None)
                     raise Unauthenticated("token expired")
+                if self._revoked is not None and self._revoked.check(claims.jti_hash):
+                    self._verified.pop(token, None)
+                    raise Unauthenticated("token revoked")
                 return claims
             self._verified.pop(token, None)
         generation = self._keys.generation
         verified = self._verify_fully(token)
+        if self._revoked is not None and self._revoked.check(verified.jti_hash):
+            raise Unauthenticated("token revoked")
         if self._cache_size > 0:
             while len(self._verified) >= self._cache_size:
                 try:
@@ -375,10 +388,18 @@ class TokenService:
             self._verified[token] = (verified, generation)
         return verified
 
+    def check_revoked(self, claims: AccessClaims) -> None:
+        """Raise Unauthenticated if the token has been revoked since it was verified."""
+        if self._revoked is not None and self._revoked.check(claims.jti_hash):
+            raise Unauthenticated("token revoked")
+
     def forget(self, jti: str) -> None:
         """Drop cached verifications of the token with this jti (it was revoked)."""
+        self._forget_hash(jti_hash(jti))
+
+    def _forget_hash(self, digest: str) -> None:
         for token, (claims, _generation) in list(self._verified.items()):
-            if claims.jti == jti:
+            if claims.jti_hash == digest:
                 self._verified.pop(token, None)
 
     @property
@@ -439,6 +460,7 @@ class TokenService:
             jti=str(claims["jti"]),
             exp=int(claims["exp"]),
             raw=claims,
+            jti_hash=jti_hash(str(claims["jti"])),
         )
 
 

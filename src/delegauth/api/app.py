@@ -40,6 +40,7 @@ from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 from delegauth.domain.ports import Clock, PasswordHasher
+from delegauth.domain.revocations import RevokedTokens
 from delegauth.domain.webhooks import Webhooks
 from delegauth.mail.composer import MailComposer
 from delegauth.oauth.clients import ClientRegistry
@@ -127,12 +128,18 @@ def build_services(
     database_proxy.initialize(db)
     bundle = checked_bundle(policy if policy is not None else read_snapshot(settings.policies_dir))
     max_areas, max_bytes = settings.area_cache_bound
+    # Access tokens revoked through any worker or replica, from the change log.
+    revoked = RevokedTokens(
+        max_staleness=settings.max_staleness_s,
+        clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
+    )
     decider = Decider(
         bundle,
         PeeweePolicyFeed(db),
         max_staleness=settings.max_staleness_s,
         max_areas=max_areas,
         max_bytes=max_bytes,
+        revoked=revoked,
     )
     store = PeeweeStore(db, policy_version=lambda: decider.policy_version)
     decider.sync()
@@ -151,6 +158,7 @@ def build_services(
         settings.issuer,
         lifetime_s=settings.access_token_minutes * 60,
         clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
+        revoked=revoked,
     )
 
     def changed(version: int) -> None:
@@ -210,6 +218,7 @@ def build_services(
             issuer=issuer,
             clock=clock,
             allow_http=settings.insecure_http,
+            on_revoked=changed,
         ),
         sessions=BrowserSessions(
             oauth_store, clock, secure=settings.public_url.startswith("https://")

@@ -25,6 +25,11 @@ class Authenticator:
             raise Unauthenticated("a bearer token is required")
         return self._tokens.verify(token.strip())
 
+    def still_valid(self, claims: AccessClaims) -> None:
+        """Check again, after waiting for a consistency token: a revocation it covers
+        may have arrived meanwhile."""
+        self._tokens.check_revoked(claims)
+
     def user(self, req: falcon.Request) -> AccessClaims:
         """A token issued to a user (its subject is a user id)."""
         claims = self.claims(req)

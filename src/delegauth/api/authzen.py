@@ -173,7 +173,9 @@ class EvaluationResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         claims = self._auth.service(req)
         body = read_json(req, self._max)
-        send_json(resp, _single(self._decider, body, claims.area, self._emails))
+        decision = _single(self._decider, body, claims.area, self._emails)
+        self._auth.still_valid(claims)
+        send_json(resp, decision)
 
 
 def _single(
@@ -209,7 +211,9 @@ class EvaluationsResource:
         items = body.get("evaluations")
         if items is None or items == []:
             # behaves as a single evaluation
-            send_json(resp, _single(self._decider, body, claims.area, self._emails))
+            decision = _single(self._decider, body, claims.area, self._emails)
+            self._auth.still_valid(claims)
+            send_json(resp, decision)
             return
         if not isinstance(items, list) or len(items) > MAX_EVALUATIONS:
             raise InvalidInput(
@@ -252,6 +256,7 @@ class EvaluationsResource:
                 break
             if semantic == "permit_on_first_permit" and result["decision"]:
                 break
+        self._auth.still_valid(claims)
         send_json(resp, {"evaluations": results})
 
 

@@ -1,4 +1,12 @@
-"""RFC 7009 token revocation: refresh tokens end their family; access tokens by jti."""
+"""RFC 7009 token revocation: refresh tokens end their family; access tokens by jti.
+
+A revoked access token is recorded and announced in the policy change log in one
+transaction (storage.oauth_store.revoke_access). This process applies the log before it
+answers; every other worker and replica refuses the token after its follower's next round
+(domain.revocations). The answer's ``policy_version`` is that entry's version: a caller
+passing it back as an AuthZEN request's ``context.policy_version`` is answered only once
+the receiving process has applied it (RFC 7009 §2.2 lets clients ignore the body).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 
 from delegauth.domain.tokens import hash_secret
@@ -25,11 +34,15 @@ class Revocation(RevocationEndpoint):
         tokens: TokenService,
         oauth: PeeweeOAuthStore,
         clock: Callable[[], datetime],
+        on_revoked: Callable[[int], None] = lambda version: None,
     ) -> None:
+        """``on_revoked(version)`` runs after a revocation commits: it applies the change
+        log in this process."""
         super().__init__(server)
         self._tokens = tokens
         self._oauth = oauth
         self._clock = clock
+        self._on_revoked = on_revoked
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         row = self._oauth.get_refresh(hash_secret(token_string))
@@ -48,10 +61,28 @@ class Revocation(RevocationEndpoint):
             return token
         return None
 
+    def create_endpoint_response(self, request: Any) -> tuple[int, Any, Any]:
+        """Authlib's, answering the change-log version the revocation is in force at."""
+        client = self.authenticate_endpoint_client(request)
+        token = self.authenticate_token(request, client)
+        version = 0
+        if token:
+            version = self._revoke(token)
+            self.server.send_signal("after_revoke_token", token=token, client=client)
+        return 200, {"policy_version": version}, default_json_headers
+
     def revoke_token(self, token: Any, request: Any) -> None:
+        self._revoke(token)
+
+    def _revoke(self, token: Any) -> int:
         if isinstance(token, RefreshRow):
-            self._oauth.revoke_family(token.family_id, self._clock())
+            version = self._oauth.revoke_family(token.family_id, self._clock())
         elif isinstance(token, AccessClaims):
             expires = datetime.fromtimestamp(token.exp, UTC).replace(tzinfo=None)
-            self._oauth.revoke_access(token.jti, expires)
-            self._tokens.forget(token.jti)  # this worker's cache of verified tokens
+            version = self._oauth.revoke_access(token.jti, expires)
+            self._tokens.forget(token.jti)  # at once, even if the log cannot be read now
+        else:
+            return 0
+        if version:
+            self._on_revoked(version)
+        return version

@@ -183,7 +183,9 @@ class DelegauthAuthorizationServer(AuthorizationServer):
         issuer: TokenIssuer,
         clock: Callable[[], datetime],
         allow_http: bool = False,
+        on_revoked: Callable[[int], None] = lambda version: None,
     ) -> None:
+        """``on_revoked(version)``: a revocation committed at that change-log version."""
         super().__init__(scopes_supported=list(SCOPES))
         # Plain http beyond loopback (DELEGAUTH_INSECURE_HTTP): see oauth_request.
         self.allow_http = allow_http
@@ -195,7 +197,7 @@ class DelegauthAuthorizationServer(AuthorizationServer):
         self.register_grant(service)
         self.register_grant(make_token_exchange(store, oauth, tokens))
         self.register_endpoint(Introspection(self, tokens, store, oauth, clock))
-        self.register_endpoint(Revocation(self, tokens, oauth, clock))
+        self.register_endpoint(Revocation(self, tokens, oauth, clock, on_revoked))
         self.register_extension(_Issuer(tokens.issuer))
 
     def query_client(self, client_id: str) -> Any:

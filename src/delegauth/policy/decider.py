@@ -19,6 +19,12 @@ without a read per area, so that a restarted process answers at warm speed.
 Fail closed: if the change log has not been read within ``max_staleness`` seconds,
 or the store cannot be reached, decide() raises Unavailable instead of answering.
 
+Access-token revocations ride the same log (entries of domain.revocations.REVOKED_DOMAIN):
+the follower adds each to ``revoked``, which the bearer checks of this process consult, so
+a token revoked through any worker is refused by this one after its next round. The first
+round reads every revocation with the log's head in one snapshot; after that the log is
+read entry by entry, never skipped.
+
 Consistency tokens (wait_for): every read of the change log is a numbered round. A
 caller waiting for a version waits on one condition that each finished round signals;
 it never reads the change log itself. When no round is under way it asks the follower
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from delegauth.domain.ids import is_casbin_name
+from delegauth.domain.revocations import REVOKED_DOMAIN, RevokedTokens
 from delegauth.errors import Unavailable, VersionAhead
 from delegauth.policy.bundle import PolicyBundle
 from delegauth.policy.casbin_engine import CasbinEngine, build_enforcer, parse_model
@@ -70,11 +77,20 @@ class AreaChange:
     roles: tuple[str, ...]
 
 
+def _expiry(change: AreaChange) -> int:
+    """A revocation entry's token expiry (unix seconds); unreadable: never forgotten."""
+    try:
+        return int(change.roles[0])
+    except (IndexError, ValueError):
+        return 1 << 62
+
+
 class PolicyFeed(Protocol):
     """Where the g lines and their change log live (storage implements it).
 
     A feed may also have ``wait_for_change(timeout)``, which blocks until a change is
-    announced, ``timeout`` passes or ``wake()`` is called; the follower then waits on it.
+    announced, ``timeout`` passes or ``wake()`` is called; the follower then waits on it;
+    and ``revocations()``: the log's head and the revoked tokens up to it, in one snapshot.
     """
 
     def domain_links(self, domain: str) -> list[tuple[str, str]]: ...
@@ -147,9 +163,13 @@ class Decider:
         monotonic: Callable[[], float] = time.monotonic,
         max_areas: int = 0,
         max_bytes: int = 0,
+        revoked: RevokedTokens | None = None,
     ) -> None:
-        """``max_areas`` and ``max_bytes`` bound the areas held (0: no bound of that kind)."""
+        """``max_areas`` and ``max_bytes`` bound the areas held (0: no bound of that kind).
+        ``revoked`` is kept current with the access-token revocations in the change log."""
         self._feed = feed
+        self._revoked = revoked
+        self._revocations_read = False
         self._max_areas = max_areas if max_areas > 0 else 1 << 62
         self._max_bytes = max_bytes if max_bytes > 0 else 1 << 62
         self._loading: dict[str, _Loading] = {}  # areas being read, by domain
@@ -560,10 +580,23 @@ class Decider:
 
     def _read_and_apply(self, batch: int) -> int:
         applied = 0
+        revoked = self._revoked
         with self._lock:
-            if not self._policy.areas and not self._loading and self._warming is None:
-                # Nothing is loaded or being loaded, so nothing needs the old entries: skip
-                # to the end.
+            # Nothing is loaded or being loaded, so no area needs the old entries.
+            quiet = not self._policy.areas and not self._loading and self._warming is None
+            if revoked is not None and not self._revocations_read:
+                # The first round: every revocation up to the head, in one snapshot; the
+                # entries after it follow. Without that snapshot, the whole log is read.
+                snapshot = getattr(self._feed, "revocations", None)
+                if snapshot is not None:
+                    self._reads += 1
+                    head, rows = snapshot()
+                    revoked.load(rows)
+                    if quiet:
+                        self.applied_version = max(self.applied_version, head)
+                self._revocations_read = True
+            elif quiet and revoked is None:
+                # Skip to the end (with revocations to follow, never: they would be lost).
                 self.applied_version = max(self.applied_version, self._latest_version())
         while True:
             changes = self._changes_since(self.applied_version, batch)
@@ -572,12 +605,18 @@ class Decider:
                     # A slower round running beside this one may hold older entries:
                     # never go back to them.
                     if change.version > self.applied_version:
-                        self._apply(change)
+                        if change.domain == REVOKED_DOMAIN:
+                            if revoked is not None:
+                                revoked.add(change.subject, _expiry(change))
+                        else:
+                            self._apply(change)
                         self.applied_version = change.version
             applied += len(changes)
             if len(changes) < batch:
                 break
         self._last_sync = self._monotonic()
+        if revoked is not None:
+            revoked.mark_current()
         return applied
 
     def _latest_version(self) -> int:

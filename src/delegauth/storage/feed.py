@@ -10,13 +10,14 @@ import select
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import peewee
 
 from delegauth.policy.decider import AreaChange
 from delegauth.storage.db import is_postgres, is_sqlite
-from delegauth.storage.records import ChangeRecord
+from delegauth.storage.records import AccessRevocationRecord, ChangeRecord
 from delegauth.storage.store import CHANGE_CHANNEL
 
 __all__ = ["PeeweePolicyFeed"]
@@ -214,6 +215,34 @@ class PeeweePolicyFeed:
             raise peewee.OperationalError(str(ex)) from ex
         finally:
             cursor.close()
+
+    def revocations(self) -> tuple[int, list[tuple[str, int]]]:
+        """The change-log head and every revoked access token (jti_hash, exp), read by one
+        statement (one snapshot): a revocation is announced in the same transaction that
+        records it, so these hold every revocation up to that version."""
+        sql = (
+            "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT), NULL FROM policy_changes"
+            " UNION ALL SELECT jti_hash, NULL, expires_at FROM oauth_access_revocations"
+        )
+        with self._connection():
+            cursor = self._db.cursor()
+            try:
+                cursor.execute(sql)
+                rows = list(cursor.fetchall())
+            except self._driver_errors as ex:
+                raise peewee.OperationalError(str(ex)) from ex
+            finally:
+                cursor.close()
+        version = 0
+        revoked = []
+        as_datetime = AccessRevocationRecord.expires_at.python_value
+        for digest, head, expires_at in rows:
+            if digest is None:
+                version = int(head)
+            else:
+                exp = as_datetime(expires_at).replace(tzinfo=UTC).timestamp()
+                revoked.append((str(digest), int(exp)))
+        return version, revoked
 
     def latest_version(self) -> int:
         with self._connection():

@@ -9,22 +9,27 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import peewee
 
+from delegauth.domain.revocations import REVOKED_DOMAIN, jti_hash
 from delegauth.errors import Unavailable
 from delegauth.storage.records import (
     AccessIssueRecord,
+    AccessRevocationRecord,
     AuthCodeRecord,
     BrowserSessionRecord,
     OAuthClientRecord,
     RefreshTokenRecord,
-    RevokedAccessRecord,
     SignInFailureRecord,
 )
+from delegauth.storage.store import append_change
 
 __all__ = ["ClientRow", "CodeRow", "PeeweeOAuthStore", "RefreshRow", "SessionRow"]
+
+# How long a revocation is kept past its token's expiry (verifiers allow seconds of skew).
+_KEEP = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -232,8 +237,10 @@ class PeeweeOAuthStore:
         with self.transaction():
             AccessIssueRecord.insert(jti=jti, family_id=family_id, expires_at=expires_at).execute()
 
-    def revoke_family(self, family_id: str, now: datetime) -> None:
-        """Revoke every refresh token of a family and the access tokens it issued."""
+    def revoke_family(self, family_id: str, now: datetime) -> int:
+        """Revoke every refresh token of a family and the access tokens it issued; return
+        the change-log version that announces the last of them (0: none was live)."""
+        version = 0
         with self.transaction():
             RefreshTokenRecord.update(revoked_at=now).where(
                 (RefreshTokenRecord.family_id == family_id)
@@ -243,17 +250,36 @@ class PeeweeOAuthStore:
                 (AccessIssueRecord.family_id == family_id) & (AccessIssueRecord.expires_at > now)
             )
             for row in issued:
-                self.revoke_access(row.jti, row.expires_at)
+                version = max(version, self.revoke_access(row.jti, row.expires_at))
+        return version
 
-    def revoke_access(self, jti: str, expires_at: datetime) -> None:
+    def revoke_access(self, jti: str, expires_at: datetime) -> int:
+        """Record an access token's revocation (by the hash of its jti) and announce it in
+        the change log, in one transaction; return the entry's version (revoked before:
+        that revocation's)."""
+        digest = jti_hash(jti)
         with self.transaction():
-            RevokedAccessRecord.insert(
-                jti=jti, expires_at=expires_at
+            known = AccessRevocationRecord.get_or_none(AccessRevocationRecord.jti_hash == digest)
+            if known is not None:
+                return int(known.version)
+            exp = int(expires_at.replace(tzinfo=UTC).timestamp())
+            version = append_change(self._db, REVOKED_DOMAIN, digest, [str(exp)])
+            AccessRevocationRecord.insert(
+                jti_hash=digest, expires_at=expires_at, version=version
             ).on_conflict_ignore().execute()
+            # Tokens long expired need no revocation: keep the list every process loads short.
+            AccessRevocationRecord.delete().where(
+                AccessRevocationRecord.expires_at < datetime.now(UTC).replace(tzinfo=None) - _KEEP
+            ).execute()
+            return version
 
     def is_access_revoked(self, jti: str) -> bool:
         with self._read():
-            return RevokedAccessRecord.select().where(RevokedAccessRecord.jti == jti).exists()
+            return (
+                AccessRevocationRecord.select()
+                .where(AccessRevocationRecord.jti_hash == jti_hash(jti))
+                .exists()
+            )
 
     # -- browser sessions and sign-in failures ---------------------------------------
 

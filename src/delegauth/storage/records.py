@@ -10,6 +10,7 @@ from __future__ import annotations
 import peewee as pw
 
 __all__ = [
+    "AccessRevocationRecord",
     "MODELS",
     "AreaRecord",
     "AuditRecord",
@@ -26,7 +27,6 @@ __all__ = [
     "OAuthClientRecord",
     "AuthCodeRecord",
     "RefreshTokenRecord",
-    "RevokedAccessRecord",
     "AccessIssueRecord",
     "AreaKeyRecord",
     "BrowserSessionRecord",
@@ -254,14 +254,17 @@ class RefreshTokenRecord(_Base):
         indexes = ((("user_id", "area_id"), False),)
 
 
-class RevokedAccessRecord(_Base):
-    """Access tokens revoked before their expiry (by jti or by refresh family)."""
+class AccessRevocationRecord(_Base):
+    """Access tokens revoked before their expiry (by jti or by refresh family), named by the
+    SHA-256 of their jti; ``version`` is the change-log entry that announced it (migration
+    0012)."""
 
-    jti = pw.CharField(primary_key=True, max_length=64)
-    expires_at = pw.DateTimeField()
+    jti_hash = pw.CharField(primary_key=True, max_length=64)
+    expires_at = pw.DateTimeField(index=True)
+    version = pw.BigIntegerField(default=0)
 
     class Meta:
-        table_name = "oauth_revoked_access"
+        table_name = "oauth_access_revocations"
 
 
 class AccessIssueRecord(_Base):
@@ -366,7 +369,7 @@ MODELS: list[type[pw.Model]] = [
     OAuthClientRecord,
     AuthCodeRecord,
     RefreshTokenRecord,
-    RevokedAccessRecord,
+    AccessRevocationRecord,
     AccessIssueRecord,
     BrowserSessionRecord,
     SignInFailureRecord,

@@ -44,7 +44,7 @@ from delegauth.storage.records import (
 )
 from delegauth.storage.webhooks import PeeweeWebhookStore
 
-__all__ = ["PeeweeStore"]
+__all__ = ["PeeweeStore", "append_change"]
 
 # Held for the rest of the transaction: change-log versions commit in the order they
 # are numbered, so a reader polling "version > N" never skips one that commits late.
@@ -63,6 +63,28 @@ def _perms_from_text(text: str) -> PermissionSet:
 
 def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def append_change(db: peewee.Database, domain: str, subject: str, roles: list[str]) -> int:
+    """Append a change-log entry in the caller's transaction; return its version.
+
+    Every worker and replica follows the log (storage/feed.py): a subject's full role set
+    in a domain, or a revoked access token (domain.revocations.REVOKED_DOMAIN).
+    """
+    if is_postgres(db):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
+    version = int(
+        ChangeRecord.insert(
+            domain=domain,
+            subject=subject,
+            roles=json.dumps(roles),
+            at=datetime.now(UTC).replace(tzinfo=None),
+        ).execute()
+    )
+    if is_postgres(db):
+        # Delivered at commit, to every replica LISTENing (storage/feed.py).
+        db.execute_sql("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(version)))
+    return version
 
 
 class PeeweeStore:
@@ -317,20 +339,7 @@ class PeeweeStore:
         ).execute()
 
     def _log_change(self, area_id: str, user_id: str, roles: list[str]) -> int:
-        if is_postgres(self.db):
-            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
-        version = int(
-            ChangeRecord.insert(
-                domain=casbin_area(area_id),
-                subject=casbin_user(user_id),
-                roles=json.dumps(sorted(roles)),
-                at=datetime.now(UTC).replace(tzinfo=None),
-            ).execute()
-        )
-        if is_postgres(self.db):
-            # Delivered at commit, to every replica LISTENing (storage/feed.py).
-            self.db.execute_sql("SELECT pg_notify(%s, %s)", (CHANGE_CHANNEL, str(version)))
-        return version
+        return append_change(self.db, casbin_area(area_id), casbin_user(user_id), sorted(roles))
 
     # -- audit and mail --------------------------------------------------------------
 
