@@ -128,7 +128,7 @@ def child(url: str, path: str, batch: int) -> None:
 
     bundle = load_bundle(POLICIES)
     db = open_database(url, statement_timeout_ms=60_000, busy_timeout_ms=10_000)
-    importer = BulkImporter(db, bundle.catalogue, policy_version=lambda: bundle.version)
+    importer = BulkImporter(db, bundle.catalogue, policy_hash=lambda: bundle.version)
     bad: list[str] = []
     t0, c0 = time.perf_counter(), time.process_time()
     summary = importer.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -251,3 +252,31 @@ def api_with_mapping(
     )
     yield Api(services)
     services.close()
+
+
+def close_database(db: peewee.Database) -> None:
+    """Close ``db``: every pooled connection (PostgreSQL), or the one connection."""
+    if hasattr(db, "close_all"):
+        db.close_all()
+    elif not db.is_closed():
+        db.close()
+
+
+def database_of_its_own(database_url: str, tmp_path: Any) -> Iterator[str]:
+    """The URL of an empty database beside the suite's: a SQLite file, or a PostgreSQL
+    schema dropped afterwards (the shared test database's tables are not touched). For a
+    migration test to migrate up to where it starts (a generator for ``yield from``)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path}/own.sqlite3"
+        return
+    schema = f"own_{uuid.uuid4().hex[:12]}"
+    admin = open_database(database_url)
+    with admin.connection_context():
+        admin.execute_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in database_url else "?"
+    try:
+        yield f"{database_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connection_context():
+            admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+        close_database(admin)

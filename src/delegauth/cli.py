@@ -253,7 +253,7 @@ def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         db,
         bundle.catalogue,
         invitation_ttl=timedelta(days=settings.invitation_days),
-        policy_version=lambda: bundle.version,
+        policy_hash=lambda: bundle.version,
     )
     with ProgressBar() as bar:
 

@@ -11,18 +11,17 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import peewee
 import pytest
 from playhouse.migrations import Runner
 
 from delegauth.storage.db import open_database
 from delegauth.storage.records import InvitationRecord, UserRecord
 from delegauth.storage.schema import MIGRATIONS_DIR, migrate
+from tests.conftest import close_database, database_of_its_own
 
 BEFORE = "0004_audit_policy_version"
 THIS = "0005_canonical_emails"
@@ -67,50 +66,28 @@ EXPECTED_INVITATIONS = {
 @pytest.fixture
 def legacy_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """A database migrated up to 0004, holding the legacy rows above."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path}/legacy.sqlite3"
-        admin = None
-    else:
-        schema = f"legacy_{uuid.uuid4().hex[:12]}"
-        admin = open_database(database_url)
-        with admin.connection_context():
-            admin.execute_sql(f"CREATE SCHEMA {schema}")
-        sep = "&" if "?" in database_url else "?"
-        url = f"{database_url}{sep}options=-csearch_path%3D{schema}"
-    db = open_database(url)
-    with db.connection_context():
-        Runner(db, MIGRATIONS_DIR).up(target=BEFORE)
-        with db.bind_ctx([UserRecord, InvitationRecord]):
-            for uid, email in USERS.items():
-                UserRecord.create(id=uid, email=email, password_hash="x", created_at=T0)
-            for iid, (area, status, email) in INVITATIONS.items():
-                InvitationRecord.create(
-                    id=iid,
-                    area_id=area,
-                    email=email,
-                    permissions='"all"',
-                    invited_by="u_same",
-                    status=status,
-                    token_hash=None,
-                    expires_at=T0 + timedelta(days=7),
-                    created_at=T0,
-                    updated_at=T0,
-                )
-    _close(db)
-    try:
+    for url in database_of_its_own(database_url, tmp_path):
+        db = open_database(url)
+        with db.connection_context():
+            Runner(db, MIGRATIONS_DIR).up(target=BEFORE)
+            with db.bind_ctx([UserRecord, InvitationRecord]):
+                for uid, email in USERS.items():
+                    UserRecord.create(id=uid, email=email, password_hash="x", created_at=T0)
+                for iid, (area, status, email) in INVITATIONS.items():
+                    InvitationRecord.create(
+                        id=iid,
+                        area_id=area,
+                        email=email,
+                        permissions='"all"',
+                        invited_by="u_same",
+                        status=status,
+                        token_hash=None,
+                        expires_at=T0 + timedelta(days=7),
+                        created_at=T0,
+                        updated_at=T0,
+                    )
+        close_database(db)
         yield url
-    finally:
-        if admin is not None:
-            with admin.connection_context():
-                admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
-            _close(admin)
-
-
-def _close(db: peewee.Database) -> None:
-    if hasattr(db, "close_all"):
-        db.close_all()
-    elif not db.is_closed():
-        db.close()
 
 
 def _stored(url: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -120,7 +97,7 @@ def _stored(url: str) -> tuple[dict[str, str], dict[str, str]]:
             users = {u.id: u.email for u in UserRecord.select()}
             invitations = {i.id: i.email for i in InvitationRecord.select()}
     finally:
-        _close(db)
+        close_database(db)
     return users, invitations
 
 
@@ -134,7 +111,7 @@ def test_recomputes_and_reports_collisions_without_merging(
             assert migrate(db, on_report=reports.append)[0] == THIS  # later ones may follow
         assert migrate(db, on_report=reports.append) == []  # applied once
     finally:
-        _close(db)
+        close_database(db)
 
     users, invitations = _stored(legacy_url)
     assert users == EXPECTED_USERS

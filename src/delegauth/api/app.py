@@ -141,7 +141,7 @@ def build_services(
         max_bytes=max_bytes,
         revoked=revoked,
     )
-    store = PeeweeStore(db, policy_version=lambda: decider.policy_version)
+    store = PeeweeStore(db, policy_hash=lambda: decider.policy_version)
     decider.sync()
     keys = (
         keys

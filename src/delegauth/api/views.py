@@ -93,7 +93,7 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
         "before": event.before,
         "after": event.after,
         "at": _ts(event.at),
-        "policy_hash": event.policy_version,  # the column predates the name
+        "policy_hash": event.policy_hash,
     }
 
 

@@ -113,7 +113,7 @@ class AuditEvent:
     after: dict[str, Any] | None
     at: datetime
     id: int | None = None
-    policy_version: str | None = None
+    policy_hash: str | None = None  # the policy files in force when it was written
 
 
 @dataclass

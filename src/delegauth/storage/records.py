@@ -164,7 +164,7 @@ class AuditRecord(_Base):
     before = pw.TextField(null=True)
     after = pw.TextField(null=True)
     at = pw.DateTimeField()
-    policy_version = pw.CharField(max_length=40, null=True)  # migration 0004
+    policy_hash = pw.CharField(max_length=40, null=True)  # migrations 0004 and 0011
 
     class Meta:
         table_name = "audit_events"

@@ -89,13 +89,13 @@ def append_change(db: peewee.Database, domain: str, subject: str, roles: list[st
 
 class PeeweeStore:
     def __init__(
-        self, db: peewee.Database, policy_version: Callable[[], str] | None = None
+        self, db: peewee.Database, policy_hash: Callable[[], str] | None = None
     ) -> None:
         self.db = db
         self.rules = PeeweeCasbinAdapter(db)
         self._local = threading.local()
-        # Audit events record the policy version in force when they were written.
-        self._policy_version = policy_version or (lambda: "")
+        # Audit events record the hash of the policy files in force when they were written.
+        self._policy_hash = policy_hash or (lambda: "")
         self.webhooks = PeeweeWebhookStore(db)
         # Called once a transaction that queued webhook deliveries has committed (the
         # dispatcher's wake-up); other processes find them by polling.
@@ -354,7 +354,7 @@ class PeeweeStore:
             before=_json(event.before),
             after=_json(event.after),
             at=event.at,
-            policy_version=self._policy_version() or None,
+            policy_hash=self._policy_hash() or None,
         ).execute()
         if self.webhooks.publish(event, int(audit_id)) and hasattr(self._local, "published"):
             self._local.published = True
@@ -374,7 +374,7 @@ class PeeweeStore:
                 before=json.loads(r.before) if r.before else None,
                 after=json.loads(r.after) if r.after else None,
                 at=r.at,
-                policy_version=r.policy_version,
+                policy_hash=r.policy_hash,
             )
             for r in rows
         ]

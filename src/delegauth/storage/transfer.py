@@ -380,7 +380,7 @@ class _Batch:
         # now as the rows hold it; on SQLite its text, made once rather than per row by
         # sqlite3's adapter (the same text: isoformat with a space)
         self._at = now if importer.postgres else now.isoformat(" ")
-        self._policy_version = importer.policy_version() or None
+        self._policy_hash = importer.policy_hash() or None
         self._texts = importer.texts
         self.rows = _Rows()
         self.users_by_email: dict[str, _User] = {}
@@ -514,7 +514,7 @@ class _Batch:
                 before if before is None or isinstance(before, str) else dump(before),
                 after if after is None or isinstance(after, str) else dump(after),
                 self._at,
-                self._policy_version,
+                self._policy_hash,
             )
         )
 
@@ -737,14 +737,14 @@ class BulkImporter:
         *,
         ids: IdFactory = new_id,
         invitation_ttl: timedelta = timedelta(days=7),
-        policy_version: Callable[[], str] = lambda: "",
+        policy_hash: Callable[[], str] = lambda: "",
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.db = db
         self.catalogue = catalogue
         self.ids = ids
         self.invitation_ttl = invitation_ttl
-        self.policy_version = policy_version
+        self.policy_hash = policy_hash
         self._clock = clock
         self.postgres = is_postgres(db)
         self.texts = _TextCache()
@@ -1008,7 +1008,7 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
     )
     t.insert(
         "audit_events",
-        "area_id, actor_id, action, target, before, after, at, policy_version",
+        "area_id, actor_id, action, target, before, after, at, policy_hash",
         rows.audit,
     )
     if not rows.changes:

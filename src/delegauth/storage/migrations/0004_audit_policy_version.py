@@ -1,4 +1,5 @@
-"""audit_events.policy_version: the policy version in force when the change was made."""
+"""audit_events.policy_version: the policy files' hash in force when the change was made
+(renamed policy_hash by 0011)."""
 
 from peewee import CharField
 
