@@ -1,7 +1,8 @@
 """The invite form and the area pages in a real browser, as people walk them.
 
 From the root URL and emailed links only, finding everything by role and visible
-label, in English and Spanish, at desktop (1280×800) and phone (390×844) sizes:
+label, in English and Spanish; every step checked at desktop (1280×800) and phone
+(390×844) sizes:
 
 - the owner invites choosing two permissions: the list drops down only after
   "Choose permissions from the list", and the invitation grants exactly those two;
@@ -21,20 +22,19 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pytest
 
 from delegauth.pages.text import t
+from tests.browser import walk
 from tests.browser.conftest import Snap
-from tests.conftest import PASSWORD
 from tests.e2e.conftest import Server, _Inbox
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Locator, Page
+    from playwright.sync_api import Browser
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Words:
     removed: str
     first: str
     second: str
+    mail_subject: str
 
 
 WORDS = {
@@ -79,6 +80,7 @@ WORDS = {
         removed="Access removed.",
         first="Contacts",
         second="View domains",
+        mail_subject="Invitation to manage the Client Area “{area}”",
     ),
     "es": Words(
         lang="es",
@@ -99,9 +101,9 @@ WORDS = {
         removed="Acceso eliminado.",
         first="Contactos",
         second="Ver dominios",
+        mail_subject="Invitación para gestionar el Área de Cliente «{area}»",
     ),
 }
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 _ids = itertools.count(1)
 
 
@@ -110,115 +112,13 @@ def words(request: pytest.FixtureRequest) -> Words:
     return WORDS[request.param]
 
 
-@pytest.fixture(params=sorted(SIZES))
-def size(request: pytest.FixtureRequest) -> tuple[int, int]:
-    return SIZES[request.param]
-
-
 @pytest.fixture
-def person(
-    browser: Browser, live_server: Server, words: Words, size: tuple[int, int]
-) -> Iterator[Callable[[], Page]]:
-    """A maker of people: each a browser context of their own, at the test's size."""
-    made: list[BrowserContext] = []
-
-    def new_page() -> Page:
-        context = browser.new_context(
-            base_url=live_server.base,
-            locale=words.accept_language.split(",")[0],
-            extra_http_headers={"Accept-Language": words.accept_language},
-            viewport={"width": size[0], "height": size[1]},
-        )
-        context.set_default_timeout(10_000)
-        made.append(context)
-        return context.new_page()
-
-    try:
-        yield new_page
-    finally:
-        for context in made:
-            context.close()
-
-
-def _fits(page: Page) -> None:
-    """No sideways scrolling: the document is no wider than the viewport."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    viewport = page.viewport_size
-    assert viewport is not None and width <= viewport["width"], (page.url, width, viewport)
-
-
-def _step(page: Page, snap: Snap, name: str) -> None:
-    page.wait_for_load_state()
-    snap(page, name)
-    _fits(page)
-
-
-def _heading(page: Page) -> str:
-    return page.get_by_role("heading", level=1).inner_text()
-
-
-def _permission(page: Page, label: str) -> Locator:
-    return page.get_by_role("checkbox", name=re.compile("^" + re.escape(label)))
-
-
-def _status(page: Page) -> str:
-    return page.get_by_role("status").inner_text()
-
-
-def _open_menu(page: Page) -> Locator:
-    page.get_by_role("navigation", name=t(_lang(page), "nav.account")).locator("summary").click()
-    return page.get_by_role("navigation", name=t(_lang(page), "nav.account"))
-
-
-def _lang(page: Page) -> str:
-    return page.locator("html").get_attribute("lang") or "en"
-
-
-def _signup_from_root(page: Page, lang: str, name: str, email: str) -> None:
-    page.goto("/")
-    page.wait_for_url(lambda u: urlsplit(u).path == "/signin")
-    page.get_by_role("link", name=t(lang, "signin.signup_link"), exact=True).click()
-    _fill_signup(page, lang, name, email)
-
-
-def _fill_signup(page: Page, lang: str, name: str, email: str) -> None:
-    page.wait_for_url(lambda u: urlsplit(u).path == "/signup")
-    page.get_by_label(t(lang, "signup.name"), exact=True).fill(name)
-    email_box = page.get_by_label(t(lang, "signin.email"), exact=True)
-    if not email_box.input_value():
-        email_box.fill(email)
-    page.get_by_label(t(lang, "signin.password"), exact=True).fill(PASSWORD)
-    page.get_by_role("button", name=t(lang, "signup.submit"), exact=True).click()
-    page.wait_for_url(lambda u: urlsplit(u).path != "/signup")
-    if urlsplit(page.url).path.startswith("/verify-email"):  # "check your email": go on
-        page.get_by_role("link", name=t(lang, "check.continue"), exact=True).click()
-        page.wait_for_url(lambda u: not urlsplit(u).path.startswith("/verify-email"))
-
-
-def _signin_from_root(page: Page, lang: str, email: str) -> None:
-    page.goto("/")
-    page.wait_for_url(lambda u: urlsplit(u).path == "/signin")
-    page.get_by_label(t(lang, "signin.email"), exact=True).fill(email)
-    page.get_by_label(t(lang, "signin.password"), exact=True).fill(PASSWORD)
-    page.get_by_role("button", name=t(lang, "signin.submit"), exact=True).click()
-    page.wait_for_url(lambda u: urlsplit(u).path != "/signin")
-
-
-def _emailed_link(inbox: _Inbox, to: str) -> str:
-    """The invitation link of the last mail to ``to``, as a path on our server."""
-    match = re.search(
-        r"https?://\S+?(/invitations/accept\?token=[A-Za-z0-9_\-]+)", _text(inbox, to)
-    )
-    assert match, "no invitation link in the mail"
-    return match.group(1)
-
-
-def _text(inbox: _Inbox, to: str) -> str:
-    return inbox.text(inbox.wait_for(to))
+def person(browser: Browser, live_server: Server, words: Words) -> Iterator[walk.Person]:
+    yield from walk.people(browser, live_server, words.lang)
 
 
 def test_invite_two_permissions_and_the_delegate_lands_on_the_area_home(
-    person: Callable[[], Page],
+    person: walk.Person,
     words: Words,
     live_server: Server,
     mailbox: tuple[_Inbox, int],
@@ -229,75 +129,81 @@ def test_invite_two_permissions_and_the_delegate_lands_on_the_area_home(
     guest_name, guest_email = f"Dani Delegate {lang}{n}", f"d-home-{lang}-{n}@example.com"
 
     # The owner signs up from the root URL and lands on their area's home.
-    owner = person()
-    _signup_from_root(owner, lang, owner_name, owner_email)
-    assert _heading(owner) == words.home_title.format(area=owner_name)
-    _step(owner, snap, "owner-area-home")
+    owner = walk.owner(person, lang, owner_name, owner_email)
+    assert walk.heading(owner) == words.home_title.format(area=owner_name)
+    walk.step(owner, snap, "owner-area-home")
 
-    menu = _open_menu(owner)
+    menu = walk.open_menu(owner)
     menu.get_by_role("link", name=t(lang, "nav.user_management"), exact=True).click()
     owner.get_by_role("link", name=t(lang, "um.invite"), exact=True).click()
     owner.wait_for_url("**/users/invite")
     # "All permissions" is the default, and the list is not shown until "choose".
     assert owner.get_by_role("radio", name=words.everything, exact=True).is_checked()
-    assert not _permission(owner, words.first).is_visible()
-    _step(owner, snap, "invite-list-closed")
+    assert not walk.permission(owner, words.first).is_visible()
+    walk.step(owner, snap, "invite-list-closed")
     owner.get_by_label(t(lang, "invite.email"), exact=True).fill(guest_email)
     owner.get_by_role("radio", name=words.some, exact=True).check()
-    assert _permission(owner, words.first).is_visible()
-    _permission(owner, words.first).check()
-    _permission(owner, words.second).check()
-    _step(owner, snap, "invite-two-chosen")
+    assert walk.permission(owner, words.first).is_visible()
+    walk.permission(owner, words.first).check()
+    walk.permission(owner, words.second).check()
+    # The email's language: the owner's own by default, the other one chosen here.
+    language = owner.get_by_label(t(lang, "invite.language"), exact=True)
+    assert language.input_value() == lang
+    other = "es" if lang == "en" else "en"
+    language.select_option(label=t(other, "language.name"))
+    walk.step(owner, snap, "invite-two-chosen")
     owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
     owner.wait_for_url("**/users?sent=*")
+    invitation = mailbox[0].wait_for(guest_email)
+    assert walk.subject(invitation) == WORDS[other].mail_subject.format(area=owner_name)
+    assert invitation["Content-Language"] == other
     row = owner.get_by_role("row").filter(has_text=guest_email)
     cell = row.inner_text()
     assert words.first in cell and words.second in cell and words.everything not in cell
-    _step(owner, snap, "invitation-pending")
+    walk.step(owner, snap, "invitation-pending")
 
     # The invitee follows the emailed link, signs up and accepts exactly those two.
     guest = person()
-    guest.goto(_emailed_link(mailbox[0], guest_email))
-    _fill_signup(guest, lang, guest_name, guest_email)
+    guest.goto(walk.invitation_link(mailbox[0], guest_email, owner_name))
+    walk.fill_signup(guest, lang, guest_name, guest_email)
     card = guest.get_by_role("listitem").filter(has_text=owner_name)
     assert words.first in card.inner_text() and words.second in card.inner_text()
-    _step(guest, snap, "invitee-my-invitations")
+    walk.step(guest, snap, "invitee-my-invitations")
     card.get_by_role("button", name=t(lang, "mine.accept"), exact=True).click()
     guest.wait_for_url("**/invitations?accepted=*")
-    _step(guest, snap, "invitee-accepted")
-    _open_menu(guest).get_by_role("button", name=t(lang, "signout"), exact=True).click()
-    guest.wait_for_url("**/signin")
+    walk.step(guest, snap, "invitee-accepted")
+    walk.sign_out(guest)
 
     # Signing in again from the root URL, they choose the owner's Client Area…
-    _signin_from_root(guest, lang, guest_email)
-    assert _heading(guest) == words.choose_area
+    walk.signin_from_root(guest, lang, guest_email)
+    assert walk.heading(guest) == words.choose_area
     choices = guest.get_by_role("main").get_by_role("link")
     assert choices.count() == 2
     assert guest.get_by_text(f"{owner_name} (", exact=False).count() == 0
-    _step(guest, snap, "delegate-chooses-area")
+    walk.step(guest, snap, "delegate-chooses-area")
     guest.get_by_role("main").get_by_role("link", name=owner_name, exact=True).click()
 
     # …and land on its home: the account's name, their role and permissions, a menu.
     guest.wait_for_url(re.compile(r"/areas/a_[a-z2-7]{26}$"))
-    assert _heading(guest) == words.home_title.format(area=owner_name)
+    assert walk.heading(guest) == words.home_title.format(area=owner_name)
     main = guest.get_by_role("main")
     assert main.get_by_text(words.you_are_in.format(area=owner_name), exact=True).is_visible()
     facts = main.locator("dl").inner_text()
     assert words.role in facts and words.delegate in facts
     assert words.permissions in facts and words.first in facts and words.second in facts
     assert t(lang, "um.all") not in facts
-    menu = _open_menu(guest)
+    menu = walk.open_menu(guest)
     labels = [x.strip() for x in menu.locator("li").all_inner_texts()]
     assert t(lang, "nav.user_management") not in labels
     assert t(lang, "activity.title") not in labels
     assert t(lang, "mine.title") in labels and t(lang, "nav.switch") in labels
     assert t(lang, "signout") in labels
     assert main.get_by_role("link", name=t(lang, "nav.user_management")).count() == 0
-    _step(guest, snap, "delegate-area-home-menu")
+    walk.step(guest, snap, "delegate-area-home-menu")
 
 
 def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
-    person: Callable[[], Page],
+    person: walk.Person,
     words: Words,
     live_server: Server,
     mailbox: tuple[_Inbox, int],
@@ -308,9 +214,8 @@ def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
     guest_name, guest_email = f"Mia Member {lang}{n}", f"m-form-{lang}-{n}@example.com"
     other_email = f"x-form-{lang}-{n}@example.com"
 
-    owner = person()
-    _signup_from_root(owner, lang, owner_name, owner_email)
-    _open_menu(owner).get_by_role("link", name=t(lang, "nav.user_management")).click()
+    owner = walk.owner(person, lang, owner_name, owner_email)
+    walk.open_menu(owner).get_by_role("link", name=t(lang, "nav.user_management")).click()
     owner.get_by_role("link", name=t(lang, "um.invite"), exact=True).click()
     email_box = owner.get_by_label(t(lang, "invite.email"), exact=True)
 
@@ -319,35 +224,35 @@ def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
     # is refused on the form, never guessed: tests/functional/test_console_forms.py.
     email_box.fill(other_email)
     owner.get_by_role("radio", name=words.some, exact=True).check()
-    _permission(owner, words.first).check()
+    walk.permission(owner, words.first).check()
     owner.get_by_role("radio", name=words.everything, exact=True).check()
-    assert not _permission(owner, words.first).is_visible()
+    assert not walk.permission(owner, words.first).is_visible()
     left_behind = owner.get_by_role(
         "checkbox", name=re.compile("^" + re.escape(words.first)), include_hidden=True
     )
     assert left_behind.is_checked() and left_behind.is_disabled()
-    _step(owner, snap, "invite-all-boxes-off")
+    walk.step(owner, snap, "invite-all-boxes-off")
 
     # Inviting yourself: on the form, in the user's language, with the typed address.
     email_box.fill(owner_email.upper())
     owner.get_by_role("radio", name=words.some, exact=True).check()
-    assert _permission(owner, words.first).is_enabled()
-    _permission(owner, words.first).uncheck()
-    _permission(owner, words.second).check()
+    assert walk.permission(owner, words.first).is_enabled()
+    walk.permission(owner, words.first).uncheck()
+    walk.permission(owner, words.second).check()
     owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
     assert owner.get_by_role("alert").inner_text() == words.invite_self
     assert email_box.input_value() == owner_email.upper()
-    assert _permission(owner, words.second).is_checked()
-    assert _heading(owner) == t(lang, "invite.title")
-    _step(owner, snap, "invite-yourself-refused")
+    assert walk.permission(owner, words.second).is_checked()
+    assert walk.heading(owner) == t(lang, "invite.title")
+    walk.step(owner, snap, "invite-yourself-refused")
 
     # A member joins; inviting them again is refused on the form too.
     email_box.fill(guest_email)
     owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
     owner.wait_for_url("**/users?sent=*")
     guest = person()
-    guest.goto(_emailed_link(mailbox[0], guest_email))
-    _fill_signup(guest, lang, guest_name, guest_email)
+    guest.goto(walk.invitation_link(mailbox[0], guest_email, owner_name))
+    walk.fill_signup(guest, lang, guest_name, guest_email)
     guest.get_by_role("button", name=t(lang, "mine.accept"), exact=True).click()
     guest.wait_for_url("**/invitations?accepted=*")
 
@@ -355,7 +260,7 @@ def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
     owner.get_by_label(t(lang, "invite.email"), exact=True).fill(guest_email)
     owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
     assert owner.get_by_role("alert").inner_text() == words.already_member
-    _step(owner, snap, "invite-member-refused")
+    walk.step(owner, snap, "invite-member-refused")
 
     # A pending invitation: resend, then cancel, each saying it worked.
     owner.get_by_label(t(lang, "invite.email"), exact=True).fill(other_email)
@@ -364,27 +269,27 @@ def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
     pending = owner.get_by_role("row").filter(has_text=other_email)
     pending.get_by_role("button", name=t(lang, "um.resend"), exact=True).click()
     owner.wait_for_url("**/users?done=resent")
-    assert _status(owner) == words.resent
-    _step(owner, snap, "resent")
+    assert walk.status(owner) == words.resent
+    walk.step(owner, snap, "resent")
     pending = owner.get_by_role("row").filter(has_text=other_email)
     pending.get_by_role("button", name=t(lang, "um.cancel"), exact=True).click()
     owner.wait_for_url("**/users?done=cancelled")
-    assert _status(owner) == words.cancelled
+    assert walk.status(owner) == words.cancelled
     assert owner.get_by_role("row").filter(has_text=other_email).count() == 0
-    _step(owner, snap, "cancelled")
+    walk.step(owner, snap, "cancelled")
 
     # Modify permissions, then remove: a success message after each.
     member = owner.get_by_role("row").filter(has_text=guest_email)
     member.get_by_role("link", name=t(lang, "um.modify"), exact=True).click()
     owner.wait_for_url("**/edit")
-    assert _permission(owner, words.second).is_visible()  # "choose" is already selected
-    _permission(owner, words.first).check()
+    assert walk.permission(owner, words.second).is_visible()  # "choose" is already selected
+    walk.permission(owner, words.first).check()
     owner.get_by_role("button", name=t(lang, "edit.save"), exact=True).click()
     owner.wait_for_url("**/users?done=saved")
-    assert _status(owner) == words.saved
+    assert walk.status(owner) == words.saved
     cell = owner.get_by_role("row").filter(has_text=guest_email).inner_text()
     assert words.first in cell and words.second in cell
-    _step(owner, snap, "permissions-saved")
+    walk.step(owner, snap, "permissions-saved")
 
     member = owner.get_by_role("row").filter(has_text=guest_email)
     member.get_by_role("link", name=t(lang, "um.remove"), exact=True).click()
@@ -394,9 +299,9 @@ def test_mistakes_come_back_on_the_form_and_actions_say_they_worked(
     assert keep.evaluate("el => el === document.activeElement")  # the safe choice
     red = remove.evaluate("el => getComputedStyle(el).backgroundColor")
     assert red == "rgb(164, 14, 38)", red
-    _step(owner, snap, "remove-confirm")
+    walk.step(owner, snap, "remove-confirm")
     remove.click()
     owner.wait_for_url("**/users?done=removed")
-    assert _status(owner) == words.removed
+    assert walk.status(owner) == words.removed
     assert owner.get_by_role("row").filter(has_text=guest_email).count() == 0
-    _step(owner, snap, "removed")
+    walk.step(owner, snap, "removed")

@@ -18,25 +18,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from delegauth.pages.text import t
+from tests.browser import walk
 from tests.browser.conftest import Snap
-from tests.browser.test_area_home_and_invite import (
-    _fits,
-    _heading,
-    _lang,
-    _signup_from_root,
-    _step,
-)
 from tests.e2e.conftest import Server
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser, Page
 
-SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
-LANGUAGES = {"en": "en-US,en;q=0.9", "es": "es-ES,es;q=0.9"}
+SIZES = {"desktop": walk.DESKTOP, "phone": walk.PHONE}
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=sorted(LANGUAGES))
+@pytest.fixture(params=sorted(walk.ACCEPT_LANGUAGE))
 def lang(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -45,18 +38,10 @@ def lang(request: pytest.FixtureRequest) -> str:
 def page(
     request: pytest.FixtureRequest, browser: Browser, live_server: Server, lang: str
 ) -> Iterator[Page]:
-    width, height = SIZES[request.param]
-    context: BrowserContext = browser.new_context(
-        base_url=live_server.base,
-        locale=LANGUAGES[lang].split(",")[0],
-        extra_http_headers={"Accept-Language": LANGUAGES[lang]},
-        viewport={"width": width, "height": height},
-    )
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    """One person walking at the test's size (the phone walk clicks on a phone layout)."""
+    people = walk.people(browser, live_server, lang, SIZES[request.param])
+    yield next(people)()
+    people.close()
 
 
 def _width(page: Page) -> int:
@@ -72,8 +57,9 @@ def test_menu_script_permission_boxes_labels_and_switcher(
 ) -> None:
     n = next(_ids)
     name = f"Maximiliano Bartolomé de la Fuente-Hernández {lang}{n}"
-    _signup_from_root(page, lang, name, f"furniture-{lang}-{n}-{_width(page)}@example.com")
-    _step(page, snap, "area-home")
+    walk.signup_from_root(page, lang, name, f"furniture-{lang}-{n}-{_width(page)}@example.com")
+    walk.go_on_from_check_email(page, lang)
+    walk.step(page, snap, "area-home")
 
     # The header keeps the person's name on one line, even on a phone.
     summary = page.get_by_role("navigation", name=t(lang, "nav.account")).locator("summary")
@@ -100,14 +86,14 @@ def test_menu_script_permission_boxes_labels_and_switcher(
         "link", name=t(lang, "nav.user_management"), exact=True
     ).click()
     page.get_by_role("link", name=t(lang, "um.invite"), exact=True).click()
-    assert _heading(page) == t(lang, "invite.title")
+    assert walk.heading(page) == t(lang, "invite.title")
     boxes = page.locator("fieldset.access .permissions input[type=checkbox]")
     assert boxes.count() > 5
     assert page.get_by_role("radio", name=t(lang, "invite.all"), exact=True).is_checked()
     assert all(boxes.nth(i).is_disabled() for i in range(boxes.count()))
     page.get_by_role("radio", name=t(lang, "invite.some"), exact=True).check()
     assert all(boxes.nth(i).is_enabled() for i in range(boxes.count()))
-    _step(page, snap, "invite-choose")
+    walk.step(page, snap, "invite-choose")
     page.get_by_role("radio", name=t(lang, "invite.all"), exact=True).check()
     assert boxes.first.is_disabled()
 
@@ -124,14 +110,14 @@ def test_menu_script_permission_boxes_labels_and_switcher(
     page.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
     page.wait_for_load_state()
     assert page.get_by_role("alert").count() >= 1
-    _step(page, snap, "invite-refused")
+    walk.step(page, snap, "invite-refused")
     other = "es" if lang == "en" else "en"
     switcher = page.get_by_role("navigation", name="language")
-    switcher.get_by_role("link", name={"en": "English", "es": "Español"}[other]).click()
+    switcher.get_by_role("link", name=t(other, "language.name")).click()
     page.wait_for_load_state()
-    assert _lang(page) == other
-    assert _heading(page) == t(other, "invite.title")
-    _fits(page)
+    assert walk.lang_of(page) == other
+    assert walk.heading(page) == t(other, "invite.title")
+    walk.fits(page)
     snap(page, "invite-switched-language")
 
 
@@ -139,9 +125,10 @@ def test_spanish_words_follow_the_help_page(page: Page, lang: str) -> None:
     if lang != "es":
         pytest.skip("the Spanish wording")
     n = next(_ids)
-    _signup_from_root(page, lang, f"Elena {n}", f"elena-{n}-{_width(page)}@example.com")
+    walk.signup_from_root(page, lang, f"Elena {n}", f"elena-{n}-{_width(page)}@example.com")
+    walk.go_on_from_check_email(page, lang)
     main = page.get_by_role("main")
     main.get_by_role("link", name="Gestión de usuarios", exact=True).click()
     page.get_by_role("link", name="Invitar Nuevo Usuario", exact=True).click()
     assert page.get_by_role("button", name="Enviar Invitación", exact=True).is_visible()
-    _fits(page)
+    walk.fits(page)
