@@ -374,7 +374,7 @@ def test_explanations_only_on_request(search: Api, world) -> None:
     assert res.status_code == 200
     assert res.json["decision"] is True
     explanation = res.json["context"]["explanation"]
-    assert explanation["policy_hash"] == search.services.decider.policy_version
+    assert explanation["policy_hash"] == search.services.decider.policy_hash
     subject, domain = f"user:{billing.user_id}", f"area:{area}"
     assert explanation["grants"] == [["g", subject, "perm:invoices", domain]]
     assert explanation["rules"] == [

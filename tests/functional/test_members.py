@@ -254,6 +254,6 @@ def test_audit_records_before_and_after(api: Api) -> None:
     assert change["before"]["permissions"] == ["tickets"]
     assert change["after"]["permissions"] == ["invoices"]
     assert change["target"] == f"user:{d.user_id}"
-    assert change["policy_hash"] == api.services.decider.policy_version
+    assert change["policy_hash"] == api.services.decider.policy_hash
     assert change["policy_hash"].startswith("sha256:")
     assert "policy_version" not in change  # that name is the change log's version

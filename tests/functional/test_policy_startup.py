@@ -61,7 +61,7 @@ def test_a_worker_starts_from_the_checked_snapshot_not_the_files_now_on_disk(
     try:
         decider, watcher = services.decider, services.watcher
         assert decider.bundle.snapshot is checked
-        assert decider.policy_version == watcher.status.version == checked.version
+        assert decider.policy_hash == watcher.status.version == checked.version
         area = "area:a_" + "b" * 26
         assert decider.decide(OUTSIDER, area, "invoice", "pay") is False
         # The watcher's first look finds the change and refuses it.

@@ -141,7 +141,7 @@ def build_services(
         max_bytes=max_bytes,
         revoked=revoked,
     )
-    store = PeeweeStore(db, policy_hash=lambda: decider.policy_version)
+    store = PeeweeStore(db, policy_hash=lambda: decider.policy_hash)
     decider.sync()
     keys = (
         keys
@@ -301,7 +301,7 @@ class _Ready:
             problems.append(f"warming up: {services.decider.warmed_areas} areas loaded")
         body = {
             "status": "ready" if not problems else "not ready",
-            "policy_hash": services.decider.policy_version,
+            "policy_hash": services.decider.policy_hash,
             "changelog_version": services.decider.applied_version,
             "problems": problems,
         }
@@ -318,7 +318,7 @@ class _Health:
             resp,
             {
                 "status": "ok",
-                "policy_hash": self._services.decider.policy_version,
+                "policy_hash": self._services.decider.policy_hash,
                 "policy_reloads": status.reloads,
                 "policy_reload_failures": status.failures,
                 "policy_reload_error": status.last_error,

@@ -34,7 +34,7 @@ class MetricsResource:
             "delegauth_policy_info",
             "The policy in force (hash of its files): the one this process decides with.",
             1.0,
-            {"hash": self._decider.policy_version},
+            {"hash": self._decider.policy_hash},
         )
         yield (
             "delegauth_policy_reloads_total",

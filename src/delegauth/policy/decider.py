@@ -224,7 +224,8 @@ class Decider:
         return self._policy.fast
 
     @property
-    def policy_version(self) -> str:
+    def policy_hash(self) -> str:
+        """The hash of the policy files in force (not the change log's version)."""
         return self._policy.bundle.version
 
     @property

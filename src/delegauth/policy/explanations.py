@@ -46,7 +46,7 @@ _MAX_LISTED = 5
 
 def explain_refusal(decider: Decider, reason: str) -> dict[str, Any]:
     """The explanation of a request denied before it reached the policy."""
-    return _document(decider.policy_version, (), (), (), [reason])
+    return _document(decider.policy_hash, (), (), (), [reason])
 
 
 def explain_decision(

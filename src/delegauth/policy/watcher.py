@@ -46,7 +46,7 @@ class PolicyWatcher:
         self._decider = decider
         self._read = read
         self._check = check
-        self._seen = decider.policy_version  # the version of the last snapshot looked at
+        self._seen = decider.policy_hash  # the hash of the last snapshot looked at
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one look at a time
         self._counts = threading.Lock()  # the status, which /healthz reads during a look
@@ -60,7 +60,7 @@ class PolicyWatcher:
         """How reloads went; ``version`` is always read from the Decider."""
         with self._counts:
             return ReloadStatus(
-                self._decider.policy_version,
+                self._decider.policy_hash,
                 self._reloads,
                 self._failures,
                 self._last_error,
@@ -74,7 +74,7 @@ class PolicyWatcher:
             if snapshot.version == self._seen:
                 return False
             self._seen = snapshot.version
-            if snapshot.version == self._decider.policy_version:
+            if snapshot.version == self._decider.policy_hash:
                 # Back to the policy in force (a refused change was undone): nothing to do.
                 with self._counts:
                     self._last_error = self._refused = None
@@ -99,9 +99,9 @@ class PolicyWatcher:
             self._last_error = error
             self._refused = snapshot.version
         log.error(
-            "policy change %s refused, keeping version %s: %s",
+            "policy change %s refused, keeping policy %s: %s",
             snapshot.version,
-            self._decider.policy_version,
+            self._decider.policy_hash,
             error,
         )
         return False

@@ -88,9 +88,7 @@ def append_change(db: peewee.Database, domain: str, subject: str, roles: list[st
 
 
 class PeeweeStore:
-    def __init__(
-        self, db: peewee.Database, policy_hash: Callable[[], str] | None = None
-    ) -> None:
+    def __init__(self, db: peewee.Database, policy_hash: Callable[[], str] | None = None) -> None:
         self.db = db
         self.rules = PeeweeCasbinAdapter(db)
         self._local = threading.local()

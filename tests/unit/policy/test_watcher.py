@@ -75,7 +75,7 @@ def test_a_file_replaced_during_the_check_is_not_installed(policies: PoliciesCop
     assert decider.bundle.snapshot is checked[0]
     assert decider.bundle.snapshot.data("policy.csv") == GOOD[1].encode()
     assert decider.installed[1:] == [(checked[0].version, False)]
-    assert watcher.status.version == decider.policy_version == checked[0].version
+    assert watcher.status.version == decider.policy_hash == checked[0].version
 
     # The replacement is read and checked on the next look, and refused.
     assert watcher.check_now() is False
@@ -106,7 +106,7 @@ def test_each_look_reads_each_file_once(policies: PoliciesCopy) -> None:
     assert sorted(reads) == ["catalogue.toml", "model.conf", "policy.csv"]
     assert decider.bundle.snapshot.data("policy.csv") == GOOD[1].encode()
     assert decider.installed[-1][1] is False
-    assert watcher.status.version == decider.policy_version
+    assert watcher.status.version == decider.policy_hash
 
 
 def test_reloads_racing_file_replacement_never_install_an_unchecked_policy(
@@ -146,7 +146,7 @@ def test_reloads_racing_file_replacement_never_install_an_unchecked_policy(
                 watcher.check_now()
             looks += 1
             assert decider.decide(OUTSIDER, AREA, "invoice", "pay") is False
-            assert watcher.status.version == decider.policy_version
+            assert watcher.status.version == decider.policy_hash
     finally:
         stop.set()
         writing.join(timeout=5)
@@ -161,5 +161,5 @@ def test_reloads_racing_file_replacement_never_install_an_unchecked_policy(
     watcher.check_now()
     status = watcher.status
     assert status.refused_version == read_snapshot(policies.root).version
-    assert status.version == decider.policy_version != status.refused_version
+    assert status.version == decider.policy_hash != status.refused_version
     assert decider.decide(OUTSIDER, AREA, "invoice", "pay") is False
