@@ -533,10 +533,13 @@ def phase_casbin(work: Path, n: int) -> dict[str, object]:
 
     from delegauth.policy.bundle import load_bundle
     from delegauth.policy.casbin_engine import build_enforcer
+    from delegauth.policy.mapping import resource_value
 
     pinned = pin_one_core()
     data = _load_stream(work)
-    queries, expected = data["queries"][:n], data["expected"][:n]
+    # r.obj as the AuthZEN mapping passes it: the shipped matcher reads r.obj.id.
+    queries = [(s, d, resource_value(o), a) for s, d, o, a in data["queries"][:n]]
+    expected = data["expected"][:n]
     bundle = load_bundle(POLICIES)
     overhead = timer_overhead_ns()
     raw = sqlite3.connect(work / "bench.sqlite3")

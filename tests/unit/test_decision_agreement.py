@@ -6,6 +6,11 @@ The reference is a plain ``casbin.Enforcer`` built by ``build_enforcer`` from th
 rule set, rebuilt after every change. The Decider under test is driven through an in-memory
 feed with a change log, synced after each batch of changes, exactly as the follower would.
 
+Grants on single resources are roles ``perm:<name>@<resource id>`` that the shipped matcher
+honours only where the request's resource id (r.obj.id) is that id; requests carry random
+resource ids, and grants random scoped roles, odd ones included (an empty id, an id with
+an "@", a scoped role of a permission the catalogue does not scope).
+
 One deliberate difference is asserted on its own and kept out of the comparison: Casbin's
 ``g(x, x, dom)`` is always true, so a request whose subject is a role name ("perm:all",
 "role:owner") is allowed everywhere by plain Casbin. Only ``user:`` subjects are people, and
@@ -37,6 +42,7 @@ from delegauth.errors import Unavailable
 from delegauth.policy.bundle import PolicyBundle, PolicyError, load_bundle
 from delegauth.policy.casbin_engine import build_enforcer
 from delegauth.policy.decider import AreaChange, Decider
+from delegauth.policy.mapping import resource_value
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 SHIPPED = load_bundle(POLICIES)
@@ -58,7 +64,20 @@ TEAMS = ["role:team_a", "role:team_b"]  # custom roles: g lines role -> role (a 
 CATALOGUE_PERMS = [f"perm:{name}" for name in CATALOGUE.names()]
 RETIRED_PERM = "perm:retired"  # a g line naming a permission no longer in the catalogue
 AUDITOR = "role:auditor"  # has p lines only in the policy.csv variant
-GRANTABLE = [ROLE_OWNER, PERM_ALL, *CATALOGUE_PERMS, RETIRED_PERM, AUDITOR, *TEAMS]
+# Grants on single resources (perm:<name>@<id>), the odd ones included: Casbin honours any
+# role "<p subject>@<id>" the same way, so the index must too.
+SCOPED_ROLES = [
+    "perm:managedomains@example.com",
+    "perm:managedomains@other.org",
+    "perm:manageproducts@p-1",
+    "perm:invoices@example.com",  # a permission the catalogue does not scope
+    f"{ROLE_OWNER}@example.com",
+    "perm:domains@",  # an empty resource id
+    "perm:managedomains@a@b",  # an id holding the separator
+    f"{AUDITOR}@example.com",
+]
+GRANTABLE = [ROLE_OWNER, PERM_ALL, *CATALOGUE_PERMS, RETIRED_PERM, AUDITOR, *TEAMS, *SCOPED_ROLES]
+RESOURCE_IDS = ["", "example.com", "other.org", "p-1", "a@b", "b", "EXAMPLE.COM"]
 
 # Subjects that are not people. Plain Casbin allows role names via g(x, x, dom); the
 # Decider must deny all of them. They are asserted separately, never compared.
@@ -87,27 +106,38 @@ ACTIONS = [
 ]
 
 compared_requests = st.tuples(
-    st.sampled_from(COMPARED_SUBJECTS), st.sampled_from(DOMAINS), st.sampled_from(ACTIONS)
+    st.sampled_from(COMPARED_SUBJECTS),
+    st.sampled_from(DOMAINS),
+    st.sampled_from(ACTIONS),
+    st.sampled_from(RESOURCE_IDS),
 )
 non_user_requests = st.tuples(
-    st.sampled_from(NON_USER_SUBJECTS), st.sampled_from(DOMAINS), st.sampled_from(ACTIONS)
+    st.sampled_from(NON_USER_SUBJECTS),
+    st.sampled_from(DOMAINS),
+    st.sampled_from(ACTIONS),
+    st.sampled_from(RESOURCE_IDS),
 )
 PROBES = [
-    (sub, dom, action)
+    (sub, dom, action, rid)
     for sub in [*USERS[:3], UNKNOWN_USER]
     for dom in [*AREAS, UNKNOWN_AREA]
-    for action in [
-        ("invoice", "read"),
-        ("domain", "update"),
-        ("audit", "read"),
-        ("report", "read"),
+    for action, rid in [
+        (("invoice", "read"), ""),
+        (("domain", "update"), ""),
+        (("domain", "update"), "example.com"),
+        (("domain", "read"), "other.org"),
+        (("product", "cancel"), "p-1"),
+        (("audit", "read"), ""),
+        (("report", "read"), ""),
     ]
 ]
+Request = tuple[str, str, tuple[str, str], str]  # subject, domain, (obj, act), resource id
 role_sets = st.frozensets(st.sampled_from(GRANTABLE), max_size=5)
 user_role_sets = st.one_of(
     st.just(frozenset({ROLE_OWNER})),
     st.just(frozenset({PERM_ALL})),
     st.frozensets(st.sampled_from(CATALOGUE_PERMS), min_size=1, max_size=4),
+    st.frozensets(st.sampled_from(SCOPED_ROLES), min_size=1, max_size=3),
     st.frozensets(st.sampled_from(TEAMS), min_size=1),  # members of a custom role
     role_sets,
 )
@@ -191,15 +221,17 @@ class Reference:
         self.feed = feed
         self._built: tuple[frozenset[tuple[str, ...]], casbin.Enforcer] | None = None
 
-    def enforce(self, sub: str, dom: str, obj: str, act: str) -> bool:
+    def enforce(self, sub: str, dom: str, obj: str, act: str, rid: str = "") -> bool:
         lines = frozenset(g for g in self.feed.g_lines() if g[3] == dom)
-        key = (self.bundle.version, self.bundle.model_text, lines, sub, dom, obj, act)
+        key = (self.bundle.version, self.bundle.model_text, lines, sub, dom, obj, act, rid)
         found = self._memo.get(key)
         if found is None:
             every = frozenset(self.feed.g_lines())
             if self._built is None or self._built[0] != every:
                 self._built = (every, build_enforcer(self.bundle, sorted(every)))
-            found = self._memo[key] = bool(self._built[1].enforce(sub, dom, obj, act))
+            # r.obj as the AuthZEN mapping passes it: the type, with the resource's id.
+            obj_value = resource_value(obj, rid)
+            found = self._memo[key] = bool(self._built[1].enforce(sub, dom, obj_value, act))
         return found
 
 
@@ -207,16 +239,18 @@ def _assert_agree(
     bundle: PolicyBundle,
     feed: FakeFeed,
     deciders: Sequence[Decider],
-    requests: Iterable[tuple[str, str, tuple[str, str]]],
+    requests: Iterable[tuple[str, str, tuple[str, str]] | Request],
     reference: Reference | None = None,
 ) -> None:
     reference = reference or Reference(bundle, feed)
-    for sub, dom, (obj, act) in requests:
-        expected = reference.enforce(sub, dom, obj, act)
+    for request in requests:
+        sub, dom, (obj, act) = request[:3]
+        rid = request[3] if len(request) > 3 else ""  # type: ignore[misc]
+        expected = reference.enforce(sub, dom, obj, act, rid)
         for decider in deciders:
-            got = decider.decide(sub, dom, obj, act)
+            got = decider.decide(sub, dom, obj, act, rid)
             assert got == expected, (
-                f"decide{(sub, dom, obj, act)} = {got}, casbin says {expected}; "
+                f"decide{(sub, dom, obj, act, rid)} = {got}, casbin says {expected}; "
                 f"g lines of {dom!r}: {[g for g in feed.g_lines() if g[3] == dom]}"
             )
 
@@ -224,9 +258,9 @@ def _assert_agree(
 # -- bundles: the shipped one and variants of the model and policy files ------------------
 
 SHIPPED_MODEL = (POLICIES / "model.conf").read_text("utf-8")
+SCOPED_G = '(g(r.sub, p.sub, r.dom) || g(r.sub, p.sub + "@" + r.obj.id, r.dom))'
 SHIPPED_MATCHER = (
-    'm = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) '
-    "&& r.obj == p.obj && r.act == p.act"
+    f'm = {SCOPED_G} && (p.dom == "*" || r.dom == p.dom) && r.obj == p.obj && r.act == p.act'
 )
 assert SHIPPED_MATCHER in SHIPPED_MODEL, "update the model variants below"
 
@@ -256,14 +290,19 @@ p, perm:invoices, {AREAS[0]}, report, read
 # the Decider falls back to a Casbin engine per area.
 REORDERED_MODEL = SHIPPED_MODEL.replace(
     SHIPPED_MATCHER,
-    "m = r.obj == p.obj && r.act == p.act && g(r.sub, p.sub, r.dom) "
-    '&& (p.dom == "*" || r.dom == p.dom)',
+    f'm = r.obj == p.obj && r.act == p.act && {SCOPED_G} && (p.dom == "*" || r.dom == p.dom)',
+)
+# The matcher before grants on single resources: a perm:<name>@<id> role gives nothing.
+UNSCOPED_MODEL = SHIPPED_MODEL.replace(
+    SHIPPED_MATCHER,
+    'm = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) '
+    "&& r.obj == p.obj && r.act == p.act",
 )
 # A matcher the fast path claims to implement (index.FAST_MATCHERS), where "*" is not a
 # wildcard: the catalogue's p lines (domain "*") match no area.
 STRICT_DOMAIN_MODEL = SHIPPED_MODEL.replace(
     SHIPPED_MATCHER,
-    "m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act",
+    f"m = {SCOPED_G} && r.dom == p.dom && r.obj == p.obj && r.act == p.act",
 )
 EFT_MODEL = SHIPPED_MODEL.replace("p = sub, dom, obj, act", "p = sub, dom, obj, act, eft")
 
@@ -332,14 +371,14 @@ class DecisionAgreement(RuleBasedStateMachine):
         self.live.sync()
 
     @rule(requests=st.lists(compared_requests, min_size=1, max_size=12))
-    def agree(self, requests: list[tuple[str, str, tuple[str, str]]]) -> None:
+    def agree(self, requests: list[Request]) -> None:
         fresh = _decider(self.bundle, self.feed)  # loads every area from the g lines alone
         _assert_agree(self.bundle, self.feed, [self.live, fresh], requests, self.reference)
 
     @rule(requests=st.lists(non_user_requests, min_size=1, max_size=6))
-    def non_user_subjects_denied(self, requests: list[tuple[str, str, tuple[str, str]]]) -> None:
-        for sub, dom, (obj, act) in requests:
-            assert self.live.decide(sub, dom, obj, act) is False, (sub, dom, obj, act)
+    def non_user_subjects_denied(self, requests: list[Request]) -> None:
+        for sub, dom, (obj, act), rid in requests:
+            assert self.live.decide(sub, dom, obj, act, rid) is False, (sub, dom, obj, act, rid)
 
     @invariant()
     def probes_agree(self) -> None:
@@ -383,6 +422,15 @@ def test_extra_policy_csv_agrees_with_casbin(variant_dir: Path) -> None:
         bundle = _bundle(variant_dir / "extra", policy_csv=EXTRA_POLICY)
 
     run_state_machine_as_test(ExtraPolicy, settings=settings(_STATEFUL, max_examples=40))
+
+
+def test_matcher_without_single_resources_agrees_with_casbin(variant_dir: Path) -> None:
+    """Under the older matcher a perm:<name>@<id> role gives nothing, in both."""
+
+    class Unscoped(DecisionAgreement):
+        bundle = _bundle(variant_dir / "unscoped", UNSCOPED_MODEL)
+
+    run_state_machine_as_test(Unscoped, settings=settings(_STATEFUL, max_examples=30))
 
 
 def test_model_outside_the_fast_path_agrees_with_casbin(variant_dir: Path) -> None:
@@ -584,3 +632,29 @@ def test_p_line_naming_a_user_agrees_with_casbin(variant_dir: Path) -> None:
     _assert_agree(
         bundle, feed, [_decider(bundle, feed)], [(USERS[3], AREAS[0], ("invoice", "read"))]
     )
+
+
+# -- grants on single resources -------------------------------------------------------------
+
+
+def test_grant_on_one_resource_allows_only_there() -> None:
+    feed = FakeFeed()
+    feed.links[(USERS[0], AREAS[0])] = frozenset({"perm:managedomains@example.com"})
+    feed.links[(USERS[1], AREAS[0])] = frozenset({"perm:managedomains"})
+    decider = _decider(SHIPPED, feed)
+    assert decider.decide(USERS[0], AREAS[0], "domain", "update", "example.com") is True
+    assert decider.decide(USERS[0], AREAS[0], "domain", "update", "other.org") is False
+    assert decider.decide(USERS[0], AREAS[0], "domain", "update") is False  # no resource named
+    assert decider.decide(USERS[0], AREAS[1], "domain", "update", "example.com") is False
+    assert decider.decide(USERS[0], AREAS[0], "invoice", "read", "example.com") is False
+    assert decider.decide(USERS[1], AREAS[0], "domain", "update", "other.org") is True  # unscoped
+    requests = [
+        (u, AREAS[0], ("domain", "update"), rid)
+        for u in USERS[:2]
+        for rid in ["example.com", "other.org", ""]
+    ]
+    _assert_agree(SHIPPED, feed, [decider], requests)
+    feed.set_roles(USERS[0], AREAS[0], {"perm:managedomains@other.org"})  # moved: at once
+    decider.sync()
+    assert decider.decide(USERS[0], AREAS[0], "domain", "update", "example.com") is False
+    assert decider.decide(USERS[0], AREAS[0], "domain", "update", "other.org") is True

@@ -148,7 +148,9 @@ def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[
     if _wants_explanation(body):
         if decider.fast and request.domain is not None:
             asked = (request.subject, request.domain, request.obj, request.act)
-            explanation = explain_decision(decider, asked, allowed)
+            explanation = explain_decision(
+                decider, asked, allowed, resource_id=request.resource_id or ""
+            )
         else:
             explanation = explain_question(decider, request, allowed)
         decision["context"] = {"explanation": explanation}

@@ -16,7 +16,10 @@ a 400, as for an evaluation.
   ``action.name`` on? Candidates are the resources of that type listed in
   resources.toml, each decided with its listed properties. Results:
   ``{"type": <resource.type>, "id": …}``. Area ids are never results: a grant
-  covers an area, not a resource. (Grants name no single resources yet.)
+  covers an area, not a resource. Grants on single resources add their resource ids
+  as candidates (``managedomains@example.com`` held in the request's area: example.com),
+  each decided like the rest; a grant on every resource lists none (nothing enumerates
+  "every domain").
 - Action search: what may ``subject`` do on ``resource``? Candidates are the actions
   the catalogue and the policy's rules name for ``resource.type``. Results:
   ``{"name": …}``. With the shipped policy and no ``resource.type`` (an extension:
@@ -52,9 +55,11 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.authzen import MetadataResource, context_of, entity, integer
 from delegauth.api.authzen import metadata as evaluation_metadata
 from delegauth.api.body import read_json, send_json
+from delegauth.domain.ids import SCOPE_SEP
 from delegauth.errors import InvalidInput, InvalidToken
 from delegauth.policy.bundle import ANY_DOMAIN, definition_tokens
 from delegauth.policy.decider import Decider
+from delegauth.policy.index import closure
 from delegauth.policy.mapping import AREA_PROPERTY, EmailLookup, Refused, RequestMapping
 
 __all__ = ["SearchFeed", "add_search_routes", "metadata"]
@@ -329,9 +334,50 @@ class ResourceSearchResource:
             candidate = {**query, "resource": {"type": rtype, "id": key[0], "properties": props}}
             return _allows(self._decider, mapping, candidate, claims.area, self._emails)
 
-        keys: list[Key] = [(ident,) for ident in mapping.listed_resources(rtype)]
-        found, token, total = page.select(keys, listed)
+        scoped = self._scoped_ids(mapping, body["subject"], resource, claims.area)
+
+        def allowed(key: Key) -> bool:
+            if key[0] in scoped:
+                # Named by a grant: decided with the request's own properties (its area).
+                sent = resource.get("properties") or {}
+                props = {**sent, **mapping.resources.get((rtype, key[0]), {})}
+                candidate = {
+                    **query,
+                    "resource": {"type": rtype, "id": key[0], "properties": props},
+                }
+                if _allows(self._decider, mapping, candidate, claims.area, self._emails):
+                    return True
+            return listed(key)
+
+        keys = _sorted({(ident,) for ident in [*mapping.listed_resources(rtype), *scoped]})
+        found, token, total = page.select(keys, allowed)
         _respond(resp, [{"type": rtype, "id": k[0]} for k in found], token, total)
+
+    def _scoped_ids(
+        self,
+        mapping: RequestMapping,
+        subject: dict[str, Any],
+        resource: dict[str, Any],
+        token_area: str | None,
+    ) -> set[str]:
+        """The resource ids the subject's grants on single resources name in the area."""
+        if not self._decider.resource_scoped:
+            return set()
+        user = mapping.user_of(subject, self._emails)
+        try:
+            domain = _domain(mapping, resource, token_area)
+        except InvalidInput:
+            return set()  # no area named: only the listed resources are candidates
+        if user is None or not isinstance(domain, str):
+            return set()
+        links = self._decider.area_links(domain)
+        ids: set[str] = set()
+        for role in closure(user, links):
+            at = role.find(SCOPE_SEP)
+            while at >= 0:  # every split, as the matcher compares the whole role name
+                ids.add(role[at + 1 :])
+                at = role.find(SCOPE_SEP, at + 1)
+        return ids
 
 
 class ActionSearchResource:

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from delegauth.domain.ids import NAME_RE
+from delegauth.domain.ids import NAME_RE, RESOURCE_ID_RE, SCOPE_SEP
 from delegauth.errors import InvalidInput, UnknownPermission
 
 __all__ = [
     "ALL",
     "MANAGE_USERS",
+    "MAX_RESOURCE_IDS",
     "Catalogue",
     "CatalogueError",
     "CatalogueSource",
@@ -34,6 +35,8 @@ BUNDLE_PREFIX = "bundle:"
 # The catalogue permission that lets a delegate manage the area's users.
 MANAGE_USERS = "users"
 SUPPORTED_LOCALES = ("en", "es")
+# The most resource ids one grant may name (over all its scoped permissions).
+MAX_RESOURCE_IDS = 100
 
 
 class CatalogueError(ValueError):
@@ -47,6 +50,14 @@ class Permission:
     descriptions: Mapping[str, str]
     group: str
     actions: tuple[tuple[str, str], ...]  # (resource type, action)
+    # A grant may limit it to single resources (of resource_type), e.g. managedomains on
+    # example.com only; granted without resource ids it covers every resource.
+    scoped: bool = False
+
+    @property
+    def resource_type(self) -> str:
+        """The one resource type a scoped permission's actions act on."""
+        return self.actions[0][0]
 
     def label(self, locale: str) -> str:
         return self.labels.get(locale) or self.labels["en"]
@@ -57,30 +68,55 @@ class Permission:
 
 @dataclass(frozen=True)
 class PermissionSet:
-    """What a grant or invitation gives: "all" (including future permissions) or some names."""
+    """What a grant or invitation gives: "all" (including future permissions) or some names,
+    each on every resource (``names``) or on some resources only (``scoped``).
+
+    Written as a list, a permission on one resource is ``name@resource-id``
+    ("managedomains@example.com"): the API, storage, tokens and Casbin role names share it,
+    and a reader that knows only bare names sees no permission there (fail closed).
+    """
 
     all: bool
     names: frozenset[str] = frozenset()
+    scoped: frozenset[tuple[str, str]] = frozenset()  # (permission, resource id)
 
     @classmethod
     def everything(cls) -> PermissionSet:
         return cls(True)
 
     @classmethod
-    def of(cls, names: Iterable[str]) -> PermissionSet:
-        return cls(False, frozenset(names))
+    def of(cls, items: Iterable[str]) -> PermissionSet:
+        """From names and ``name@resource-id`` items (a name on every resource wins)."""
+        names: set[str] = set()
+        scoped: set[tuple[str, str]] = set()
+        for item in items:
+            name, sep, resource_id = item.partition(SCOPE_SEP)
+            if sep:
+                scoped.add((name, resource_id))
+            else:
+                names.add(name)
+        return cls(False, frozenset(names), frozenset(s for s in scoped if s[0] not in names))
 
     def covers(self, other: PermissionSet) -> bool:
         """True when holding self is enough to give other."""
         if self.all:
             return True
-        return not other.all and other.names <= self.names
+        if other.all or not other.names <= self.names:
+            return False
+        return all(name in self.names or (name, rid) in self.scoped for name, rid in other.scoped)
 
     def has(self, name: str) -> bool:
-        return self.all or name in self.names
+        """Whether ``name`` is held at all (on every resource or on some)."""
+        return self.all or name in self.names or any(n == name for n, _ in self.scoped)
+
+    def resources(self, name: str) -> list[str]:
+        """The resource ids ``name`` is limited to (empty: every resource, or not held)."""
+        return sorted(rid for n, rid in self.scoped if n == name)
 
     def to_json(self) -> str | list[str]:
-        return ALL if self.all else sorted(self.names)
+        if self.all:
+            return ALL
+        return sorted(self.names) + sorted(f"{n}{SCOPE_SEP}{rid}" for n, rid in self.scoped)
 
 
 class Catalogue:
@@ -124,9 +160,13 @@ class Catalogue:
                 'permissions must be "all" or a non-empty list of names', field=field
             )
         names: set[str] = set()
+        scoped: set[tuple[str, str]] = set()
         for item in value:
             if not isinstance(item, str):
                 raise InvalidInput("permission names must be strings", field=field)
+            if SCOPE_SEP in item:
+                scoped.add(self._parse_scoped(item, field))
+                continue
             if item.startswith(BUNDLE_PREFIX):
                 # A bundle is expanded now: later edits to it do not change this grant.
                 bundle = self.bundles.get(item[len(BUNDLE_PREFIX) :])
@@ -140,7 +180,41 @@ class Catalogue:
                 shown = item if NAME_RE.match(item) else "(invalid name)"
                 raise UnknownPermission(f"unknown permission: {shown}", field=field)
             names.add(item)
-        return PermissionSet.of(names)
+        both = sorted({n for n, _ in scoped} & names)
+        if both:
+            raise InvalidInput(
+                f"{both[0]} is given both for every resource and for some: choose one",
+                field=field,
+            )
+        if len(scoped) > MAX_RESOURCE_IDS:
+            raise InvalidInput(
+                f"a grant names at most {MAX_RESOURCE_IDS} resource ids", field=field
+            )
+        return PermissionSet(False, frozenset(names), frozenset(scoped))
+
+    def _parse_scoped(self, item: str, field: str) -> tuple[str, str]:
+        """``name@resource-id``: a resource-scoped permission on one resource, or raise."""
+        name, _, resource_id = item.partition(SCOPE_SEP)
+        permission = self._by_name.get(name)
+        if permission is None:
+            shown = name if NAME_RE.match(name) else "(invalid name)"
+            raise UnknownPermission(f"unknown permission: {shown}", field=field)
+        if not permission.scoped:
+            raise InvalidInput(
+                f"{name} cannot be limited to single resources: grant it whole", field=field
+            )
+        if not resource_id:
+            raise InvalidInput(f"{name}@ needs a resource id after the @", field=field)
+        if len(resource_id) > 128:
+            raise InvalidInput("a resource id has at most 128 characters", field=field)
+        if not RESOURCE_ID_RE.match(resource_id):
+            # Never echoed: it may hold anything. Domain names go in their IDNA (xn--) form.
+            raise InvalidInput(
+                "a resource id has only ASCII letters, digits and . _ : - and starts with a "
+                "letter or digit (write domain names in their IDNA form, xn--…)",
+                field=field,
+            )
+        return name, resource_id
 
 
 def _parse_action(text: object, where: str) -> tuple[str, str]:
@@ -184,13 +258,23 @@ def parse_catalogue(data: Mapping[str, object]) -> Catalogue:
         actions = body.get("actions")
         if not isinstance(actions, list) or not actions:
             raise CatalogueError(f"{where}: actions must be a non-empty list")
+        parsed_actions = tuple(_parse_action(a, where) for a in actions)
+        scoped = body.get("scoped", False)
+        if not isinstance(scoped, bool):
+            raise CatalogueError(f"{where}: scoped must be true or false")
+        if scoped and len({rtype for rtype, _ in parsed_actions}) != 1:
+            raise CatalogueError(
+                f"{where}: a scoped permission's actions must all act on one resource type "
+                "(its grants name resource ids of that type)"
+            )
         perms.append(
             Permission(
                 name=name,
                 labels=dict(labels),
                 descriptions={str(k): str(v) for k, v in descriptions.items()},
                 group=str(body.get("group", "general")),
-                actions=tuple(_parse_action(a, where) for a in actions),
+                actions=parsed_actions,
+                scoped=scoped,
             )
         )
     return Catalogue(perms)

@@ -92,7 +92,10 @@ class Grant:
             return [ROLE_OWNER]
         if self.permissions.all:
             return [PERM_ALL]
-        return [casbin_perm(n) for n in sorted(self.permissions.names)]
+        # A permission on single resources is one role per resource: perm:<name>@<id>.
+        return [casbin_perm(n) for n in sorted(self.permissions.names)] + [
+            casbin_perm(n, rid) for n, rid in sorted(self.permissions.scoped)
+        ]
 
     def casbin_rules(self) -> list[tuple[str, str, str]]:
         """The g lines (subject, role, domain) that record this grant."""

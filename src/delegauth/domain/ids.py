@@ -23,6 +23,8 @@ __all__ = [
     "casbin_perm",
     "casbin_user",
     "is_casbin_name",
+    "RESOURCE_ID_RE",
+    "SCOPE_SEP",
     "new_id",
     "parse_id",
     "ROLE_OWNER",
@@ -39,6 +41,12 @@ WEBHOOK = "w"
 _ID_RE = re.compile(r"^([uaiew])_([a-z2-7]{26})$")
 _CASBIN_NAME_RE = re.compile(r"^(user|area|perm|role):[a-z0-9_]{1,64}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# A resource id a grant may be limited to (a domain name in IDNA form, a product number):
+# it becomes part of a Casbin role name, so nothing but these characters, and never SCOPE_SEP.
+RESOURCE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+# Joins a permission and a resource id: "managedomains@example.com", in grants, tokens and
+# Casbin role names alike ("perm:managedomains@example.com").
+SCOPE_SEP = "@"
 
 ROLE_OWNER = "role:owner"
 PERM_ALL = "perm:all"
@@ -81,7 +89,12 @@ def casbin_area(area_id: str) -> str:
     return "area:" + parse_id(area_id, AREA, field="area")
 
 
-def casbin_perm(name: str) -> str:
+def casbin_perm(name: str, resource_id: str | None = None) -> str:
+    """``perm:<name>``, or ``perm:<name>@<resource id>`` for a grant on one resource."""
     if not NAME_RE.match(name):
         raise InvalidInput("not a valid permission name", field="permissions")
-    return "perm:" + name
+    if resource_id is None:
+        return "perm:" + name
+    if not RESOURCE_ID_RE.match(resource_id):
+        raise InvalidInput("not a valid resource id", field="permissions")
+    return f"perm:{name}{SCOPE_SEP}{resource_id}"

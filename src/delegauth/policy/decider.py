@@ -50,14 +50,19 @@ from delegauth.domain.revocations import REVOKED_DOMAIN, RevokedTokens
 from delegauth.errors import Unavailable, VersionAhead
 from delegauth.policy.bundle import PolicyBundle
 from delegauth.policy.casbin_engine import CasbinEngine, build_enforcer, parse_model
-from delegauth.policy.index import ActionTable, closure, supports_fast_path
-from delegauth.policy.mapping import Question
+from delegauth.policy.index import (
+    ActionTable,
+    closure,
+    honours_resource_ids,
+    supports_fast_path,
+)
+from delegauth.policy.mapping import Question, resource_value
 
 __all__ = ["AreaChange", "Decider", "PolicyFeed"]
 
 log = logging.getLogger(__name__)
 
-_EMPTY: frozenset[tuple[str, str]] = frozenset()
+_EMPTY: frozenset[tuple[str, ...]] = frozenset()
 _MAX_EMPTY_AREAS = 100_000
 # What one area costs in memory, estimated for the bytes bound: the area and its entry in
 # the table, and each subject with its links and its memo of answers (measured by
@@ -105,7 +110,8 @@ class _Area:
 
     def __init__(self, links: dict[str, frozenset[str]], loaded_version: int) -> None:
         self.links = links
-        self.allowed: dict[str, frozenset[tuple[str, str]]] = {}
+        # (obj, act), and (obj, act, resource id) for grants on single resources
+        self.allowed: dict[str, frozenset[tuple[str, ...]]] = {}
         self.loaded_version = loaded_version
         self.engine: CasbinEngine | None = None
         self.used = False  # set by each use; the eviction sweep clears it
@@ -210,7 +216,8 @@ class Decider:
         # The index reads grants from the database only: identities listed in the policy
         # files (their g lines) are Casbin's to decide.
         fast = supports_fast_path(sections) and not bundle.g_lines
-        policy = _Policy(bundle, fast, ActionTable(bundle.p_lines if fast else ()))
+        table = ActionTable(bundle.p_lines if fast else (), scoped=honours_resource_ids(sections))
+        policy = _Policy(bundle, fast, table)
         with self._lock:
             # One assignment: a decision in flight sees the old policy or the new, never a mix.
             self._policy = policy
@@ -222,6 +229,11 @@ class Decider:
     @property
     def fast(self) -> bool:
         return self._policy.fast
+
+    @property
+def resource_scoped(self) -> bool:
+        """Whether grants on single resources (roles perm:<name>@<id>) count in decisions."""
+        return self._policy.table.scoped
 
     @property
     def policy_hash(self) -> str:
@@ -253,8 +265,9 @@ class Decider:
 
     # -- deciding --------------------------------------------------------------------
 
-    def decide(self, subject: str, domain: str, obj: str, act: str) -> bool:
-        """Whether ``subject`` may do ``act`` on ``obj`` in ``domain``. Raises Unavailable."""
+    def decide(self, subject: str, domain: str, obj: str, act: str, resource_id: str = "") -> bool:
+        """Whether ``subject`` may do ``act`` on ``obj`` (the resource ``resource_id``: grants
+        on single resources count there) in ``domain``. Raises Unavailable."""
         if self._monotonic() - self._last_sync > self._max_staleness:
             raise Unavailable("the policy is not current")
         # Only namespaced user ids are subjects: a role name as subject would match itself.
@@ -273,7 +286,7 @@ class Decider:
             engine = area.engine
             if engine is None:
                 engine = area.engine = self._engine_for(policy, domain, area)
-            return engine.enforce(subject, domain, obj, act)
+            return engine.enforce(subject, domain, resource_value(obj, resource_id), act)
         allowed = area.allowed.get(subject)
         if allowed is None:
             roles = area.links.get(subject)
@@ -282,7 +295,7 @@ class Decider:
             allowed = area.allowed[subject] = policy.table.allowed(
                 closure(subject, area.links), domain
             )
-        return (obj, act) in allowed
+        return (obj, act) in allowed or (obj, act, resource_id) in allowed
 
     def decide_question(self, question: Question) -> bool:
         """Decide an AuthZEN request as the policy's mapping put it (policy.mapping).
@@ -291,7 +304,13 @@ class Decider:
         decided by Casbin itself, with the request's attributes. Raises Unavailable."""
         policy = self._policy
         if question.domain is not None and policy.fast:
-            return self.decide(question.subject, question.domain, question.obj, question.act)
+            return self.decide(
+                question.subject,
+                question.domain,
+                question.obj,
+                question.act,
+                question.resource_id or "",
+            )
         engine = self.engine_for(question.domain)
         return False if engine is None else engine.enforce(*question.values)
 

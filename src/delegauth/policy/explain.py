@@ -25,6 +25,7 @@ from delegauth.policy.bundle import (
 from delegauth.policy.casbin_engine import build_enforcer, parse_model
 from delegauth.policy.decider import Decider
 from delegauth.policy.index import closure, supports_fast_path
+from delegauth.policy.mapping import resource_value
 from delegauth.policy.memory_feed import MemoryPolicyFeed
 from delegauth.policy.sources import toml_line
 
@@ -155,7 +156,9 @@ def explain(
     reasons: list[str] = []
 
     try:
-        allowed = bool(build_enforcer(bundle, here).enforce(subject, domain, rtype, action))
+        allowed = bool(
+            build_enforcer(bundle, here).enforce(subject, domain, resource_value(rtype), action)
+        )
     except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions; deny
         allowed = False
         reasons.append(f"Casbin cannot decide: {ex}")

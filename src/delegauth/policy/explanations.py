@@ -17,6 +17,10 @@ It is a JSON object::
      "permissions": ["invoices"],
      "reasons": []}
 
+A rule matched through a grant on single resources (``perm:managedomains@example.com``)
+says so: its entry has ``"resource": "example.com"`` and its source ends "on example.com
+only". When such grants exist for other resources, a reason names them.
+
 ``permissions`` names the catalogue permissions that come with the resource action;
 ``reasons`` is empty when the decision is an allow with matching rules.
 
@@ -32,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from delegauth.domain.catalogue import ALL, Catalogue
-from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, is_casbin_name
+from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, SCOPE_SEP, is_casbin_name
 from delegauth.policy.bundle import ANY_DOMAIN, EXTRA_POLICY_FILE
 from delegauth.policy.decider import Decider
 from delegauth.policy.index import closure
@@ -50,9 +54,10 @@ def explain_refusal(decider: Decider, reason: str) -> dict[str, Any]:
 
 
 def explain_decision(
-    decider: Decider, request: tuple[str, str, str, str], decision: bool
+    decider: Decider, request: tuple[str, str, str, str], decision: bool, resource_id: str = ""
 ) -> dict[str, Any]:
-    """Explain ``decision``, the Decider's answer to ``request`` (subject, domain, obj, act)."""
+    """Explain ``decision``, the Decider's answer to ``request`` (subject, domain, obj, act)
+    about the resource ``resource_id``."""
     subject, domain, obj, act = request
     bundle = decider.bundle  # one snapshot: the policy can be reloaded at any time
     # decide() denies these before looking at any rule; so does the explanation.
@@ -75,6 +80,13 @@ def explain_decision(
         and (len(line) < 6 or line[5] == "allow")
     ]
     matched = [line for line in candidates if line[1] in reach] if decidable else []
+    # Grants on single resources: roles <p subject>@<resource id> (index.honours_resource_ids).
+    scoped = decider.resource_scoped and decidable
+    on_resource = [
+        line
+        for line in candidates
+        if scoped and line not in matched and f"{line[1]}{SCOPE_SEP}{resource_id}" in reach
+    ]
     permissions = [perm.name for perm in bundle.catalogue if (obj, act) in perm.actions]
 
     reasons: list[str] = []
@@ -86,7 +98,14 @@ def explain_decision(
         reasons.append(f"{subject} holds no grant in {domain}: it is not a member")
     if not permissions:
         reasons.append(f"no catalogue permission lists {obj}:{act}")
-    if not matched:
+    if not matched and scoped and not on_resource:
+        elsewhere = _resources_held(held, {line[1] for line in candidates})
+        for base, ids in elsewhere.items():
+            reasons.append(
+                f"it holds {base} on {_listed(ids)} only; resource.id {resource_id!r} is not "
+                "one of them"
+            )
+    if not matched and not on_resource:
         holders = sorted({line[1] for line in candidates})
         if not holders:
             reasons.append(f"no rule allows {obj}:{act} in {domain}, not even to the owner")
@@ -99,12 +118,30 @@ def explain_decision(
             "the model is not the standard RBAC-with-domains shape: the grants and rules "
             "are read as if it were; the decision is Casbin's own"
         )
-    elif decision != bool(matched) and decidable:
+    elif decision != bool(matched or on_resource) and decidable:
         # The Decider answers from the same links and p lines: they can only disagree
         # when the area or the policy changed between the decision and this explanation.
         reasons.append("the grants or the policy changed while this explanation was made")
     rules = [{"rule": list(line), "source": _source(bundle.catalogue, line)} for line in matched]
+    rules += [
+        {
+            "rule": list(line),
+            "source": f"{_source(bundle.catalogue, line)} on {resource_id} only",
+            "resource": resource_id,
+        }
+        for line in on_resource
+    ]
     return _document(bundle.version, grants, rules, permissions, reasons)
+
+
+def _resources_held(held: Sequence[str], bases: set[str]) -> dict[str, list[str]]:
+    """The resource ids each of ``bases`` is held on through roles <base>@<id>."""
+    found: dict[str, list[str]] = {}
+    for role in held:
+        base, sep, rid = role.partition(SCOPE_SEP)
+        if sep and base in bases:
+            found.setdefault(base, []).append(rid)
+    return found
 
 
 def explain_question(decider: Decider, question: Question, decision: bool) -> dict[str, Any]:

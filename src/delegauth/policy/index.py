@@ -8,6 +8,13 @@ It answers exactly what the shipped model's matcher says,
 for a domain's g lines, without scanning p lines: a subject's roles in the domain
 (transitively, as Casbin's role manager does, up to 10 levels) select precomputed
 sets of (obj, act). Tests prove it agrees with casbin.Enforcer.enforce.
+
+The shipped model also honours grants on single resources,
+
+    (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub + "@" + r.obj.id, r.dom)) && ...
+
+where a role ``<p subject>@<resource id>`` gives that p subject's (obj, act) only for
+that resource id: the same set then also holds (obj, act, resource id).
 """
 
 from __future__ import annotations
@@ -15,15 +22,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["FAST_MATCHERS", "ActionTable", "supports_fast_path"]
+__all__ = ["FAST_MATCHERS", "ActionTable", "honours_resource_ids", "supports_fast_path"]
 
 ANY_DOMAIN = "*"
 MAX_HIERARCHY = 10
+SCOPE_SEP = "@"  # as in the matcher below (domain.ids.SCOPE_SEP)
 
+_SCOPED_MATCHER = (
+    '(g(r.sub,p.sub,r.dom)||g(r.sub,p.sub+"@"+r.obj.id,r.dom))'
+    '&&(p.dom=="*"||r.dom==p.dom)&&r.obj==p.obj&&r.act==p.act'
+)
 # Matchers the index implements, whitespace removed.
 FAST_MATCHERS = frozenset(
     {
         'g(r.sub,p.sub,r.dom)&&(p.dom=="*"||r.dom==p.dom)&&r.obj==p.obj&&r.act==p.act',
+        _SCOPED_MATCHER,
     }
 )
 _WS = re.compile(r"\s+")
@@ -50,10 +63,20 @@ def supports_fast_path(model_sections: Mapping[str, Mapping[str, str]]) -> bool:
     )
 
 
-class ActionTable:
-    """p lines grouped by subject and domain: subject -> {domain: frozenset((obj, act))}."""
+def honours_resource_ids(model_sections: Mapping[str, Mapping[str, str]]) -> bool:
+    """True when the model's matcher gives roles ``<p subject>@<resource id>`` (a fast path
+    model whose grants may be on single resources)."""
+    matcher = model_sections.get("m", {}).get("m", "")
+    return _WS.sub("", matcher).replace("_", ".") == _SCOPED_MATCHER
 
-    def __init__(self, p_lines: Iterable[Sequence[str]]) -> None:
+
+class ActionTable:
+    """p lines grouped by subject and domain: subject -> {domain: frozenset((obj, act))}.
+
+    ``scoped``: the model honours roles on single resources (honours_resource_ids)."""
+
+    def __init__(self, p_lines: Iterable[Sequence[str]], scoped: bool = False) -> None:
+        self.scoped = scoped
         table: dict[str, dict[str, set[tuple[str, str]]]] = {}
         for line in p_lines:
             if line[0] != "p":
@@ -71,23 +94,39 @@ class ActionTable:
         self._specific_domains = {
             dom for doms in self._table.values() for dom in doms if dom != ANY_DOMAIN
         }
-        self._cache: dict[tuple[frozenset[str], str], frozenset[tuple[str, str]]] = {}
+        self._cache: dict[tuple[frozenset[str], str], frozenset[tuple[str, ...]]] = {}
 
-    def allowed(self, subjects: frozenset[str], domain: str) -> frozenset[tuple[str, str]]:
-        """What any of ``subjects`` may do in ``domain``; memoized per distinct subject set."""
+    def _here(self, sub: str, key_dom: str) -> frozenset[tuple[str, str]]:
+        doms = self._table.get(sub)
+        if not doms:
+            return frozenset()
+        found = doms.get(ANY_DOMAIN, frozenset())
+        if key_dom != ANY_DOMAIN:
+            found = found | doms.get(key_dom, frozenset())
+        return found
+
+    def allowed(self, subjects: frozenset[str], domain: str) -> frozenset[tuple[str, ...]]:
+        """What any of ``subjects`` may do in ``domain``: (obj, act) everywhere, and
+        (obj, act, resource id) on single resources; memoized per distinct subject set."""
         key_dom = domain if domain in self._specific_domains else ANY_DOMAIN
-        # Keyed by the roles that have p lines, not by the whole closure (which holds the
-        # user's own id): users with the same roles share one frozenset and one memo entry.
-        key = (subjects & self.subjects, key_dom)
+        # Keyed by the roles that have p lines (or are such a role on one resource), not by
+        # the whole closure (which holds the user's own id): users with the same roles share
+        # one frozenset and one memo entry.
+        selecting = subjects & self.subjects
+        if self.scoped:
+            selecting |= {s for s in subjects if SCOPE_SEP in s}
+        key = (selecting, key_dom)
         found = self._cache.get(key)
         if found is None:
-            acc: set[tuple[str, str]] = set()
+            acc: set[tuple[str, ...]] = set()
             for sub in key[0]:
-                doms = self._table.get(sub)
-                if doms:
-                    acc.update(doms.get(ANY_DOMAIN, ()))
-                    if key_dom != ANY_DOMAIN:
-                        acc.update(doms.get(key_dom, ()))
+                acc.update(self._here(sub, key_dom))
+                # Every split, as Casbin compares p.sub + "@" + r.obj.id with the whole name.
+                at = sub.find(SCOPE_SEP) if self.scoped else -1
+                while at >= 0:
+                    resource_id = sub[at + 1 :]
+                    acc.update((o, a, resource_id) for o, a in self._here(sub[:at], key_dom))
+                    at = sub.find(SCOPE_SEP, at + 1)
             found = frozenset(acc)
             if len(self._cache) > 200_000:
                 self._cache.clear()

@@ -63,6 +63,7 @@ __all__ = [
     "RequestMapping",
     "Value",
     "parse_mapping",
+    "resource_value",
 ]
 
 MAPPING_FILE = "authzen.toml"
@@ -118,6 +119,12 @@ class Value(str):
         return value
 
 
+def resource_value(rtype: str, resource_id: str | None = None) -> Value:
+    """r.obj for a resource type asked about directly (tables, checks, explain): the shipped
+    matcher reads r.obj.id, which is "" when no single resource is named."""
+    return Value(rtype, {"id": resource_id if resource_id is not None else "", "type": rtype})
+
+
 @dataclass(frozen=True)
 class MappingProblem:
     file: str  # MAPPING_FILE, IDENTITIES_FILE or RESOURCES_FILE
@@ -140,6 +147,7 @@ class Question:
     obj: str
     act: str
     values: tuple[object, ...]  # in the order of the model's request definition
+    resource_id: str | None = None  # resource.id: grants on single resources count there
 
 
 @dataclass(frozen=True)
@@ -238,6 +246,7 @@ class RequestMapping:
             obj=obj_text,
             act=action["name"],
             values=tuple(values[token] for token in self.tokens),
+            resource_id=resource.get("id"),
         )
 
     def user_of(

@@ -59,6 +59,7 @@ from delegauth.policy.bundle import CATALOGUE_FILE, PolicyBundle, PolicyError, l
 from delegauth.policy.casbin_engine import build_enforcer
 from delegauth.policy.decider import Decider
 from delegauth.policy.explain import explain
+from delegauth.policy.mapping import resource_value
 from delegauth.policy.memory_feed import MemoryPolicyFeed
 
 __all__ = [
@@ -406,7 +407,9 @@ def _run_table(path: Path, ctx: _Context) -> TableResult:
         for (obj, act), expected in case.expected:
             result.decisions += 1
             try:
-                casbin_says = bool(enforcer.enforce(case.subject, case.domain, obj, act))
+                casbin_says = bool(
+                    enforcer.enforce(case.subject, case.domain, resource_value(obj), act)
+                )
             except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions
                 result.failures.append(
                     Failure(str(path), case.line, f"Casbin cannot decide {obj}:{act}: {ex}")

@@ -12,7 +12,8 @@ from delegauth.policy.decider import Decider
 from tests.unit.policy.conftest import BUNDLES, POLICIES, PoliciesCopy
 
 SHIPPED_MATCHER = (
-    'm = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) '
+    'm = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub + "@" + r.obj.id, r.dom)) '
+    '&& (p.dom == "*" || r.dom == p.dom) '
     "&& r.obj == p.obj && r.act == p.act"
 )
 USER = "user:u_" + "a" * 26
@@ -149,7 +150,7 @@ def test_redundant_and_widening_lines_are_warnings(policies: PoliciesCopy) -> No
     [
         ("[matchers]", "[matcher]", "[matcher]", ["unknown section [matcher]"]),
         ("e = some", "e some", "e some", ["expected 'key = value'"]),
-        ("m = g(", "m1 = g(", "m1 =", ["key 'm1'"]),
+        ("m = (g(", "m1 = (g(", "m1 =", ["key 'm1'"]),
         ("[request_definition]", "r = sub\n[request_definition]", "r = sub", ["outside"]),
         ("p = sub, dom, obj, act", "p = sub, dom, obj, act, eft", "p = sub", ["p has 5 fields"]),
         ("r = sub, dom, obj, act", "r = sub, obj, act", "r = sub", ["r has 3 fields"]),
@@ -163,7 +164,7 @@ def test_redundant_and_widening_lines_are_warnings(policies: PoliciesCopy) -> No
         ("p = sub, dom, obj, act", "p = sub, dom, obj, act # who", "p = sub", ["comment"]),
         (
             SHIPPED_MATCHER,
-            SHIPPED_MATCHER.replace("g(r.sub, p.sub, r.dom) &&", "r.sub == p.sub &&"),
+            SHIPPED_MATCHER.replace("g(r.sub, p.sub, r.dom) ||", "r.sub == p.sub ||"),
             "m =",
             ["never calls g(r.sub, p.sub, r.dom)"],
         ),
@@ -198,8 +199,8 @@ def test_missing_section_is_reported_once(policies: PoliciesCopy) -> None:
 def test_matcher_letting_a_subject_match_a_role_name_directly(policies: PoliciesCopy) -> None:
     policies.replace(
         "model.conf",
-        "m = g(r.sub, p.sub, r.dom) &&",
-        "m = (g(r.sub, p.sub, r.dom) || r.sub == p.sub) &&",
+        "m = (g(r.sub, p.sub, r.dom) ||",
+        "m = (g(r.sub, p.sub, r.dom) || r.sub == p.sub ||",
     )
     _only_error(
         policies,
@@ -225,8 +226,8 @@ def test_matcher_where_star_is_not_a_wildcard(policies: PoliciesCopy) -> None:
 class _ContraryDecider(Decider):
     """A Decider that is wrong on purpose: it flips every answer."""
 
-    def decide(self, subject: str, domain: str, obj: str, act: str) -> bool:
-        return not super().decide(subject, domain, obj, act)
+    def decide(self, subject: str, domain: str, obj: str, act: str, resource_id: str = "") -> bool:
+        return not super().decide(subject, domain, obj, act, resource_id)
 
 
 def test_decider_disagreeing_with_casbin(
@@ -245,8 +246,10 @@ def test_decider_disagreeing_with_casbin(
 def test_matcher_letting_non_members_through(policies: PoliciesCopy) -> None:
     policies.replace(
         "model.conf",
-        'm = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom)',
-        'm = (g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) || p.dom == "*")',
+        'm = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub + "@" + r.obj.id, r.dom)) '
+        '&& (p.dom == "*" || r.dom == p.dom)',
+        'm = ((g(r.sub, p.sub, r.dom) || g(r.sub, p.sub + "@" + r.obj.id, r.dom)) '
+        '&& (p.dom == "*" || r.dom == p.dom) || p.dom == "*")',
     )
     messages = [e.message for e in _errors(policies)]
     assert any(m.startswith("a user with no grant at all is allowed") for m in messages)
@@ -357,7 +360,7 @@ def test_permission_without_actions(policies: PoliciesCopy) -> None:
         (
             "warning",
             "permissions.orders: unknown key 'acions' "
-            "(expected actions, description, group, label)",
+            "(expected actions, description, group, label, scoped)",
         ),
     ]
 

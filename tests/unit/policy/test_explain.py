@@ -121,7 +121,8 @@ def test_rules_from_policy_csv_and_custom_roles(policies: PoliciesCopy) -> None:
 def test_model_outside_the_fast_path_is_noted(policies: PoliciesCopy) -> None:
     policies.replace(
         "model.conf",
-        'm = g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom) && r.obj == p.obj',
+        'm = (g(r.sub, p.sub, r.dom) || g(r.sub, p.sub + "@" + r.obj.id, r.dom)) '
+        '&& (p.dom == "*" || r.dom == p.dom) && r.obj == p.obj',
         'm = r.obj == p.obj && g(r.sub, p.sub, r.dom) && (p.dom == "*" || r.dom == p.dom)',
     )
     why = explain(load_bundle(policies.root), [_g(ROLE_OWNER)], BOB, SHOP, "invoice", "read")
