@@ -31,6 +31,13 @@ def _with_catalogue(doc: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]
     served = copy.deepcopy(doc)
     names = [*catalogue.names(), *(f"bundle:{name}" for name in catalogue.bundles)]
     served["components"]["schemas"]["PermissionName"]["enum"] = names
+    scoped = [p.name for p in catalogue if p.scoped]
+    schemas = served["components"]["schemas"]
+    if scoped:
+        tail = schemas["ScopedPermission"]["pattern"].split("@", 1)[1]
+        schemas["ScopedPermission"]["pattern"] = f"^({'|'.join(scoped)})@{tail}"
+    else:
+        schemas["ScopedPermission"]["not"] = {}  # no permission of this policy is scoped
     return served
 
 

@@ -107,6 +107,7 @@ def catalogue_view(catalogue: Catalogue, locale: str) -> dict[str, Any]:
                 "description": p.description(locale),
                 "group": p.group,
                 "actions": [f"{t}:{a}" for t, a in p.actions],
+                "scoped": p.scoped,
             }
             for p in catalogue
         ],
