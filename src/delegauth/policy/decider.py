@@ -231,7 +231,7 @@ class Decider:
         return self._policy.fast
 
     @property
-def resource_scoped(self) -> bool:
+    def resource_scoped(self) -> bool:
         """Whether grants on single resources (roles perm:<name>@<id>) count in decisions."""
         return self._policy.table.scoped
 
