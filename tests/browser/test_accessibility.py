@@ -1,11 +1,14 @@
-"""WCAG checks with axe-core on every kind of page, in English and Spanish."""
+"""WCAG checks with axe-core on every kind of page, in English and Spanish.
+
+The pages are reached as people reach them: from the root URL and emailed links, by
+role and visible label (tests/browser/walk.py); axe runs at desktop and phone sizes.
+"""
 
 from __future__ import annotations
 
-import re
 import secrets
-import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,8 +16,12 @@ pytest.importorskip("axe_playwright_python", reason="axe-playwright-python is no
 
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 
-from tests.conftest import PASSWORD  # noqa: E402
+from delegauth.pages.text import t  # noqa: E402
+from tests.browser import walk  # noqa: E402
 from tests.e2e.conftest import Server, _Inbox  # noqa: E402
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 AXE = Axe()
 # WCAG 2.1 A and AA rules (axe-core tags).
@@ -24,128 +31,126 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(params=["en-US", "es-ES"])
-def page(request: pytest.FixtureRequest, browser, live_server: Server) -> Iterator:  # type: ignore[no-untyped-def]
-    language = request.param
-    context = browser.new_context(
-        locale=language,
-        extra_http_headers={"Accept-Language": language.split("-")[0]},
-        base_url=live_server.base,
-    )
-    yield context.new_page()
-    context.close()
+@pytest.fixture(params=sorted(walk.ACCEPT_LANGUAGE))
+def lang(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
-def _check(page, what: str) -> None:  # type: ignore[no-untyped-def]
-    results = AXE.run(page, options=OPTIONS)
-    assert results.violations_count == 0, f"{what}:\n{results.generate_snapshot()}"
+@pytest.fixture
+def person(browser: Browser, live_server: Server, lang: str) -> Iterator[walk.Person]:
+    yield from walk.people(browser, live_server, lang)
 
 
-def test_every_page_passes_axe(page) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/signin")
-    _check(page, "sign-in")
-    page.goto("/signup")
-    _check(page, "sign-up")
-    page.get_by_label(page.locator("label[for=name]").inner_text()).fill("Ada")
-    page.locator("#email").fill(f"axe-{secrets.token_hex(4)}@example.com")
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form button[type=submit]").click()
-    page.wait_for_url("**/verify-email/sent")
+def _check(page: Page, what: str) -> None:
+    page.wait_for_load_state()
+    before = page.viewport_size
+    for width, height in walk.SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        results = AXE.run(page, options=OPTIONS)
+        assert results.violations_count == 0, f"{what} ({width}):\n{results.generate_snapshot()}"
+    if before is not None:
+        page.set_viewport_size(before)
+
+
+def _menu_link(page: Page, key: str) -> None:
+    walk.open_menu(page).get_by_role("link", name=t(walk.lang_of(page), key), exact=True).click()
+    page.wait_for_load_state()
+
+
+def test_every_page_passes_axe(person: walk.Person, lang: str) -> None:
+    email = f"axe-{secrets.token_hex(4)}@example.com"
+    page = person()
     page.goto("/")
-    page.wait_for_url("**/areas/**")
+    _check(page, "sign-in")
+    page.get_by_role("link", name=t(lang, "signin.signup_link"), exact=True).click()
+    _check(page, "sign-up")
+    walk.fill_signup(page, lang, "Ada", email)
+    walk.go_on_from_check_email(page, lang)
     _check(page, "area home")
-    page.goto("/areas/" + page.url.split("/areas/")[1].split("/")[0] + "/users")
+    page.get_by_role("main").get_by_role(
+        "link", name=t(lang, "nav.user_management"), exact=True
+    ).click()
     _check(page, "user management")
-    page.locator("summary").click()
+    walk.open_menu(page)
     _check(page, "user management, menu open")
-    area_users = page.url
-    page.goto(area_users + "/invite")
+    walk.open_invite_form(page)
     _check(page, "invite new user")
-    page.locator("form button[type=submit]").last.click()  # empty email: the error state
+    page.get_by_label(t(lang, "invite.email"), exact=True).fill(email)  # yourself
+    page.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    page.get_by_role("alert").wait_for()
     _check(page, "invite new user, with an error")
-    page.goto(area_users.replace("/users", "/activity"))
+    _menu_link(page, "activity.title")
     _check(page, "activity")
-    page.goto("/invitations")
+    _menu_link(page, "mine.title")
     _check(page, "my invitations")
-    page.goto("/areas")
-    _check(page, "switch account")
-    page.goto("/areas/a_" + "a" * 26)
-    _check(page, "an area that is not yours: the error page with the menu")
 
 
-def _mail_link(inbox: _Inbox, to: str, path: str, seen: int = 0) -> str:
-    """The path of the ``path`` link in the newest mail to ``to`` after ``seen`` of them."""
-    inbox.wait_for(to)
-    for _ in range(200):
-        texts = [inbox.text(m) for m in list(inbox.messages) if m["To"] == to]
-        links = [
-            m.group(1)
-            for text in texts
-            if (m := re.search(r"https?://[^/\s]+(" + re.escape(path) + r"\?\S+)", text))
-        ]
-        if len(links) > seen:
-            return links[-1]
-        time.sleep(0.1)
-    raise AssertionError(f"no new {path} link to {to}")
-
-
-def _signup(page, email: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/signup")
-    page.locator("#name").fill("Ada")
-    page.locator("#email").fill(email)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form[action='/signup'] button[type=submit]").click()
-    page.wait_for_url("**/verify-email/sent")
-
-
-def test_verification_and_invitation_link_pages_pass_axe(  # type: ignore[no-untyped-def]
-    page, mailbox: tuple[_Inbox, int]
+def test_verification_and_invitation_link_pages_pass_axe(
+    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int]
 ) -> None:
     inbox, tag = mailbox[0], secrets.token_hex(4)
     owner, invitee = f"axe-o-{tag}@example.com", f"axe-i-{tag}@example.com"
-    _signup(page, owner)
+    page = person()
+    walk.signup_from_root(page, lang, "Olga", owner)
     _check(page, "check your email")
-    page.locator("form[action='/verify-email/resend'] button").click()
+    page.get_by_role("button", name=t(lang, "check.resend"), exact=True).click()
     page.wait_for_url("**resent=1*")
     _check(page, "check your email, link resent")
+    walk.go_on_from_check_email(page, lang)
+    walk.invite(page, invitee)
 
-    page.goto("/")
-    page.wait_for_url("**/areas/**")
-    area = page.url.split("/areas/")[1].split("/")[0].split("?")[0]
-    page.goto(f"/areas/{area}/users/invite")
-    page.locator("#email").fill(invitee)
-    page.locator("form[action$='/users/invite'] button[type=submit]").click()
-    page.wait_for_url("**/users?*")
-    invitation = _mail_link(inbox, invitee, "/invitations/accept")
+    invitation = walk.invitation_link(inbox, invitee, "Olga")
     page.goto(invitation)
     _check(page, "invitation link, wrong account")
-    page.locator("main form[action='/signout'] button").click()
+    page.get_by_role("button", name=t(lang, "link.wrong_button"), exact=True).click()
     page.wait_for_url("**/signup?**")
     _check(page, "sign-up from an invitation")
 
-    _signup(page, invitee)  # an ordinary sign-up: unverified
+    walk.signup_from_root(page, lang, "Ada", invitee)  # an ordinary sign-up: unverified
     page.goto(invitation)
     _check(page, "invitation link, verify first")
-    page.locator("main form[action='/verify-email/resend'] button").click()
+    page.get_by_role("button", name=t(lang, "link.verify_send"), exact=True).click()
     page.wait_for_url("**/verify-email/sent?**")
-    verify = _mail_link(inbox, invitee, "/verify-email", seen=1)
+    verify = walk.verify_link(inbox, invitee, seen=1)
     page.goto(verify)
     _check(page, "verify email")
-    page.locator("main form[action='/verify-email'] button").click()
+    page.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
     page.wait_for_url("**/invitations?verified=1")
     _check(page, "my invitations, verified")
+    walk.accept(page, "Olga", "Olga")
+    _menu_link(page, "nav.switch")
+    _check(page, "switch account")
+    page.get_by_role("main").get_by_role("link", name="Olga", exact=True).click()
+    page.wait_for_url("**/areas/*")
+    _check(page, "a delegate's area home")
+
+    # The owner removes the delegate; the delegate's next look at the area is an error
+    # page that keeps the menu.
+    owner_page = person()
+    walk.signin_from_root(owner_page, lang, owner)
+    walk.user_management(owner_page)
+    walk.row(owner_page, invitee).get_by_role("link", name=t(lang, "um.remove")).click()
+    _check(owner_page, "remove access")
+    owner_page.get_by_role("button", name=t(lang, "remove.yes"), exact=True).click()
+    owner_page.wait_for_url("**/users?done=removed")
+    page.reload()
+    _check(page, "an area no longer yours: the error page with the menu")
+
     page.goto(verify)
     _check(page, "used link, signed in and verified")
     page.context.clear_cookies()
     page.goto(verify)
     _check(page, "used link, signed out")
-    page.locator("#email").fill("not an address")
-    page.locator("main form[action='/verify-email/resend'] button").click()
+    email_box = page.get_by_label(t(lang, "signin.email"), exact=True)
+    new_link = page.get_by_role("button", name=t(lang, "verify.new_link"), exact=True)
+    email_box.fill("ada@localhost")  # the browser takes it; we do not (no public domain)
+    new_link.click()
+    page.get_by_role("alert").wait_for()
     _check(page, "used link, bad address")
-    page.locator("#email").fill(invitee)
-    page.locator("main form[action='/verify-email/resend'] button").click()
+    page.get_by_label(t(lang, "signin.email"), exact=True).fill(invitee)
+    page.get_by_role("button", name=t(lang, "verify.new_link"), exact=True).click()
     _check(page, "new link asked for")
-    page.goto(_mail_link(inbox, owner, "/verify-email", seen=1))
-    page.locator("main form[action='/verify-email'] button").click()
+    page.goto(walk.verify_link(inbox, owner, seen=1))
+    page.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
     page.wait_for_url("**/signin?verified=1**")
     _check(page, "sign-in after verifying")

@@ -1,4 +1,5 @@
-"""The hosted sign-up and sign-in pages in a real browser, in English and Spanish.
+"""The hosted sign-up and sign-in pages in a real browser, in English and Spanish,
+from the root URL by role and visible label (and by keyboard alone).
 
 The words a user sees are written out here rather than read from the message catalogues,
 so a lost translation fails the test instead of following it.
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser import walk
 from tests.browser.conftest import Snap
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import Server, _Inbox
@@ -32,6 +34,8 @@ class Words:
     email: str
     password: str
     signup: str
+    signup_link: str
+    taken: str
     signin_title: str
     signin: str
     signout: str
@@ -48,6 +52,8 @@ WORDS = {
         email="Email",
         password="Password",
         signup="Sign up",
+        signup_link="Sign up",
+        taken="An account with this email already exists.",
         signin_title="Sign in",
         signin="Sign in",
         signout="Sign out",
@@ -62,6 +68,8 @@ WORDS = {
         email="Correo electrónico",
         password="Contraseña",
         signup="Registrarme",
+        signup_link="Regístrate",
+        taken="Ya existe una cuenta con este correo.",
         signin_title="Iniciar sesión",
         signin="Entrar",
         signout="Cerrar sesión",
@@ -85,17 +93,9 @@ def words(request: pytest.FixtureRequest) -> Words:
 @pytest.fixture
 def page(browser: Browser, live_server: Server, words: Words) -> Iterator[Page]:
     """A fresh browser context (own cookies) speaking the user's language."""
-    context = browser.new_context(
-        base_url=live_server.base,
-        locale=words.locale,
-        extra_http_headers={"Accept-Language": words.accept_language},
-        viewport={"width": 800, "height": 700},
-    )
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
+    people = walk.people(browser, live_server, words.lang)
+    yield next(people)()
+    people.close()
 
 
 def _heading(page: Page) -> str:
@@ -145,18 +145,20 @@ def test_signup_signout_signin(page: Page, words: Words, mailbox: tuple[_Inbox, 
     """Sign up, sign out, mistype the password, then sign in, all by the fields' labels."""
     email = _email(words)
 
-    response = page.goto("/signup")
+    response = page.goto("/")  # signed out: the sign-in page, which links to sign-up
     _check_page_headers(response, words, page)
-    snap(page, "signup-empty")
+    page.get_by_role("link", name=words.signup_link, exact=True).click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/signup")
+    walk.step(page, snap, "signup-empty")
     page.get_by_label(words.name, exact=True).fill("Ada Lovelace")
     page.get_by_label(words.email, exact=True).fill(email)
     page.get_by_label(words.password, exact=True).fill(PASSWORD)
-    snap(page, "signup-filled")
+    walk.step(page, snap, "signup-filled")
     page.get_by_role("button", name=words.signup, exact=True).click()
 
     _leave(page, "/signup")
     _assert_signed_in(page, words, (email, "Ada Lovelace"))
-    snap(page, "signed-up")
+    walk.step(page, snap, "signed-up")
     inbox = mailbox[0]
     subject = str(make_header(decode_header(inbox.wait_for(email)["Subject"])))
     assert subject == words.verify_subject  # the verification mail, in the user's language
@@ -164,9 +166,27 @@ def test_signup_signout_signin(page: Page, words: Words, mailbox: tuple[_Inbox, 
     _click_sign_out(page, words)
     page.wait_for_url("/signin")
     assert _heading(page) == words.signin_title
-    snap(page, "signed-out")
+    walk.step(page, snap, "signed-out")
 
-    response = page.goto("/signin")
+    # Signing up again with the same address: on the form, in the user's language, beside
+    # the email, with what was typed kept.
+    page.get_by_role("link", name=words.signup_link, exact=True).click()
+    page.get_by_label(words.name, exact=True).fill("Ada Again")
+    page.get_by_label(words.email, exact=True).fill(email.upper())
+    page.get_by_label(words.password, exact=True).fill(PASSWORD)
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name=words.signup, exact=True).click()
+    assert posted.value.status == 409
+    alert = page.get_by_role("alert")
+    assert alert.inner_text() == words.taken
+    assert alert.get_attribute("id") in (
+        page.get_by_label(words.email, exact=True).get_attribute("aria-describedby") or ""
+    )
+    assert page.get_by_label(words.email, exact=True).input_value() == email.upper()
+    assert page.get_by_label(words.name, exact=True).input_value() == "Ada Again"
+    walk.step(page, snap, "signup-taken")
+
+    response = page.goto("/")
     _check_page_headers(response, words, page)
     page.get_by_label(words.email, exact=True).fill(email)
     page.get_by_label(words.password, exact=True).fill("not the password")
@@ -180,7 +200,7 @@ def test_signup_signout_signin(page: Page, words: Words, mailbox: tuple[_Inbox, 
         alert.get_attribute("id")
     )
     assert page.get_by_label(words.email, exact=True).input_value() == email
-    snap(page, "wrong-password")
+    walk.step(page, snap, "wrong-password")
 
     page.get_by_label(words.password, exact=True).fill(PASSWORD)
     page.get_by_role("button", name=words.signin, exact=True).click()
@@ -221,7 +241,10 @@ def test_keyboard_only(page: Page, words: Words, snap: Snap):
     """Sign up, sign out and sign in again with Tab, typing and Enter: no clicks."""
     email = _email(words)
 
-    page.goto("/signup")
+    page.goto("/")  # signed out: the sign-in page; its sign-up link, by keyboard
+    _tab_to(page, "main a[href^='/signup']")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: urlsplit(url).path == "/signup")
     page.keyboard.press("Tab")
     assert _focused_id(page) == "name"
     page.keyboard.type("Grace Hopper")

@@ -231,7 +231,7 @@ def test_unverified_customer_is_told_to_verify_and_comes_back_to_the_invitation(
     walk.invite(owner, email)
 
     # Still unverified, the customer opens the emailed invitation link.
-    customer.goto(walk.link(walk.mail(inbox, email, owner_name), "/invitations/accept"))
+    customer.goto(walk.invitation_link(inbox, email, owner_name))
     assert walk.heading(customer) == words.verify_first_title
     offer = t(lang, "mine.from", who=owner_name, area=owner_name)
     assert customer.get_by_text(offer, exact=True).is_visible()
@@ -346,16 +346,15 @@ def test_the_wrong_account_is_told_and_switches(
     # The invitee has an account already, and verifies it.
     first = person()
     walk.signup_from_root(first, lang, f"Jane {lang}{n}", invitee)
-    first.goto(walk.link(walk.mail(inbox, invitee, words.verify_subject), "/verify-email"))
-    first.get_by_role("button", name=words.verify_button, exact=True).click()
-    first.wait_for_url("**/invitations?verified=1")
+    walk.verify_from_email(first, inbox, invitee)
+    assert walk.path(first) == "/invitations"
     owner, owner_name = _owner(person, lang, n)
     walk.invite(owner, invitee)
 
     # Someone else, signed in, opens the link (say, on a shared computer).
     wrong = person()
     walk.signup_from_root(wrong, lang, f"Xavier {lang}{n}", other)
-    wrong.goto(walk.link(walk.mail(inbox, invitee, owner_name), "/invitations/accept"))
+    wrong.goto(walk.invitation_link(inbox, invitee, owner_name))
     assert walk.heading(wrong) == words.wrong_title
     masked = "j•••@example.com"
     assert wrong.get_by_text(words.wrong_sent_to.format(masked=masked)).is_visible()
@@ -386,7 +385,7 @@ def test_signup_from_an_invitation_names_the_inviter_and_area(
     walk.invite(owner, newcomer)
 
     page = person()
-    page.goto(walk.link(walk.mail(inbox, newcomer, owner_name), "/invitations/accept"))
+    page.goto(walk.invitation_link(inbox, newcomer, owner_name))
     page.wait_for_url(lambda u: urlsplit(u).path == "/signup")
     invited = words.invited.format(who=owner_name, area=owner_name)
     assert page.get_by_text(invited, exact=True).is_visible()
