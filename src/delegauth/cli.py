@@ -212,7 +212,11 @@ def _cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
             )
         )
         return 0
-    ring = KeyRing.load_or_create(settings.key_dir, retire_after_s=settings.key_overlap_s)
+    ring = KeyRing.load_or_create(
+        settings.key_dir,
+        algorithm=settings.signing_algorithm,
+        retire_after_s=settings.key_overlap_s,
+    )
     print(json.dumps({"current": ring.current.kid, "jwks": ring.jwks()}, indent=2))
     return 0
 

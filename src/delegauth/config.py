@@ -43,8 +43,9 @@ class Settings:
     key_dir: str = "var/keys"
     access_token_minutes: int = 10
     refresh_token_days: int = 30
-    # Algorithm of keys created at first start and by `keys rotate`: RS256, ES256 or EdDSA.
-    signing_algorithm: str = "RS256"
+    # Algorithm of keys created at first start and by `keys rotate`: ES256, RS256 or EdDSA.
+    # ES256 by default: it signs about 10x faster than RS256 (bench/tokens.py).
+    signing_algorithm: str = "ES256"
     invitation_days: int = 7
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"

@@ -85,7 +85,7 @@ def _verify(server: Server, token: str) -> dict[str, Any]:
     jwks = jwt.PyJWKClient(server.url("/.well-known/jwks.json"))
     key = jwks.get_signing_key_from_jwt(token)
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
-    return dict(jwt.decode(token, key.key, algorithms=["RS256"], audience=ISSUER, issuer=ISSUER))
+    return dict(jwt.decode(token, key.key, algorithms=["ES256"], audience=ISSUER, issuer=ISSUER))
 
 
 def _flow_token(server: Server, clients: dict, email: str) -> str:
@@ -137,7 +137,7 @@ def test_discovery_and_jwks(server: Server) -> None:
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     oidc = requests.get(server.url("/.well-known/openid-configuration"), timeout=10).json()
-    assert oidc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert oidc["id_token_signing_alg_values_supported"] == ["ES256"]  # the default
     jwks = requests.get(server.url("/.well-known/jwks.json"), timeout=10).json()
     assert jwks["keys"] and all("d" not in k and "p" not in k for k in jwks["keys"])
 
@@ -356,9 +356,10 @@ def _discovery_login(base: str, rp: _RelyingParty, email: str) -> dict[str, Any]
     return dict(token)
 
 
-def test_es256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
-    """With ES256 keys, discovery says ES256, and an unmodified Authlib client accepts
-    the ID tokens (it refused them while discovery said RS256)."""
+def test_rs256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
+    """With RS256 keys (chosen; ES256 is the default), discovery says RS256, and an
+    unmodified Authlib client accepts the ID tokens (it refused ES256 ones while discovery
+    said RS256)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -367,7 +368,7 @@ def test_es256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
         "DELEGAUTH_POLICIES_DIR": POLICIES,
         "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
         "DELEGAUTH_SMTP_URL": "log:",
-        "DELEGAUTH_SIGNING_ALGORITHM": "ES256",
+        "DELEGAUTH_SIGNING_ALGORITHM": "RS256",
     }
     srv = start_server(env, tmp_path / "server.log", workers=1, port=port)
     try:
@@ -375,13 +376,13 @@ def test_es256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
             env, "clients", "create", "web", "--first-party", "--redirect-uri", REDIRECT,
             "--scope", "openid profile email",
         )  # fmt: skip
-        email = f"es-{secrets.token_hex(4)}@example.com"
+        email = f"rs-{secrets.token_hex(4)}@example.com"
         uid, area = _signup(srv, email)
         discovery = srv.url("/.well-known/openid-configuration")
         meta = requests.get(discovery, timeout=10).json()
         jwks = requests.get(meta["jwks_uri"], timeout=10).json()
-        assert meta["id_token_signing_alg_values_supported"] == ["ES256"]
-        assert [k["alg"] for k in jwks["keys"]] == ["ES256"]
+        assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
+        assert [k["alg"] for k in jwks["keys"]] == ["RS256"]
         in_use = {k["alg"] for k in jwks["keys"]}
         for name, value in meta.items():
             if name.endswith("_alg_values_supported"):
@@ -395,7 +396,7 @@ def test_es256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
             client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
         )
         token = _discovery_login(base, rp, email)
-        assert jwt.get_unverified_header(token["id_token"])["alg"] == "ES256"
+        assert jwt.get_unverified_header(token["id_token"])["alg"] == "RS256"
         userinfo = rp.parse_id_token(token, nonce=token["nonce"])
         assert (userinfo["sub"], userinfo["email"], userinfo["area"]) == (uid, email, area)
         # The same with PyJWT, trusting only the algorithms the discovery document names.
@@ -414,10 +415,10 @@ def test_es256_id_tokens_match_the_discovery_document(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             meta = requests.get(discovery, timeout=10).json()
-            if meta["id_token_signing_alg_values_supported"] != ["ES256"]:
+            if meta["id_token_signing_alg_values_supported"] != ["RS256"]:
                 break
             time.sleep(0.2)
-        assert meta["id_token_signing_alg_values_supported"] == ["EdDSA", "ES256"]
+        assert meta["id_token_signing_alg_values_supported"] == ["EdDSA", "RS256"]
         jwks = requests.get(meta["jwks_uri"], timeout=10).json()
         assert {k["kid"]: k["alg"] for k in jwks["keys"]}[rotated] == "EdDSA"
     finally:

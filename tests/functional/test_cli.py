@@ -70,13 +70,13 @@ def test_token_command_mints_a_verifiable_token(tmp_path: Path) -> None:
 def test_keys_rotate_publishes_both_keys(tmp_path: Path) -> None:
     env = {"DELEGAUTH_KEY_DIR": str(tmp_path / "keys")}
     first = json.loads(_run(["keys", "list"], env).stdout)
-    rotated = _run(["keys", "rotate", "--alg", "ES256"], env)
+    rotated = _run(["keys", "rotate", "--alg", "RS256"], env)
     assert rotated.returncode == 0, rotated.stderr
     new_kid = json.loads(rotated.stdout)["rotated"]
     after = json.loads(_run(["keys", "list"], env).stdout)
     assert after["current"] == new_kid
     published = {k["kid"]: k["alg"] for k in after["jwks"]["keys"]}
-    assert published == {first["current"]: "RS256", new_kid: "ES256"}
+    assert published == {first["current"]: "ES256", new_kid: "RS256"}  # ES256: the default
 
 
 def test_clients_create_list_delete(tmp_path: Path) -> None:
