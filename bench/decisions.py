@@ -11,6 +11,11 @@ belong to what is measured:
 - bounded: an area cache smaller than the stream's working set (--bound, default half of
   it): the hit ratio and what a miss (a first touch, read on its own) costs.
 
+Then, once, the models other than the delegation policy (each policies/examples/ directory
+with decision tables): their AuthZEN requests, mapped by the example's authzen.toml and
+decided by Casbin itself (Decider.decide_question, matchers compiled once), next to plain
+casbin.Enforcer.enforce on the same requests, every answer checked against the tables.
+
 With --pg URL, the warm-up and bounded phases also run on PostgreSQL (the same g lines,
 copied into that database, which must be a throwaway one: its tables are emptied).
 
@@ -589,6 +594,104 @@ def phase_casbin(work: Path, n: int) -> dict[str, object]:
     }
 
 
+# -- other models: the policy examples ------------------------------------------------------
+
+
+def _example_cases(directory: Path) -> list[tuple[dict[str, Any], bool]]:
+    """The AuthZEN requests of an example's decision tables, with the decision they expect."""
+    import yaml
+
+    cases: list[tuple[dict[str, Any], bool]] = []
+    for table in sorted((directory / "tests").glob("*.yaml")):
+        for case in (yaml.safe_load(table.read_text()) or {}).get("cases", []):
+            if "request" in case:
+                cases.append((case["request"], bool(case["decision"])))
+    return cases
+
+
+def phase_examples(queries: int, seconds: float) -> dict[str, object]:
+    """Each example's table requests, repeated to ``queries`` (at most 20,000): mapped and
+    decided as the service does (compiled matchers), then through plain Casbin (its
+    matcher parsed on every enforce)."""
+    pinned = pin_one_core()
+    overhead = timer_overhead_ns()
+    out: dict[str, object] = {"pinned": pinned}
+    for directory in sorted((POLICIES / "examples").iterdir()):
+        cases = _example_cases(directory) if (directory / "tests").is_dir() else []
+        if cases:
+            out[directory.name] = _measure_example(directory, cases, queries, seconds, overhead)
+    return out
+
+
+def _measure_example(
+    directory: Path,
+    cases: list[tuple[dict[str, Any], bool]],
+    queries: int,
+    seconds: float,
+    overhead: int,
+) -> dict[str, object]:
+    from delegauth.policy.bundle import load_bundle
+    from delegauth.policy.casbin_engine import build_enforcer
+    from delegauth.policy.decider import Decider
+    from delegauth.policy.memory_feed import MemoryPolicyFeed
+
+    bundle = load_bundle(directory)
+    decider = Decider(bundle, MemoryPolicyFeed(), monotonic=lambda: 0.0)
+    decider.sync()
+    mapping = bundle.mapping
+    stream = [cases[i % len(cases)] for i in range(max(min(queries, 20_000), len(cases)))]
+    bodies = [body for body, _ in stream]
+    expected = [want for _, want in stream]
+
+    def mapped_and_decided(body: dict[str, Any]) -> bool:
+        question = mapping.question(body)
+        return not isinstance(question, str) and decider.decide_question(question)
+
+    asked = [q for q in map(mapping.question, bodies) if not isinstance(q, str)]
+    mapped_and_decided(bodies[0])  # the first call builds the engine: not timed
+    rounds, elapsed, answers = 0, 0.0, []
+    while elapsed < seconds or rounds == 0:
+        t0 = time.perf_counter()
+        answers = [mapped_and_decided(body) for body in bodies]
+        elapsed += time.perf_counter() - t0
+        rounds += 1
+    _, samples = per_call(decider.decide_question, [(q,) for q in asked])
+    plain = build_enforcer(bundle, ())
+    sample = asked[: max(1, min(len(asked), queries // 10))]
+    t0 = time.perf_counter()
+    plain_answers = [bool(plain.enforce(*q.values)) for q in sample]
+    plain_per_s = len(sample) / (time.perf_counter() - t0)
+    decided = [decider.decide_question(q) for q in sample]
+    per_s = len(bodies) * rounds / elapsed
+    return {
+        "cases": len(cases),
+        "per_s": per_s,
+        "decide": percentiles(samples, overhead),
+        "plain_per_s": plain_per_s,
+        "ratio": per_s / plain_per_s,
+        "wrong": sum(a != e for a, e in zip(answers, expected, strict=True))
+        + sum(a != d for a, d in zip(plain_answers, decided, strict=True)),
+    }
+
+
+def report_examples(found: dict[str, object]) -> None:
+    print("other models (policies/examples/): Casbin itself, matchers compiled once")
+    for name, figures in found.items():
+        if not isinstance(figures, dict):
+            continue
+        decide = figures["decide"]
+        rows = [
+            (f"{name}: table requests", f"{figures['cases']:,}"),
+            (f"{name}: mapped and decided, decisions/s", f"{figures['per_s']:,.0f}"),
+            (f"{name}: decide p50 / p99, µs", f"{decide['p50']:.2f} / {decide['p99']:.2f}"),
+            (f"{name}: plain casbin enforce, decisions/s", f"{figures['plain_per_s']:,.0f}"),
+            (f"{name}: compiled / plain throughput ratio", f"{figures['ratio']:,.1f}"),
+            (f"{name}: wrong answers (vs the tables and Casbin)", f"{figures['wrong']:,}"),
+        ]
+        for label, value in rows:
+            print(f"  {label:<{LABEL_W - 2}}{value:>{CELL_W}}")
+
+
 # -- the driver -----------------------------------------------------------------------------
 
 
@@ -744,7 +847,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--phase",
-        choices=["build", "decider", "casbin", "pgload", "warmup", "bounded"],
+        choices=["build", "decider", "casbin", "pgload", "warmup", "bounded", "examples"],
         help=argparse.SUPPRESS,
     )
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -773,6 +876,9 @@ def main() -> None:
         return
     if args.phase == "bounded":
         print(json.dumps(phase_bounded(args.work, args.pg, args.bound)))
+        return
+    if args.phase == "examples":
+        print(json.dumps(phase_examples(args.queries, args.seconds)))
         return
 
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
@@ -807,7 +913,10 @@ def main() -> None:
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    print("[policy examples] measuring other models ...", flush=True)
+    examples = _child("examples", Path(tempfile.gettempdir()), args)
     report(sizes, results, TABLE + (PG_TABLE if args.pg else []))
+    report_examples(examples)
 
 
 def _stores(work: Path, args: argparse.Namespace, pg: str) -> dict[str, object]:

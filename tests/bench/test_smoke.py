@@ -91,6 +91,12 @@ def check_decisions(out: str) -> None:
     assert bound < number(row_value(out, "areas in the stream (working set)"))
     assert number(row_value(out, "evictions")) > 0
     assert 0 < number(row_value(out, "hit ratio")) < 1
+    # Other models, decided by Casbin itself: each example's table requests, all right.
+    for example in ("gateway", "search", "todo"):
+        assert number(row_value(out, f"{example}: table requests")) > 0, example
+        assert number(row_value(out, f"{example}: mapped and decided, decisions/s")) > 0
+        assert number(row_value(out, f"{example}: plain casbin enforce, decisions/s")) > 0
+        assert number(row_value(out, f"{example}: wrong answers (vs the tables and Casbin)")) == 0
 
 
 def check_tokens(out: str) -> None:
