@@ -75,11 +75,14 @@ class MailComposer:
         if invitation.permissions.all:
             perms = f"- {t['all']}"
         else:
-            perms = "\n".join(
-                f"- {self._catalogue().get(n).label(locale)}"
-                for n in self._catalogue().names()
-                if n in invitation.permissions.names
-            )
+            offered = invitation.permissions
+            lines = []
+            for n in self._catalogue().names():
+                ids = offered.resources(n)  # a permission on single resources names them
+                if n in offered.names or ids:
+                    label = self._catalogue().get(n).label(locale)
+                    lines.append(f"- {label} ({', '.join(ids)})" if ids else f"- {label}")
+            perms = "\n".join(lines)
         link = f"{self._base}/invitations/accept?token={quote(token)}"
         values = {
             "inviter": inviter.name or inviter.email,

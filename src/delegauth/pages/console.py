@@ -8,6 +8,7 @@ every page checks that the signed-in user may act there, as the API does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -19,9 +20,10 @@ from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
 from delegauth.domain.accounts import Accounts
-from delegauth.domain.catalogue import ALL, Catalogue, PermissionSet
+from delegauth.domain.catalogue import ALL, MAX_RESOURCE_IDS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import Role, User
+from delegauth.domain.ids import RESOURCE_ID_RE, SCOPE_SEP
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Member, Members
 from delegauth.domain.ports import Store
@@ -43,6 +45,9 @@ from delegauth.storage.oauth_store import SessionRow
 
 __all__ = ["Console"]
 
+# The text field beside a scoped permission's box: the resource ids it is limited to.
+SCOPE_FIELD = "scope-"
+_SCOPE_SPLIT = re.compile(r"[\s,]+")
 _DONE = ("saved", "removed", "resent", "cancelled", "left", "declined")
 PAGE = 25
 
@@ -127,14 +132,20 @@ class Console:
         return ", ".join(self.perm_labels(locale, perms))
 
     def perm_labels(self, locale: str, perms: PermissionSet) -> list[str]:
+        """Labels in catalogue order; a permission on single resources names them:
+        "Manage domains (example.com, example.net)"."""
         if perms.all:
             return [t(locale, "um.all")]
         catalogue = self.catalogue()
-        return [
-            catalogue.get(n).label(locale) if n in catalogue else n
-            for n in catalogue.names() + sorted(perms.names - set(catalogue.names()))
-            if n in perms.names
-        ]
+        held = perms.names | {n for n, _ in perms.scoped}
+        labels = []
+        for n in catalogue.names() + sorted(held - set(catalogue.names())):
+            if n not in held:
+                continue
+            label = catalogue.get(n).label(locale) if n in catalogue else n
+            ids = [] if n in perms.names else perms.resources(n)
+            labels.append(f"{label} ({', '.join(ids)})" if ids else label)
+        return labels
 
     def chooser(
         self,
@@ -155,17 +166,25 @@ class Console:
         elif selected is None or selected.all:
             access, ticked = "all", []
         else:
-            access, ticked = "some", sorted(selected.names)
+            access = "some"
+            ticked = sorted(selected.names | {n for n, _ in selected.scoped})
         groups: dict[str, list[dict[str, str]]] = {}
         for perm in catalogue:
-            groups.setdefault(perm.group, []).append(
-                {
-                    "id": f"perm-{perm.name}",
-                    "value": perm.name,
-                    "label": perm.label(locale),
-                    "description": perm.description(locale),
-                }
-            )
+            entry = {
+                "id": f"perm-{perm.name}",
+                "value": perm.name,
+                "label": perm.label(locale),
+                "description": perm.description(locale),
+            }
+            if perm.scoped:
+                # The resource ids it is limited to, one text field (empty: every resource).
+                if form is not None:
+                    entry["scope"] = field_value(form, SCOPE_FIELD + perm.name)
+                elif selected is not None:
+                    entry["scope"] = ", ".join(selected.resources(perm.name))
+                else:
+                    entry["scope"] = ""
+            groups.setdefault(perm.group, []).append(entry)
         bundles = [
             {
                 "id": f"bundle-{b.name}",
@@ -184,17 +203,33 @@ class Console:
             "ambiguous": access == "all" and bool(ticked),
         }
 
-    @staticmethod
-    def choice(locale: str, form: dict[str, list[str]]) -> tuple[object, str]:
-        """What the chooser asks for ("all" or the ticked names), or an error to show on
-        the form: "all" with ticks is ambiguous and refused, never guessed."""
+    def choice(self, locale: str, form: dict[str, list[str]]) -> tuple[object, str]:
+        """What the chooser asks for ("all" or the ticked names, a scoped one as
+        name@id per id typed beside it), or an error to show on the form: "all" with
+        ticks is ambiguous and refused, never guessed; so are ids beside an unticked box."""
         access = field_value(form, "access")
         ticked = form.get("permission", [])
         if access == "all":
             return (ALL, "") if not ticked else (None, t(locale, "invite.ambiguous"))
-        if access == "some":
-            return (ticked, "") if ticked else (None, t(locale, "invite.pick"))
-        return None, t(locale, "invite.pick_access")
+        if access != "some":
+            return None, t(locale, "invite.pick_access")
+        if not ticked:
+            return None, t(locale, "invite.pick")
+        chosen: list[str] = []
+        for perm in self.catalogue():
+            if not perm.scoped:
+                continue
+            ids = _SCOPE_SPLIT.split(field_value(form, SCOPE_FIELD + perm.name).strip())
+            ids = [i for i in ids if i]
+            if ids and perm.name not in ticked:
+                return None, t(locale, "scope.unticked", permission=perm.label(locale))
+            if any(not RESOURCE_ID_RE.match(i) for i in ids):
+                return None, t(locale, "scope.invalid", permission=perm.label(locale))
+            chosen += [f"{perm.name}{SCOPE_SEP}{i}" for i in dict.fromkeys(ids)]
+        if len(chosen) > MAX_RESOURCE_IDS:
+            return None, t(locale, "scope.too_many", limit=str(MAX_RESOURCE_IDS))
+        scoped_names = {item.partition(SCOPE_SEP)[0] for item in chosen}
+        return [n for n in ticked if n not in scoped_names] + chosen, ""
 
     def fail(
         self,

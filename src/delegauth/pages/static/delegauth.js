@@ -21,7 +21,7 @@
   });
   document.querySelectorAll("fieldset.access").forEach(function (access) {
     var all = access.querySelector("#access-all");
-    var boxes = access.querySelectorAll(".permissions input[type=checkbox]");
+    var boxes = access.querySelectorAll(".permissions input");  // ticks and resource ids
     function sync() {
       var off = all !== null && all.checked && !access.classList.contains("ambiguous");
       boxes.forEach(function (box) { box.disabled = off; });
