@@ -90,25 +90,46 @@ def mailbox() -> Iterator[tuple[_Inbox, int]]:
     controller.stop()
 
 
-@pytest.fixture(scope="module")
-def live_server(
-    tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[_Inbox, int]
+def serve(
+    tmp_path_factory: pytest.TempPathFactory, smtp_port: int, **settings: str
 ) -> Iterator[Server]:
-    """A real `delegauth serve` on SQLite, mailing to the inbox."""
+    """A real `delegauth serve` on SQLite, mailing to the inbox, with these settings
+    (DELEGAUTH_… names); for a fixture to ``yield from``: it stops after."""
     tmp = tmp_path_factory.mktemp("browser")
     env = {
         "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite3",
         "DELEGAUTH_ISSUER": ISSUER,
         "DELEGAUTH_POLICIES_DIR": POLICIES,
         "DELEGAUTH_KEY_DIR": str(tmp / "keys"),
-        "DELEGAUTH_SMTP_URL": f"smtp://127.0.0.1:{mailbox[1]}",
-        "DELEGAUTH_CHANGE_POLL_MS": "20",
+        "DELEGAUTH_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        **settings,
     }
     server = start_server(env, tmp / "server.log")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[_Inbox, int]
+) -> Iterator[Server]:
+    yield from serve(tmp_path_factory, mailbox[1], DELEGAUTH_CHANGE_POLL_MS="20")
+
+
+@pytest.fixture(params=["en", "es"])
+def lang(request: pytest.FixtureRequest) -> str:
+    """The walk's language: every walk runs in English and in Spanish."""
+    return str(request.param)
+
+
+@pytest.fixture
+def person(browser: Browser, live_server: Server, lang: str) -> Iterator[Callable[[], Page]]:
+    """A maker of people, each a browser context of their own speaking ``lang``."""
+    from tests.browser.walk import people
+
+    yield from people(browser, live_server, lang)
 
 
 Snap = Callable[["Page", str], Path]

@@ -7,7 +7,6 @@ role and visible label (tests/browser/walk.py); axe runs at desktop and phone si
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,10 +17,10 @@ from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 
 from delegauth.pages.text import t  # noqa: E402
 from tests.browser import walk  # noqa: E402
-from tests.e2e.conftest import Server, _Inbox  # noqa: E402
+from tests.e2e.conftest import _Inbox  # noqa: E402
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 AXE = Axe()
 # WCAG 2.1 A and AA rules (axe-core tags).
@@ -29,16 +28,6 @@ OPTIONS = {
     "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
     "resultTypes": ["violations"],
 }
-
-
-@pytest.fixture(params=sorted(walk.ACCEPT_LANGUAGE))
-def lang(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def person(browser: Browser, live_server: Server, lang: str) -> Iterator[walk.Person]:
-    yield from walk.people(browser, live_server, lang)
 
 
 def _check(page: Page, what: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,13 +33,12 @@ from tests.browser.conftest import Snap
 from tests.e2e.conftest import Server, _Inbox
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    pass
 
 
 @dataclass(frozen=True)
 class Words:
     lang: str
-    accept_language: str
     some: str
     everything: str
     invite_self: str
@@ -63,7 +61,6 @@ class Words:
 WORDS = {
     "en": Words(
         lang="en",
-        accept_language="en-US,en;q=0.9",
         some="Choose permissions from the list",
         everything="All permissions",
         invite_self="You cannot invite yourself: you already have access to this Client Area.",
@@ -84,7 +81,6 @@ WORDS = {
     ),
     "es": Words(
         lang="es",
-        accept_language="es-ES,es;q=0.9",
         some="Elegir permisos de la lista",
         everything="Todos los permisos",
         invite_self="No puedes invitarte a ti mismo: ya tienes acceso a esta Área de Cliente.",
@@ -107,14 +103,9 @@ WORDS = {
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=sorted(WORDS))
-def words(request: pytest.FixtureRequest) -> Words:
-    return WORDS[request.param]
-
-
 @pytest.fixture
-def person(browser: Browser, live_server: Server, words: Words) -> Iterator[walk.Person]:
-    yield from walk.people(browser, live_server, words.lang)
+def words(lang: str) -> Words:
+    return WORDS[lang]
 
 
 def test_invite_two_permissions_and_the_delegate_lands_on_the_area_home(

@@ -29,11 +29,6 @@ SIZES = {"desktop": walk.DESKTOP, "phone": walk.PHONE}
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=sorted(walk.ACCEPT_LANGUAGE))
-def lang(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture(params=sorted(SIZES))
 def page(
     request: pytest.FixtureRequest, browser: Browser, live_server: Server, lang: str

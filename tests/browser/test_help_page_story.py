@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -43,17 +43,8 @@ REDIRECT_URI = f"{APP}/callback"
 
 
 @dataclass(frozen=True)
-class Words:
-    locale: str
-    accept_language: str
-    lang: str
+class Words(walk.FormWords):
     # sign-up and sign-in
-    name: str
-    email: str
-    password: str
-    signup: str
-    signup_link: str
-    signin: str
     check_continue: str
     invited_by: str
     # User Management and Invite New User
@@ -92,15 +83,7 @@ class Words:
 
 WORDS = {
     "en": Words(
-        locale="en-US",
-        accept_language="en-US,en;q=0.9",
-        lang="en",
-        name="Your name",
-        email="Email",
-        password="Password",
-        signup="Sign up",
-        signup_link="Sign up",
-        signin="Sign in",
+        **asdict(walk.FORM_WORDS["en"]),
         check_continue="Continue to your Client Area",
         invited_by="{who} invited you to manage the Client Area {area}.",
         user_management="User Management",
@@ -133,15 +116,7 @@ WORDS = {
         third="View and pay invoices",
     ),
     "es": Words(
-        locale="es-ES",
-        accept_language="es-ES,es;q=0.9",
-        lang="es",
-        name="Tu nombre",
-        email="Correo electrónico",
-        password="Contraseña",
-        signup="Registrarme",
-        signup_link="Regístrate",
-        signin="Entrar",
+        **asdict(walk.FORM_WORDS["es"]),
         check_continue="Ir a tu Área de Cliente",
         invited_by="{who} te ha invitado a gestionar el Área de Cliente {area}.",
         user_management="Gestión de usuarios",
@@ -178,9 +153,9 @@ WORDS = {
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=sorted(WORDS))
-def words(request: pytest.FixtureRequest) -> Words:
-    return WORDS[request.param]
+@pytest.fixture
+def words(lang: str) -> Words:
+    return WORDS[lang]
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ so a lost translation fails the test instead of following it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from email.header import decode_header, make_header
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -19,25 +18,16 @@ import pytest
 from tests.browser import walk
 from tests.browser.conftest import Snap
 from tests.conftest import PASSWORD
-from tests.e2e.conftest import Server, _Inbox
+from tests.e2e.conftest import _Inbox
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Response
+    from playwright.sync_api import Page, Response
 
 
 @dataclass(frozen=True)
-class Words:
-    locale: str
-    accept_language: str
-    lang: str
-    name: str
-    email: str
-    password: str
-    signup: str
-    signup_link: str
+class Words(walk.FormWords):
     taken: str
     signin_title: str
-    signin: str
     signout: str
     failed: str
     verify_subject: str
@@ -45,33 +35,17 @@ class Words:
 
 WORDS = {
     "en": Words(
-        locale="en-US",
-        accept_language="en-US,en;q=0.9",
-        lang="en",
-        name="Your name",
-        email="Email",
-        password="Password",
-        signup="Sign up",
-        signup_link="Sign up",
+        **asdict(walk.FORM_WORDS["en"]),
         taken="An account with this email already exists.",
         signin_title="Sign in",
-        signin="Sign in",
         signout="Sign out",
         failed="The email or password is not right.",
         verify_subject="Confirm your email address",
     ),
     "es": Words(
-        locale="es-ES",
-        accept_language="es-ES,es;q=0.9",
-        lang="es",
-        name="Tu nombre",
-        email="Correo electrónico",
-        password="Contraseña",
-        signup="Registrarme",
-        signup_link="Regístrate",
+        **asdict(walk.FORM_WORDS["es"]),
         taken="Ya existe una cuenta con este correo.",
         signin_title="Iniciar sesión",
-        signin="Entrar",
         signout="Cerrar sesión",
         failed="El correo o la contraseña no son correctos.",
         verify_subject="Confirma tu dirección de correo",
@@ -85,17 +59,15 @@ def _email(words: Words) -> str:
     return f"browser-{words.lang}-{next(_ids)}@example.com"
 
 
-@pytest.fixture(params=sorted(WORDS))
-def words(request: pytest.FixtureRequest) -> Words:
-    return WORDS[request.param]
+@pytest.fixture
+def words(lang: str) -> Words:
+    return WORDS[lang]
 
 
 @pytest.fixture
-def page(browser: Browser, live_server: Server, words: Words) -> Iterator[Page]:
+def page(person: walk.Person) -> Page:
     """A fresh browser context (own cookies) speaking the user's language."""
-    people = walk.people(browser, live_server, words.lang)
-    yield next(people)()
-    people.close()
+    return person()
 
 
 def _heading(page: Page) -> str:

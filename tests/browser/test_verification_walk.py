@@ -31,9 +31,9 @@ import pytest
 
 from delegauth.pages.text import t
 from tests.browser import walk
-from tests.browser.conftest import Snap
-from tests.conftest import PASSWORD, POLICIES
-from tests.e2e.conftest import ISSUER, Server, _Inbox, start_server
+from tests.browser.conftest import Snap, serve
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import Server, _Inbox
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Words:
     lang: str
-    accept_language: str
     verify_subject: str
     check_title: str
     check_sent_to: str
@@ -71,7 +70,6 @@ class Words:
 WORDS = {
     "en": Words(
         lang="en",
-        accept_language="en-US,en;q=0.9",
         verify_subject="Confirm your email address",
         check_title="Check your email",
         check_sent_to="We sent a link to {email}. Open it to verify your email address.",
@@ -105,7 +103,6 @@ WORDS = {
     ),
     "es": Words(
         lang="es",
-        accept_language="es-ES,es;q=0.9",
         verify_subject="Confirma tu dirección de correo",
         check_title="Revisa tu correo",
         check_sent_to=(
@@ -143,15 +140,9 @@ WORDS = {
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=sorted(WORDS))
-def words(request: pytest.FixtureRequest) -> Words:
-    return WORDS[request.param]
-
-
 @pytest.fixture
-def person(browser: Browser, live_server: Server, words: Words) -> Iterator[walk.Person]:
-    """A maker of people: each a browser context of their own, speaking the test's language."""
-    yield from walk.people(browser, live_server, words.lang)
+def words(lang: str) -> Words:
+    return WORDS[lang]
 
 
 def _owner(person: walk.Person, lang: str, n: int) -> tuple[Page, str]:
@@ -292,21 +283,8 @@ def test_a_used_link_offers_a_new_one(
 def expiring_server(
     tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[_Inbox, int]
 ) -> Iterator[Server]:
-    """A server whose verification links expire at once (DELEGAUTH_VERIFICATION_HOURS=0)."""
-    tmp = tmp_path_factory.mktemp("expiring")
-    env = {
-        "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp}/db.sqlite3",
-        "DELEGAUTH_ISSUER": ISSUER,
-        "DELEGAUTH_POLICIES_DIR": POLICIES,
-        "DELEGAUTH_KEY_DIR": str(tmp / "keys"),
-        "DELEGAUTH_SMTP_URL": f"smtp://127.0.0.1:{mailbox[1]}",
-        "DELEGAUTH_VERIFICATION_HOURS": "0",
-    }
-    server = start_server(env, tmp / "server.log")
-    try:
-        yield server
-    finally:
-        server.stop()
+    """A server whose verification links expire at once."""
+    yield from serve(tmp_path_factory, mailbox[1], DELEGAUTH_VERIFICATION_HOURS="0")
 
 
 def test_an_expired_link_sends_a_new_one(

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from email.header import decode_header, make_header
+from email.message import Message
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -31,6 +33,41 @@ DESKTOP, PHONE = (1280, 800), (390, 844)
 SIZES = (DESKTOP, PHONE)
 ACCEPT_LANGUAGE = {"en": "en-US,en;q=0.9", "es": "es-ES,es;q=0.9"}
 Person = Callable[[], "Page"]
+
+
+@dataclass(frozen=True)
+class FormWords:
+    """The sign-up and sign-in forms' words, written out (a lost translation fails)."""
+
+    lang: str
+    name: str
+    email: str
+    password: str
+    signup: str
+    signup_link: str
+    signin: str
+
+
+FORM_WORDS = {
+    "en": FormWords(
+        lang="en",
+        name="Your name",
+        email="Email",
+        password="Password",
+        signup="Sign up",
+        signup_link="Sign up",
+        signin="Sign in",
+    ),
+    "es": FormWords(
+        lang="es",
+        name="Tu nombre",
+        email="Correo electrónico",
+        password="Contraseña",
+        signup="Registrarme",
+        signup_link="Regístrate",
+        signin="Entrar",
+    ),
+}
 
 
 def people(
@@ -235,8 +272,9 @@ def sign_out(page: Page) -> None:
 # -- mail --------------------------------------------------------------------------------
 
 
-def subject(message: object) -> str:
-    return str(make_header(decode_header(message["Subject"])))  # type: ignore[index]
+def subject(message: Message) -> str:
+    """A mail's subject, decoded (RFC 2047)."""
+    return str(make_header(decode_header(message["Subject"])))
 
 
 def mails_to(inbox: _Inbox, to: str, subject_is: str) -> list[str]:
