@@ -63,6 +63,7 @@ GOOD = _lines(
 BAD = [
     ("{not json", "not valid JSON"),
     ({"kind": "robot"}, "kind must be one of"),
+    ({"kind": ["grant"]}, "kind must be one of"),
     ({"kind": "user", "email": "ｆｕｌｌ@example.com"}, "compatibility characters"),
     ({"kind": "user", "email": "eve@example.com", "language": "fr"}, "language must be"),
     ({"kind": "user", "email": "eve@example.com", "nmae": "typo"}, "unknown field(s) nmae"),
@@ -82,7 +83,7 @@ BAD = [
      "already a member"),
     ({"kind": "grant", "user": "late@example.com", "area": "cust-1", "permissions": "all"},
      "no such user: late@example.com"),
-    ({"kind": "user", "email": "late@example.com"}, None),  # good: line 23
+    ({"kind": "user", "email": "late@example.com"}, None),  # good: line 24
 ]  # fmt: skip
 
 

@@ -197,10 +197,11 @@ def _read_csv(stream: Iterable[str], catalogue: Catalogue) -> Iterator[Line]:
 
 def _record(number: int, data: dict[str, Any], catalogue: Catalogue, *, csv: bool) -> Line:
     kind = data.get("kind")
-    if kind not in _FIELDS:
+    fields = _FIELDS.get(kind) if isinstance(kind, str) else None  # a list is no key
+    if fields is None:
         return BadLine(number, "kind must be one of user, area, grant, invitation")
-    unknown = sorted(set(data) - _FIELDS[kind])
-    if unknown:
+    if not data.keys() <= fields:
+        unknown = sorted(set(data) - fields)
         return BadLine(number, f"{kind}: unknown field(s) {', '.join(unknown)}")
     try:
         if kind == "user":
