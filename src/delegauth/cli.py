@@ -316,6 +316,83 @@ def _cmd_mail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_store(settings: Settings) -> Any:
+    from delegauth.storage.db import open_database
+    from delegauth.storage.records import database_proxy
+    from delegauth.storage.store import PeeweeStore
+
+    db = open_database(
+        settings.database_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+    )
+    database_proxy.initialize(db)
+    return PeeweeStore(db)
+
+
+def _cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    """Operators' webhooks: the whole service's (or, with --area, any area's)."""
+    from delegauth.api.app import utcnow
+    from delegauth.api.webhooks import delivery_view, webhook_view
+    from delegauth.domain.webhooks import Webhooks
+    from delegauth.errors import DelegauthError
+    from delegauth.webhooks import WebhookKey, new_salt
+
+    store = _operator_store(settings)
+    key = WebhookKey.load_or_create(settings.webhook_key, settings.key_dir)
+    hooks = Webhooks(
+        store,
+        store.webhooks,
+        utcnow,
+        insecure=settings.webhooks_insecure,
+        new_salt=new_salt,
+        secret=key.secret,
+    )
+    try:
+        if args.action == "add":
+            endpoint, secret = hooks.add(None, args.area, args.url, args.description or "")
+            out: Any = {"webhook": webhook_view(endpoint), "secret": secret}
+        elif args.action == "list":
+            out = [webhook_view(e) for e in hooks.listing(None, args.area)]
+        elif args.action == "remove":
+            out = {"removed": hooks.remove(None, None, args.webhook_id).id}
+        elif args.action == "deliveries":
+            found = hooks.deliveries(None, None, args.webhook_id, None, args.limit)
+            out = [delivery_view(d) for d in found]
+        else:
+            again = hooks.redeliver(None, None, args.webhook_id, args.delivery_id)
+            out = {"delivery": delivery_view(again)}
+    except DelegauthError as ex:
+        print(f"delegauth: {ex.detail}", file=sys.stderr)
+        return 1 if ex.code == "not_found" else 2
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Export the audit trail after a cursor, oldest first; the next cursor goes to stderr."""
+    from delegauth.domain.audit_trail import AuditTrail, to_csv, to_ndjson
+
+    store = _operator_store(settings)
+    trail = AuditTrail(store, store)
+    cursor, left, first = args.after, args.limit, True
+    while left is None or left > 0:
+        page = trail.export(None, args.area, cursor, 1000 if left is None else min(left, 1000))
+        if args.format == "csv":
+            sys.stdout.write(to_csv(page, header=first))
+        else:
+            sys.stdout.write(to_ndjson(page))
+        first = False
+        if not page:
+            break
+        cursor = page[-1].id or cursor
+        left = None if left is None else left - len(page)
+    sys.stdout.flush()
+    print(json.dumps({"cursor": cursor}), file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -370,6 +447,34 @@ def _parser() -> argparse.ArgumentParser:
         "mail", help="print the development mailbox (file: mail URL) decoded, links whole"
     )
     mail.add_argument("--last", type=int, metavar="N", help="only the last N messages")
+    hooks = sub.add_parser(
+        "webhooks", help="service-wide webhooks (Standard Webhooks) and their delivery logs"
+    )
+    hsub = hooks.add_subparsers(dest="action", required=True)
+    add = hsub.add_parser("add", help="register a webhook; prints its one-time secret")
+    add.add_argument("url", help="https URL of a public host")
+    add.add_argument("--description")
+    add.add_argument("--area", help="an area's webhook (a_…); default: every area's events")
+    hlist = hsub.add_parser("list", help="every webhook (with --area: that area's)")
+    hlist.add_argument("--area")
+    remove = hsub.add_parser("remove", help="remove a webhook and its delivery log")
+    remove.add_argument("webhook_id")
+    log = hsub.add_parser("deliveries", help="a webhook's delivery log, newest first")
+    log.add_argument("webhook_id")
+    log.add_argument("--limit", type=int, default=50)
+    again = hsub.add_parser("redeliver", help="send a delivery's event again")
+    again.add_argument("webhook_id")
+    again.add_argument("delivery_id", type=int)
+    audit = sub.add_parser("audit", help="the audit trail")
+    asub = audit.add_subparsers(dest="action", required=True)
+    export = asub.add_parser(
+        "export",
+        help="events after --after, oldest first, on stdout; the next cursor on stderr",
+    )
+    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--after", type=int, default=0, metavar="CURSOR")
+    export.add_argument("--limit", type=int, help="at most this many events (default: all)")
+    export.add_argument("--area", help="only this area's events")
     return parser
 
 
@@ -382,6 +487,8 @@ _COMMANDS = {
     "import": _cmd_import,
     "export": _cmd_export,
     "mail": _cmd_mail,
+    "webhooks": _cmd_webhooks,
+    "audit": _cmd_audit,
     "policy": lambda settings, args: run_policy_command(args, settings),
 }
 

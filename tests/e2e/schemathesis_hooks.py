@@ -4,8 +4,10 @@
 schema can say which strings are secrets this server issued: an emailed link's token,
 a search's page token, an OAuth client id, code or refresh token. A well-formed one
 that names nothing is refused with 400 (problem+json code ``invalid_token``; for OAuth
-2.0, RFC 6749 §5.2 JSON, or the error page of /oauth/authorize). This check is the
-built-in one, except for exactly those answers.
+2.0, RFC 6749 §5.2 JSON, or the error page of /oauth/authorize). Nor can a schema say
+which hosts are public: a webhook URL naming a loopback, private or local-only host is
+refused with 400 (``field`` url). This check is the built-in one, except for exactly
+those answers.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 # Operations whose every request names registered clients, codes or tokens.
 _OAUTH_SECRETS = ("/oauth/token", "/oauth/authorize")
+_WEBHOOKS = "/v1/areas/{area_id}/webhooks"
 
 
-def _names_an_unknown_secret(response: schemathesis.Response, path: str) -> bool:
+def _names_an_unknown_secret_or_host(response: schemathesis.Response, path: str) -> bool:
     if response.status_code != 400:
         return False
     if path in _OAUTH_SECRETS:
@@ -29,7 +32,11 @@ def _names_an_unknown_secret(response: schemathesis.Response, path: str) -> bool
         body = json.loads(response.text)
     except ValueError:
         return False
-    return isinstance(body, dict) and body.get("code") == "invalid_token"
+    if not isinstance(body, dict):
+        return False
+    if path == _WEBHOOKS and body.get("field") == "url":
+        return True
+    return body.get("code") == "invalid_token"
 
 
 @schemathesis.check
@@ -39,6 +46,6 @@ def positive_data_accepted_unless_secret_unknown(
     try:
         return positive_data_acceptance(ctx, response, case)
     except RejectedPositiveData:
-        if _names_an_unknown_secret(response, case.operation.path):
+        if _names_an_unknown_secret_or_host(response, case.operation.path):
             return None
         raise

@@ -69,6 +69,15 @@ def _seed(base: str, env: dict[str, str], inbox: _Inbox) -> dict[str, str]:
     delegate = _signup(base, inbox, "delegate@example.com")
     area = owner["area"]["id"]
     owner_token = _user_token(env, owner["user"]["id"], area)
+    # Registered first, so that the grant changes below give it deliveries. Its id is not
+    # a fixed parameter: a DELETE in one phase would leave a later phase only 404s; the
+    # stateful phase reaches it (and the webhooks it creates) through links.
+    _call(
+        "POST",
+        f"{base}/v1/areas/{area}/webhooks",
+        owner_token,
+        json={"url": "https://hooks.example.com/delegauth"},
+    )
     invitations = f"{base}/v1/areas/{area}/invitations"
     invited = _call(
         "POST",

@@ -206,3 +206,129 @@ def test_a_dispatcher_killed_mid_send_loses_nothing(
     assert json.loads(again.body) == Webhook(secret).verify(again.body, again.headers)
     (delivery,) = _deliveries(api)
     assert (delivery.status, delivery.attempts) == ("delivered", 2)
+
+
+# -- the JSON API ---------------------------------------------------------------------
+
+
+def test_the_owner_manages_webhooks_and_redelivers_over_the_api(
+    api: Api, receiver: Receiver
+) -> None:
+    owner = api.signup("o@example.com")
+    hooks = f"/v1/areas/{owner.area_id}/webhooks"
+    res = api.call(
+        "POST", hooks, api.token(owner), json={"url": receiver.url, "description": "SIEM"}
+    )
+    assert res.status_code == 201, res.text
+    webhook, secret = res.json["webhook"], res.json["secret"]
+    assert webhook["area"] == owner.area_id and webhook["description"] == "SIEM"
+    listed = api.call("GET", hooks, api.token(owner)).json["webhooks"]
+    assert listed == [webhook]  # never the secret again
+    assert "secret" not in api.call("GET", f"{hooks}/{webhook['id']}", api.token(owner)).json
+
+    api.invite(owner, "x@example.com")
+    assert api.services.dispatcher.deliver_due() == 1
+    log = api.call("GET", f"{hooks}/{webhook['id']}/deliveries", api.token(owner)).json
+    (first,) = log["deliveries"]
+    assert log["next_before"] is None
+    assert first["status"] == "delivered" and first["type"] == "grant.invited"
+    assert (first["attempts"], first["response_code"], first["last_error"]) == (1, 200, None)
+
+    res = api.call(
+        "POST",
+        f"{hooks}/{webhook['id']}/deliveries/{first['id']}/redeliver",
+        api.token(owner),
+    )
+    assert res.status_code == 202, res.text
+    assert res.json["delivery"]["message_id"] == first["message_id"]
+    assert api.services.dispatcher.deliver_due() == 1
+    one, two = receiver.wait_for(2)
+    assert one.headers["webhook-id"] == two.headers["webhook-id"] == first["message_id"]
+    Webhook(secret).verify(two.body, two.headers)
+
+    missing = f"{hooks}/{webhook['id']}/deliveries/999999/redeliver"
+    assert api.call("POST", missing, api.token(owner)).status_code == 404
+    assert api.call("DELETE", f"{hooks}/{webhook['id']}", api.token(owner)).json == {
+        "removed": webhook["id"]
+    }
+    api.invite(owner, "y@example.com")
+    assert api.services.dispatcher.deliver_due() == 0
+    assert api.call("GET", hooks, api.token(owner)).json["webhooks"] == []
+
+
+def test_only_the_owner_manages_webhooks_and_only_their_own(api: Api, receiver: Receiver) -> None:
+    owner = api.signup("o@example.com")
+    manager = api.link(owner, "m@example.com", ["users", "tickets"])
+    hooks = f"/v1/areas/{owner.area_id}/webhooks"
+    created = api.call("POST", hooks, api.token(owner), json={"url": receiver.url}).json
+    as_manager = api.token(manager, owner.area_id)
+    assert api.call("GET", hooks, as_manager).status_code == 403
+    res = api.call("POST", hooks, as_manager, json={"url": receiver.url})
+    assert res.status_code == 403 and res.json["code"] == "owner_only"
+
+    stranger = api.signup("s@example.com")
+    theirs = f"/v1/areas/{stranger.area_id}/webhooks/{created['webhook']['id']}"
+    assert api.call("GET", theirs, api.token(stranger)).status_code == 404
+    assert api.call("DELETE", theirs, api.token(stranger)).status_code == 404
+    assert len(api.call("GET", hooks, api.token(owner)).json["webhooks"]) == 1
+
+
+# -- the audit export -----------------------------------------------------------------
+
+
+def _export(api: Api, owner: Person, query: str) -> tuple[str, int]:
+    res = api.call("GET", f"/v1/areas/{owner.area_id}/audit/export?{query}", api.token(owner))
+    assert res.status_code == 200, res.text
+    return res.text, int(res.headers["Audit-Cursor"])
+
+
+def test_the_owner_exports_their_areas_audit_trail_with_a_cursor(api: Api) -> None:
+    owner = api.signup("o@example.com")
+    other = api.signup("p@example.com")
+    api.link(owner, "d@example.com", ["tickets"])  # invited, accepted, created
+    api.invite(other, "x@example.com")  # another area's: never in this export
+
+    text, cursor = _export(api, owner, "format=ndjson&limit=2")
+    first = [json.loads(line) for line in text.splitlines()]
+    assert [e["action"] for e in first] == ["area.created", "invitation.created"]
+    assert cursor == first[-1]["id"]
+    text, cursor = _export(api, owner, f"format=ndjson&after={cursor}")
+    rest = [json.loads(line) for line in text.splitlines()]
+    assert [e["action"] for e in rest] == ["invitation.accepted", "grant.created"]
+    assert [e["type"] for e in rest] == ["grant.accepted", "grant.created"]
+    assert {e["area"] for e in first + rest} == {owner.area_id}
+    assert _export(api, owner, f"after={cursor}") == ("", cursor)  # nothing new: same cursor
+
+    api.invite(owner, "y@example.com")
+    text, later = _export(api, owner, f"after={cursor}")
+    assert [json.loads(line)["action"] for line in text.splitlines()] == ["invitation.created"]
+    assert later > cursor
+
+
+def test_the_export_as_csv(api: Api) -> None:
+    import csv
+    import io
+
+    owner = api.signup("o@example.com")
+    api.link(owner, "d@example.com", ["tickets"])
+    text, cursor = _export(api, owner, "format=csv&after=1")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["action"] for r in rows] == [
+        "invitation.created",
+        "invitation.accepted",
+        "grant.created",
+    ]
+    assert int(rows[-1]["id"]) == cursor
+    assert json.loads(rows[-1]["after"])["permissions"] == ["tickets"]
+    assert rows[0]["before"] == ""
+
+
+def test_the_export_is_the_owners_only(api: Api) -> None:
+    owner = api.signup("o@example.com")
+    manager = api.link(owner, "m@example.com", ["users"])
+    res = api.call(
+        "GET", f"/v1/areas/{owner.area_id}/audit/export", api.token(manager, owner.area_id)
+    )
+    assert res.status_code == 403
+    res = api.call("GET", f"/v1/areas/{owner.area_id}/audit/export?format=xml", api.token(owner))
+    assert res.status_code == 400 and res.json["field"] == "format"

@@ -22,6 +22,7 @@ from delegauth.api import (
     authzen,
     authzen_search,
     oauth,
+    webhooks,
 )
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
@@ -36,6 +37,7 @@ from delegauth.api.openapi import OpenApiResource
 from delegauth.api.problems import install_error_handlers
 from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
+from delegauth.domain.audit_trail import AuditTrail
 from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
@@ -94,6 +96,7 @@ class Services:
     mail_limiter: SignInLimiter
     webhooks: Webhooks
     dispatcher: WebhookDispatcher
+    audit_trail: AuditTrail
     stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -237,6 +240,7 @@ def build_services(
             secret=webhook_key.secret,
         ),
         dispatcher=_dispatcher(settings, store, clock, webhook_key),
+        audit_trail=AuditTrail(store, store),
     )
     background = settings.background if start_background is None else start_background
     if background:
@@ -389,6 +393,26 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
         "/v1/areas/{area_id}/invitations/{invitation_id}/resend", invitation, suffix="resend"
     )
     app.add_route("/v1/areas/{area_id}/audit", areas.AuditResource(auth, services.members))
+    app.add_route(
+        "/v1/areas/{area_id}/audit/export",
+        webhooks.AuditExportResource(auth, services.audit_trail),
+    )
+    app.add_route(
+        "/v1/areas/{area_id}/webhooks",
+        webhooks.WebhooksResource(auth, services.webhooks, max_body),
+    )
+    app.add_route(
+        "/v1/areas/{area_id}/webhooks/{webhook_id}",
+        webhooks.WebhookResource(auth, services.webhooks),
+    )
+    app.add_route(
+        "/v1/areas/{area_id}/webhooks/{webhook_id}/deliveries",
+        webhooks.DeliveriesResource(auth, services.webhooks),
+    )
+    app.add_route(
+        "/v1/areas/{area_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        webhooks.RedeliverResource(auth, services.webhooks),
+    )
     app.add_route("/v1/permissions", PermissionsResource(lambda: services.decider.bundle.catalogue))
 
     emails = services.accounts.user_by_email  # subjects of a type with ids = "emails"

@@ -121,7 +121,10 @@ def check_url(value: object, *, insecure: bool) -> str:
 
 
 class Webhooks:
-    """Register, list and remove endpoints; read their delivery logs; redeliver."""
+    """Register, list and remove endpoints; read their delivery logs; redeliver.
+
+    Every method takes the acting user (an area's owner), or None for an operator (the
+    CLI), and the area (None: the whole service's endpoints, operators only)."""
 
     def __init__(
         self,
@@ -143,7 +146,12 @@ class Webhooks:
 
     # -- an area's, by its owner -----------------------------------------------------
 
-    def _require_owner(self, area_id: str, actor_id: str) -> None:
+    def _require_owner(self, area_id: str | None, actor_id: str | None) -> None:
+        """The actor must own the area; ``actor_id`` None is an operator (the CLI)."""
+        if actor_id is None:
+            return
+        if area_id is None:
+            raise Forbidden("only operators manage service-wide webhooks", code="owner_only")
         grant = require_grant(self._store, area_id, actor_id)
         if grant.role is not Role.OWNER:
             raise Forbidden("only the area's owner manages its webhooks", code="owner_only")
@@ -158,8 +166,6 @@ class Webhooks:
         """Register an endpoint for ``area_id`` (None: every area, for operators only);
         return it with its signing secret, which is shown this once."""
         checked = check_url(url, insecure=self._insecure)
-        if description is None:
-            description = ""
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
             raise InvalidInput(
                 f"description must be text of at most {MAX_DESCRIPTION} characters",
@@ -175,20 +181,15 @@ class Webhooks:
             created_at=self._clock(),
         )
         with self._store.transaction():
-            if area_id is not None:
-                assert actor_id is not None
-                self._require_owner(area_id, actor_id)
+            self._require_owner(area_id, actor_id)
             self._webhooks.add_endpoint(endpoint)
         return endpoint, self._secret(endpoint.id, endpoint.secret_salt)
 
     def listing(self, actor_id: str | None, area_id: str | None) -> list[Endpoint]:
-        """An area's endpoints (its owner), or with ``area_id`` None every endpoint (operator)."""
+        """An area's endpoints, or with ``area_id`` None every endpoint (operators)."""
         with self._store.transaction():
-            if area_id is None:
-                return self._webhooks.list_endpoints(None, every=True)
-            assert actor_id is not None
             self._require_owner(area_id, actor_id)
-            return self._webhooks.list_endpoints(area_id)
+            return self._webhooks.list_endpoints(area_id, every=area_id is None)
 
     def get(self, actor_id: str | None, area_id: str | None, endpoint_id: object) -> Endpoint:
         with self._store.transaction():
@@ -228,9 +229,7 @@ class Webhooks:
 
     def _endpoint(self, actor_id: str | None, area_id: str | None, endpoint_id: object) -> Endpoint:
         """The endpoint, if it belongs to ``area_id`` (an operator passes None: any)."""
-        if area_id is not None:
-            assert actor_id is not None
-            self._require_owner(area_id, actor_id)
+        self._require_owner(area_id, actor_id)
         try:
             wanted = parse_id(endpoint_id, WEBHOOK, field="webhook")
         except InvalidInput as ex:

@@ -65,14 +65,21 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
+def in_commit_order(db: peewee.Database) -> None:
+    """Hold the change lock to the end of the transaction (PostgreSQL; SQLite writers are
+    serialized already): change-log versions and audit ids taken under it commit in the
+    order they were taken."""
+    if is_postgres(db):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
+
+
 def append_change(db: peewee.Database, domain: str, subject: str, roles: list[str]) -> int:
     """Append a change-log entry in the caller's transaction; return its version.
 
     Every worker and replica follows the log (storage/feed.py): a subject's full role set
     in a domain, or a revoked access token (domain.revocations.REVOKED_DOMAIN).
     """
-    if is_postgres(db):
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
+    in_commit_order(db)
     version = int(
         ChangeRecord.insert(
             domain=domain,
@@ -344,6 +351,7 @@ class PeeweeStore:
     def append_audit(self, event: AuditEvent) -> None:
         """Record the event and, in the same transaction, publish it (webhook outbox)."""
         getattr(self._local, "actions", []).append(event.action)
+        in_commit_order(self.db)  # an export's cursor ("after id N") never skips an event
         audit_id = AuditRecord.insert(
             area_id=event.area_id,
             actor_id=event.actor_id,
@@ -361,7 +369,17 @@ class PeeweeStore:
         query = AuditRecord.select().where(AuditRecord.area_id == area_id)
         if before_id is not None:
             query = query.where(AuditRecord.id < before_id)
-        rows = query.order_by(AuditRecord.id.desc()).limit(limit)
+        return self._audit_events(query.order_by(AuditRecord.id.desc()).limit(limit))
+
+    def export_audit(self, area_id: str | None, after_id: int, limit: int) -> list[AuditEvent]:
+        """Events with ids past ``after_id``, oldest first (one area's, or all)."""
+        query = AuditRecord.select().where(AuditRecord.id > after_id)
+        if area_id is not None:
+            query = query.where(AuditRecord.area_id == area_id)
+        return self._audit_events(query.order_by(AuditRecord.id).limit(limit))
+
+    @staticmethod
+    def _audit_events(rows: Any) -> list[AuditEvent]:
         return [
             AuditEvent(
                 id=r.id,
