@@ -333,3 +333,13 @@ def test_the_invitation_email_goes_in_the_language_chosen_on_the_form(
     assert mails["new@example.com"].subject.startswith(subject)
     assert json.loads(mails["new@example.com"].headers)["Content-Language"] == chosen
     assert json.loads(mails["again@example.com"].headers)["Content-Language"] == page
+
+
+def test_activity_details_are_in_the_users_words(api: Api) -> None:
+    owner, pages = _owner(api, "es")
+    api.link(owner, "m@example.com", ["contacts", "domains"])
+    text = _text(pages.get(f"/areas/{owner.area_id}/activity").text)
+    assert "Tu rol: Propietario" in text and "Tu rol: Usuario asociado" in text
+    assert "Permisos: Contactos, Ver dominios" in text
+    assert "Estado: aceptada" in text
+    assert "role:" not in text and "permissions:" not in text and "owner" not in text

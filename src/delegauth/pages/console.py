@@ -706,7 +706,7 @@ class _Activity(_Base):
                     "when": f"{e.at:%Y-%m-%d %H:%M}",
                     "who": (actor.name or actor.email) if actor else "—",
                     "what": _action_label(locale, e.action),
-                    "details": _describe(e.after or e.before or {}),
+                    "details": self._describe(locale, e.after or e.before or {}),
                 }
             )
         self.c.page(
@@ -723,6 +723,31 @@ class _Activity(_Base):
             ),
         )
 
+    def _describe(self, locale: str, snapshot: dict[str, object]) -> str:
+        """An event's before or after, in the user's words: "Permisos: Contactos; Tu rol: …"."""
+        parts = []
+        if "email" in snapshot:
+            parts.append(f"{t(locale, 'signin.email')}: {snapshot['email']}")
+        if "permissions" in snapshot:
+            try:
+                perms = self.c.perms_text(locale, self.c.catalogue().parse(snapshot["permissions"]))
+            except DelegauthError:  # a permission since dropped from the catalogue
+                raw = snapshot["permissions"]
+                perms = ", ".join(raw) if isinstance(raw, list) else str(raw)
+            parts.append(f"{t(locale, 'um.permissions')}: {perms}")
+        if "role" in snapshot:
+            parts.append(f"{t(locale, 'area.role')}: {_known(locale, 'role.', snapshot['role'])}")
+        if "status" in snapshot:
+            status = _known(locale, "activity.status.", snapshot["status"])
+            parts.append(f"{t(locale, 'activity.status')}: {status}")
+        return "; ".join(parts)
+
+
+def _known(locale: str, prefix: str, value: object) -> str:
+    """The catalogue's words for a stored value, or the value itself when it has none."""
+    key = prefix + str(value)
+    return t(locale, key) if key in TEXT["en"] else str(value)
+
 
 def _group_label(locale: str, group: str) -> str:
     key = "group." + group
@@ -732,15 +757,6 @@ def _group_label(locale: str, group: str) -> str:
 def _action_label(locale: str, action: str) -> str:
     key = "activity." + action
     return t(locale, key) if key in TEXT["en"] else action
-
-
-def _describe(snapshot: dict[str, object]) -> str:
-    parts = []
-    for key in ("email", "permissions", "role", "status"):
-        if key in snapshot:
-            value = snapshot[key]
-            parts.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
-    return "; ".join(parts)
 
 
 class _Mine(_Base):
