@@ -178,15 +178,25 @@ class _Tables:
         self._join = "JOIN" if postgres else "CROSS JOIN"
 
     def _select(self, sql: str, values: Sequence[Any], width: int = 1) -> list[tuple[Any, ...]]:
+        """Run ``sql`` for ``values``: its ``{}`` stands for a row set of them (one column
+        each, or ``width`` columns of tuples)."""
         rows: list[tuple[Any, ...]] = []
         if not values:
             return rows
-        one = "(" + ",".join([self.mark] * width) + ")" if width > 1 else self.mark
         cur = self.conn.cursor()
+        if self.postgres:  # one statement: a text array a column, unnested
+            try:
+                arrays = ", ".join(["%s::text[]"] * width)
+                columns = [list(c) for c in zip(*values, strict=True)] if width > 1 else [values]
+                cur.execute(sql.format(f"SELECT * FROM unnest({arrays})"), columns)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+        one = "(" + ",".join([self.mark] * width) + ")" if width > 1 else self.mark
         try:
             for part in _chunks(list(values), _CHUNK // width):
                 if width > 1:
-                    marks = ",".join([one] * len(part))
+                    marks = "VALUES " + ",".join([one] * len(part))
                     params = [v for item in part for v in item]
                 else:
                     marks = ",".join([one] * len(part))
@@ -231,7 +241,7 @@ class _Tables:
         # A join from the pairs, not "(area_id, user_id) IN (VALUES …)": SQLite scans the
         # whole table for that. CROSS JOIN keeps SQLite's loop order (pairs outside).
         rows = self._select(
-            f"WITH p(a, u) AS (VALUES {{}}) SELECT g.area_id, g.user_id, g.role,"
+            f"WITH p(a, u) AS ({{}}) SELECT g.area_id, g.user_id, g.role,"
             f" g.permissions, g.version FROM p {self._join} grants g"
             " ON g.area_id = p.a AND g.user_id = p.u",
             sorted(set(pairs)),
@@ -241,7 +251,7 @@ class _Tables:
 
     def invitations(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], _Invitation]:
         rows = self._select(
-            f"WITH p(a, e) AS (VALUES {{}}) SELECT i.area_id, i.email, i.id, i.permissions,"
+            f"WITH p(a, e) AS ({{}}) SELECT i.area_id, i.email, i.id, i.permissions,"
             f" i.invited_by, i.expires_at FROM p {self._join} invitations i"
             f" ON i.area_id = p.a AND i.email = p.e WHERE i.status = '{_PENDING}'",
             sorted(set(pairs)),
