@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,11 @@ class Target:
         with self.db.connection_context():
             sql = "SELECT COALESCE(MAX(version), 0) FROM policy_changes"
             return int(self.db.execute_sql(sql).fetchone()[0])
+
+    def rules(self) -> list[tuple[str, ...]]:
+        with self.db.connection_context():
+            sql = "SELECT ptype, v0, v1, v2 FROM casbin_rule ORDER BY ptype, v0, v1, v2"
+            return [tuple(r) for r in self.db.execute_sql(sql).fetchall()]
 
     def export(self, fmt: str = "jsonl") -> str:
         out = io.StringIO()
@@ -352,6 +358,66 @@ def test_an_interrupted_import_resumes_to_the_state_of_an_uninterrupted_one(
     again = fresh()
     again.run(path, ids=_counting_ids(), batch_size=2)
     assert (again.counts(), again.export()) == resumed
+
+
+# Imports FILE into URL in batches of 3 lines, and stops inside batch 3 (its rows written,
+# not committed) after creating READY, until it is killed.
+_KILLED_MID_BATCH = """
+import sys, time
+from pathlib import Path
+from delegauth.policy.bundle import load_bundle
+from delegauth.storage.db import open_database
+from delegauth.storage.transfer import BulkImporter
+
+url, path, ready, policies = sys.argv[1:5]
+
+def hold(batch):
+    if batch == 3:
+        Path(ready).touch()
+        time.sleep(120)
+
+catalogue = load_bundle(policies).catalogue
+BulkImporter(open_database(url), catalogue).run(path, batch_size=3, before_commit=hold)
+"""
+
+
+def test_an_import_killed_mid_batch_resumes_to_the_state_of_an_uninterrupted_one(
+    fresh: Any, tmp_path: Path
+) -> None:
+    other = "a_" + "r" * 26
+    path = _file(tmp_path, _lines(
+        *({"kind": "user", "id": U[n], "email": f"{n}@example.com"} for n in U),
+        {"kind": "area", "id": AREA, "name": "Acme", "owner": "ana@example.com"},
+        {"kind": "area", "id": other, "name": "Beta", "owner": U["bo"]},
+        {"kind": "grant", "user": "bo@example.com", "area": AREA, "permissions": ["invoices"]},
+        {"kind": "grant", "user": "cy@example.com", "area": AREA, "permissions": "all"},
+        {"kind": "grant", "user": U["dee"], "area": AREA, "permissions": ["tickets"]},
+        {"kind": "grant", "user": "ana@example.com", "area": other, "permissions": ["quotes"]},
+        {"kind": "grant", "user": "cy@example.com", "area": other, "permissions": ["invoices"]},
+        {"kind": "grant", "user": "bo@example.com", "area": AREA, "permissions": ["domains"]},
+    ))  # fmt: skip
+    target = fresh()
+    ready = tmp_path / "ready"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-c", _KILLED_MID_BATCH, target.url, str(path), str(ready), POLICIES]
+    with subprocess.Popen(cmd, env=env) as proc:
+        for _ in range(600):  # until batch 3 is written (or the child ended early)
+            if ready.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert ready.exists(), "the import did not reach batch 3"
+        proc.kill()
+    partial = target.counts()
+    assert partial["users"] == 4 and partial["areas"] == 2  # batches 1 and 2: lines 1-6
+    assert partial["grants"] == 2 and partial["policy_changes"] == 2
+    summary, bad = target.run(path, batch_size=3)
+    assert bad == [] and summary.resumed_after == 6 and summary.lines == 6
+    resumed = (target.counts(), target.export(), target.rules())
+
+    again = fresh()
+    again.run(path, batch_size=3)
+    assert (again.counts(), again.export(), again.rules()) == resumed
+    assert resumed[0]["grants"] == 7 and resumed[0]["policy_changes"] == 8
 
 
 def test_decisions_follow_each_committed_batch(
