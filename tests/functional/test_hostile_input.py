@@ -102,6 +102,23 @@ def test_nesting_just_past_the_limit_is_refused_and_at_the_limit_is_read(api: Ap
 
 
 @pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("[]," * 40 + "[" * 30 + "]" * 30, False),  # many brackets, 32 deep: read
+        ("[]," * 40 + "[" * 31 + "]" * 31, True),  # one level more: refused
+        ('"]]]]", "{{", ' + "[" * 31 + "]" * 31, True),  # brackets in strings
+        ('"\\"]]", ' + "[" * 31 + "]" * 31, True),  # an escaped quote before them
+        ('"\\"]]", ' + "[" * 30 + "]" * 30, False),
+    ],
+)
+def test_nesting_is_measured_past_brackets_in_strings(api: Api, name: str, refused: bool) -> None:
+    body = '{"email":"x@example.com","password":"p","name":[' + name + "]}"
+    res = api.call("POST", "/v1/signup", body=body, headers={"Content-Type": "application/json"})
+    assert res.status_code == 400
+    assert ("nests more than" in res.text) is refused, res.text
+
+
+@pytest.mark.parametrize(
     "body",
     [
         '{"email": "a\\ud800@example.com", "password": "correct horse battery staple"}',

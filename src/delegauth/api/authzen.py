@@ -133,9 +133,11 @@ def _consistency(body: dict[str, Any]) -> int:
 Request = Question | str
 
 
-def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[str, Any]:
+def _decision(
+    decider: Decider, body: dict[str, Any], request: Request, tally: metrics.DecisionTally
+) -> dict[str, Any]:
     """The Decision for one validated evaluation (``request`` is ``_request(body)``):
-    decide, then explain if asked."""
+    decide (counted in ``tally``), then explain if asked."""
     if isinstance(request, str):
         decision: dict[str, Any] = {"decision": False}
         if _wants_explanation(body):
@@ -143,7 +145,7 @@ def _decision(decider: Decider, body: dict[str, Any], request: Request) -> dict[
         return decision
     started = time.perf_counter()
     allowed = decider.decide_question(request)
-    metrics.observe_decision(allowed, time.perf_counter() - started)
+    tally.add(allowed, time.perf_counter() - started)
     decision = {"decision": allowed}
     if _wants_explanation(body):
         if decider.fast and request.domain is not None:
@@ -190,7 +192,11 @@ def _single(
     catch up to the caller's consistency token, decide."""
     request = _request(decider, body, token_area, users_by_email)
     decider.wait_for(_consistency(body))
-    return _decision(decider, body, request)
+    tally = metrics.DecisionTally()
+    try:
+        return _decision(decider, body, request, tally)
+    finally:
+        tally.observe()
 
 
 class EvaluationsResource:
@@ -244,20 +250,24 @@ class EvaluationsResource:
             )
         )
         results: list[dict[str, Any]] = []
-        for evaluation, request in evaluations:
-            if isinstance(request, InvalidInput):
-                result: dict[str, Any] = {
-                    "decision": False,
-                    "context": {"error": authzen_error(request)},
-                }
-            else:
-                result = _decision(self._decider, evaluation, request)
-            results.append(result)
-            # A failure is a denial (AuthZEN "Evaluations semantics").
-            if semantic == "deny_on_first_deny" and not result["decision"]:
-                break
-            if semantic == "permit_on_first_permit" and result["decision"]:
-                break
+        tally = metrics.DecisionTally()
+        try:
+            for evaluation, request in evaluations:
+                if isinstance(request, InvalidInput):
+                    result: dict[str, Any] = {
+                        "decision": False,
+                        "context": {"error": authzen_error(request)},
+                    }
+                else:
+                    result = _decision(self._decider, evaluation, request, tally)
+                results.append(result)
+                # A failure is a denial (AuthZEN "Evaluations semantics").
+                if semantic == "deny_on_first_deny" and not result["decision"]:
+                    break
+                if semantic == "permit_on_first_permit" and result["decision"]:
+                    break
+        finally:
+            tally.observe()
         self._auth.still_valid(claims)
         send_json(resp, {"evaluations": results})
 

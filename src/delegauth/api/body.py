@@ -52,8 +52,14 @@ def read_json(
         raise InvalidInput(_TOO_DEEP) from ex
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
-    if "\\u" in text or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
-        _check_json(data)
+    if "\\u" in text:
+        _check_json(data)  # escapes can spell lone surrogates: check every string
+    elif text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        depth = _nesting(raw)
+        if depth is None:
+            _check_json(data)
+        elif depth > MAX_JSON_DEPTH:
+            raise InvalidInput(_TOO_DEEP)
     if fields is not None:
         for name in data:
             if name not in fields:
@@ -67,6 +73,31 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 _TOO_DEEP = f"the body nests more than {MAX_JSON_DEPTH} levels deep"
+
+
+# _nesting keeps brackets and quotes, and reads both kinds of bracket as one.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+
+
+def _nesting(raw: bytes) -> int | None:
+    """How deep a parsed JSON document nests (up to MAX_JSON_DEPTH + 1), read from its
+    brackets at C speed; None when a string holds a bracket or an escape (walk it then).
+
+    Without escapes, a string is its two quotes and what lies between; once everything
+    but brackets and quotes is dropped, a string without brackets is two adjacent quotes.
+    Each round then drops the innermost pairs, one level of nesting per round.
+    """
+    if b"\\" in raw:
+        return None
+    shape = raw.translate(_ONE_KIND, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in shape:
+        return None
+    depth = 0
+    while shape and depth <= MAX_JSON_DEPTH:
+        shape = shape.replace(b"[]", b"")
+        depth += 1
+    return depth
 
 
 def _check_json(data: Any) -> None:

@@ -43,6 +43,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from delegauth.domain.entities import User
@@ -146,8 +147,15 @@ class Question:
     domain: str | None
     obj: str
     act: str
-    values: tuple[object, ...]  # in the order of the model's request definition
+    # Builds ``values``: only a decision Casbin makes itself needs them, so the delegation
+    # model's index never pays for them.
+    build: Callable[[], tuple[object, ...]] = field(repr=False, compare=False)
     resource_id: str | None = None  # resource.id: grants on single resources count there
+
+    @cached_property
+    def values(self) -> tuple[object, ...]:
+        """The request's fields, in the order of the model's request definition."""
+        return self.build()
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,6 @@ class RequestMapping:
         Raises InvalidInput naming the field when the request lacks what this mapping
         needs (a 400, never a silent deny)."""
         subject, resource, action = body["subject"], body["resource"], body["action"]
-        context = body.get("context") or {}
         domain = self._domain(resource, token_area)
         if isinstance(domain, _Refusal):
             return domain.reason
@@ -228,24 +235,24 @@ class RequestMapping:
                 field="resource.id",
             )
         obj_text = resource["type"] if self.object_source == "resource.type" else resource["id"]
-        values: dict[str, object] = {
-            "sub": Value(name, self._attributes("subject", subject, listed)),
-            "dom": domain,
-            "obj": Value(
-                obj_text,
-                self._attributes(
-                    "resource", resource, self.resources.get((resource["type"], resource.get("id")))
-                ),
-            ),
-            "act": Value(action["name"], self._attributes("action", action, None)),
-            "ctx": Value("", self._context(context)),
-        }
+
+        def build() -> tuple[object, ...]:
+            listed_resource = self.resources.get((resource["type"], resource.get("id")))
+            values: dict[str, object] = {
+                "sub": Value(name, self._attributes("subject", subject, listed)),
+                "dom": domain,
+                "obj": Value(obj_text, self._attributes("resource", resource, listed_resource)),
+                "act": Value(action["name"], self._attributes("action", action, None)),
+                "ctx": Value("", self._context(body.get("context") or {})),
+            }
+            return tuple(values[token] for token in self.tokens)
+
         return Question(
             subject=name,
             domain=domain,
             obj=obj_text,
             act=action["name"],
-            values=tuple(values[token] for token in self.tokens),
+            build=build,
             resource_id=resource.get("id"),
         )
 
