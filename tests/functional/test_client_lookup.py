@@ -71,3 +71,21 @@ def test_a_lost_connection_is_a_503_then_heals(api: Api, services: Services) -> 
     assert res.status_code == 503
     res = _token(api, "billing", secret)
     assert res.status_code == 200, res.json
+
+
+def test_a_client_changed_by_another_process_is_read_as_it_is_now(
+    api: Api, services: Services
+) -> None:
+    _row, secret = services.clients.create(
+        "billing", grant_types=[CLIENT_CREDENTIALS], scopes=["decisions"]
+    )
+    assert secret is not None
+    assert _token(api, "billing", secret).status_code == 200
+    with services.db.connection_context():  # as `delegauth` in another process would
+        services.db.execute_sql(
+            f"UPDATE oauth_clients SET scopes = {services.db.param} WHERE client_id = "
+            f"{services.db.param}",
+            ('["introspect"]', "billing"),
+        )
+    res = _token(api, "billing", secret)
+    assert res.status_code == 400 and res.json["error"] == "invalid_scope", res.json

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import peewee
 
@@ -30,6 +31,8 @@ __all__ = ["ClientRow", "CodeRow", "PeeweeOAuthStore", "RefreshRow", "SessionRow
 
 # How long a revocation is kept past its token's expiry (verifiers allow seconds of skew).
 _KEEP = timedelta(hours=1)
+# Client rows kept parsed, by their columns' values (emptied when full).
+_PARSED_CLIENTS = 1024
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ _CLIENT_COLUMNS = (
 class PeeweeOAuthStore:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
+        self._parsed_clients: dict[tuple[Any, ...], ClientRow] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -157,6 +161,19 @@ class PeeweeOAuthStore:
             found = self._db.execute_sql(sql, (client_id,)).fetchone()
         if found is None:
             return None
+        # The row is read every time (a deleted or changed client is seen at once); only
+        # turning the same columns into a ClientRow again is skipped.
+        found = tuple(found)
+        parsed = self._parsed_clients.get(found)
+        if parsed is None:
+            parsed = self._parse_client(found)
+            if len(self._parsed_clients) >= _PARSED_CLIENTS:
+                self._parsed_clients.clear()
+            self._parsed_clients[found] = parsed
+        return parsed
+
+    @staticmethod
+    def _parse_client(found: tuple[Any, ...]) -> ClientRow:
         cid, secret_hash, name, uris, grant_types, scopes, first_party, created_at = found
         return ClientRow(
             client_id=cid,
