@@ -39,7 +39,10 @@ def test_the_invite_form_limits_a_permission_to_the_ids_typed(api: Api, language
     path = f"/areas/{owner.area_id}/users/invite"
     form = pages.get(path).text
     assert 'name="scope-managedomains"' in form and 'name="scope-invoices"' not in form
-    label = {"en": "Only these (optional)", "es": "Solo estos (opcional)"}[language]
+    label = {
+        "en": "Manage domains: only these (optional)",
+        "es": "Gestionar dominios: solo estos (opcional)",
+    }[language]
     assert label in _text(form)
 
     for scope, refusal in (("münchen.de", "invalid"), ("a.example, -b", "invalid")):

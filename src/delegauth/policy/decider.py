@@ -51,6 +51,7 @@ from delegauth.errors import Unavailable, VersionAhead
 from delegauth.policy.bundle import PolicyBundle
 from delegauth.policy.casbin_engine import CasbinEngine, build_enforcer, parse_model
 from delegauth.policy.index import (
+    ON_RESOURCES,
     ActionTable,
     closure,
     honours_resource_ids,
@@ -62,7 +63,7 @@ __all__ = ["AreaChange", "Decider", "PolicyFeed"]
 
 log = logging.getLogger(__name__)
 
-_EMPTY: frozenset[tuple[str, ...]] = frozenset()
+_EMPTY: frozenset[tuple[str, ...] | str] = frozenset()
 _MAX_EMPTY_AREAS = 100_000
 # What one area costs in memory, estimated for the bytes bound: the area and its entry in
 # the table, and each subject with its links and its memo of answers (measured by
@@ -111,7 +112,7 @@ class _Area:
     def __init__(self, links: dict[str, frozenset[str]], loaded_version: int) -> None:
         self.links = links
         # (obj, act), and (obj, act, resource id) for grants on single resources
-        self.allowed: dict[str, frozenset[tuple[str, ...]]] = {}
+        self.allowed: dict[str, frozenset[tuple[str, ...] | str]] = {}
         self.loaded_version = loaded_version
         self.engine: CasbinEngine | None = None
         self.used = False  # set by each use; the eviction sweep clears it
@@ -295,7 +296,9 @@ class Decider:
             allowed = area.allowed[subject] = policy.table.allowed(
                 closure(subject, area.links), domain
             )
-        return (obj, act) in allowed or (obj, act, resource_id) in allowed
+        return (obj, act) in allowed or (
+            ON_RESOURCES in allowed and (obj, act, resource_id) in allowed
+        )
 
     def decide_question(self, question: Question) -> bool:
         """Decide an AuthZEN request as the policy's mapping put it (policy.mapping).

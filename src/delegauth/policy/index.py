@@ -22,11 +22,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["FAST_MATCHERS", "ActionTable", "honours_resource_ids", "supports_fast_path"]
+__all__ = [
+    "FAST_MATCHERS",
+    "ON_RESOURCES",
+    "ActionTable",
+    "honours_resource_ids",
+    "supports_fast_path",
+]
 
 ANY_DOMAIN = "*"
 MAX_HIERARCHY = 10
 SCOPE_SEP = "@"  # as in the matcher below (domain.ids.SCOPE_SEP)
+# In an allowed set that holds (obj, act, resource id) entries: a deny for a subject without
+# grants on single resources then costs one lookup of a str (its hash cached), not a tuple.
+ON_RESOURCES = "@on-resources"
 
 _SCOPED_MATCHER = (
     '(g(r.sub,p.sub,r.dom)||g(r.sub,p.sub+"@"+r.obj.id,r.dom))'
@@ -94,7 +103,7 @@ class ActionTable:
         self._specific_domains = {
             dom for doms in self._table.values() for dom in doms if dom != ANY_DOMAIN
         }
-        self._cache: dict[tuple[frozenset[str], str], frozenset[tuple[str, ...]]] = {}
+        self._cache: dict[tuple[frozenset[str], str], frozenset[tuple[str, ...] | str]] = {}
 
     def _here(self, sub: str, key_dom: str) -> frozenset[tuple[str, str]]:
         doms = self._table.get(sub)
@@ -105,9 +114,10 @@ class ActionTable:
             found = found | doms.get(key_dom, frozenset())
         return found
 
-    def allowed(self, subjects: frozenset[str], domain: str) -> frozenset[tuple[str, ...]]:
+    def allowed(self, subjects: frozenset[str], domain: str) -> frozenset[tuple[str, ...] | str]:
         """What any of ``subjects`` may do in ``domain``: (obj, act) everywhere, and
-        (obj, act, resource id) on single resources; memoized per distinct subject set."""
+        (obj, act, resource id) on single resources (with ON_RESOURCES then); memoized per
+        distinct subject set."""
         key_dom = domain if domain in self._specific_domains else ANY_DOMAIN
         # Keyed by the roles that have p lines (or are such a role on one resource), not by
         # the whole closure (which holds the user's own id): users with the same roles share
@@ -118,14 +128,17 @@ class ActionTable:
         key = (selecting, key_dom)
         found = self._cache.get(key)
         if found is None:
-            acc: set[tuple[str, ...]] = set()
+            acc: set[tuple[str, ...] | str] = set()
             for sub in key[0]:
                 acc.update(self._here(sub, key_dom))
                 # Every split, as Casbin compares p.sub + "@" + r.obj.id with the whole name.
                 at = sub.find(SCOPE_SEP) if self.scoped else -1
                 while at >= 0:
                     resource_id = sub[at + 1 :]
-                    acc.update((o, a, resource_id) for o, a in self._here(sub[:at], key_dom))
+                    on_it = [(o, a, resource_id) for o, a in self._here(sub[:at], key_dom)]
+                    if on_it:
+                        acc.update(on_it)
+                        acc.add(ON_RESOURCES)
                     at = sub.find(SCOPE_SEP, at + 1)
             found = frozenset(acc)
             if len(self._cache) > 200_000:
