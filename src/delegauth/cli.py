@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from delegauth.config import Settings, load_settings
@@ -140,7 +141,7 @@ def _principal(settings: Settings, user_id: str, area_id: str) -> tuple[str, Pri
             return f"no such user: {user_id}", None
         if store.get_area(area_id) is None:
             return f"no such area: {area_id}", None
-        principal = principal_for(store, user_id, area_id)
+        principal = principal_for(store, user_id, area_id, datetime.now(UTC).replace(tzinfo=None))
     if principal is None:
         return f"user {user_id} holds no grant in area {area_id}", None
     return "", principal

@@ -47,6 +47,10 @@ class Settings:
     # ES256 by default: it signs about 10x faster than RS256 (bench/tokens.py).
     signing_algorithm: str = "ES256"
     invitation_days: int = 7
+    # Grants that end: the delegate is reminded this long before (DELEGAUTH_EXPIRY_REMINDER_DAYS;
+    # 0: no reminder), and the sweep that sends reminders and records lapses runs this often.
+    expiry_reminder_days: float = 3.0
+    expiry_sweep_s: float = 30.0
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"
     workers: int = 2

@@ -300,15 +300,22 @@ class TokenService:
         role: str | None = None,
         permissions: list[str] | str | None = None,
         lifetime_s: int | None = None,
+        not_after: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """Sign an access token; return it with its claims."""
+        """Sign an access token; return it with its claims. ``not_after`` (epoch seconds,
+        the end of the grant behind it) caps its exp: no token outlives its grant."""
         now = int(self._clock())
+        exp = now + (lifetime_s or self._lifetime)
+        if not_after is not None:
+            if not_after <= now:
+                raise Unauthenticated("the grant has ended")
+            exp = min(exp, not_after)
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": sub,
             "aud": self.audience,
             "iat": now,
-            "exp": now + (lifetime_s or self._lifetime),
+            "exp": exp,
             "jti": secrets.token_urlsafe(16),
             "client_id": client_id,
             "scope": " ".join(scope),

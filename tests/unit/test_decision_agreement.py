@@ -476,14 +476,15 @@ def test_role_hierarchy_agrees_with_casbin(
 
 @pytest.mark.parametrize("depth", range(1, 13))
 def test_hierarchy_depth_limit_matches_casbin(depth: int) -> None:
-    """Casbin follows at most 10 levels (the subject plus 9 links up); so must the index."""
+    """Casbin's conditional role manager (the shipped g = _, _, _, (_)) follows at most 10
+    links up from the subject; so must the index."""
     feed = FakeFeed()
     chain = [USERS[0], *(f"role:level{n}" for n in range(1, depth)), "perm:invoices"]
     for sub, role in zip(chain, chain[1:], strict=False):
         feed.links[(sub, AREAS[0])] = frozenset({role})
     decider = _decider(SHIPPED, feed)
     _assert_agree(SHIPPED, feed, [decider], [(USERS[0], AREAS[0], ("invoice", "read"))])
-    assert decider.decide(USERS[0], AREAS[0], "invoice", "read") is (depth <= 9)
+    assert decider.decide(USERS[0], AREAS[0], "invoice", "read") is (depth <= 10)
 
 
 def test_changing_an_inherited_role_reaches_its_members() -> None:
@@ -579,10 +580,17 @@ def test_rule_with_unknown_ptype_is_rejected(line: tuple[str, ...]) -> None:
 
 
 def test_every_line_reaches_the_enforcer() -> None:
-    rules = [("g", USERS[0], ROLE_OWNER, AREAS[0]), ("g", USERS[1], "perm:invoices", AREAS[0])]
+    """A g line given without its end has none ("_"); one with an end keeps it."""
+    rules = [
+        ("g", USERS[0], ROLE_OWNER, AREAS[0]),
+        ("g", USERS[1], "perm:invoices", AREAS[0]),
+        ("g", USERS[2], "perm:quotes", AREAS[0], "2030-01-02T03:04:05Z"),
+    ]
     enforcer = build_enforcer(SHIPPED, rules)
     assert sorted(map(tuple, enforcer.get_policy())) == sorted(line[1:] for line in SHIPPED.p_lines)
-    assert sorted(map(tuple, enforcer.get_grouping_policy())) == sorted(r[1:] for r in rules)
+    assert sorted(map(tuple, enforcer.get_grouping_policy())) == sorted(
+        [(*rules[0][1:], "_"), (*rules[1][1:], "_"), rules[2][1:]]
+    )
 
 
 def test_unknown_ptype_in_policy_csv_is_rejected_by_build_enforcer(variant_dir: Path) -> None:

@@ -39,6 +39,7 @@ from delegauth.config import Settings, load_settings
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.audit_trail import AuditTrail
 from delegauth.domain.catalogue import Catalogue
+from delegauth.domain.expiry import ExpirySweep
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 from delegauth.domain.ports import Clock, PasswordHasher
@@ -97,6 +98,7 @@ class Services:
     webhooks: Webhooks
     dispatcher: WebhookDispatcher
     audit_trail: AuditTrail
+    expiry: ExpirySweep
     stoppers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -143,6 +145,7 @@ def build_services(
         max_areas=max_areas,
         max_bytes=max_bytes,
         revoked=revoked,
+        clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
     )
     store = PeeweeStore(db, policy_hash=lambda: decider.policy_hash)
     decider.sync()
@@ -241,6 +244,12 @@ def build_services(
         ),
         dispatcher=_dispatcher(settings, store, clock, webhook_key),
         audit_trail=AuditTrail(store, store),
+        expiry=ExpirySweep(
+            store,
+            composer,
+            clock,
+            remind_before=timedelta(days=settings.expiry_reminder_days),
+        ),
     )
     background = settings.background if start_background is None else start_background
     if background:
@@ -252,6 +261,7 @@ def build_services(
         # Every worker dispatches (leases keep them apart); its own commits wake it.
         store.on_published = services.dispatcher.wake
         services.stoppers.append(services.dispatcher.start(settings.webhook_poll_ms / 1000))
+        services.stoppers.append(services.expiry.start(settings.expiry_sweep_s))
     return services
 
 

@@ -8,6 +8,7 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.body import read_json, send_json
 from delegauth.api.params import count_param
 from delegauth.api.views import audit_view, grant_view, invitation_view, member_view
+from delegauth.domain.expiry import KEEP
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 
@@ -41,8 +42,14 @@ class MemberResource:
         self, req: falcon.Request, resp: falcon.Response, area_id: str, user_id: str
     ) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max, ("permissions",))
-        change = self._members.change(claims.sub, area_id, user_id, data.get("permissions"))
+        data = read_json(req, self._max, ("permissions", "valid_until"))
+        change = self._members.change(
+            claims.sub,
+            area_id,
+            user_id,
+            data.get("permissions"),
+            data.get("valid_until", KEEP),
+        )
         assert change.grant is not None
         send_json(resp, {"member": grant_view(change.grant), "policy_version": change.version})
 
@@ -67,9 +74,13 @@ class InvitationsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max, ("email", "permissions"))
+        data = read_json(req, self._max, ("email", "permissions", "valid_until"))
         inv, created = self._invitations.invite(
-            claims.sub, area_id, data.get("email"), data.get("permissions")
+            claims.sub,
+            area_id,
+            data.get("email"),
+            data.get("permissions"),
+            data.get("valid_until"),
         )
         send_json(resp, {"invitation": invitation_view(inv)}, 201 if created else 200)
 
@@ -84,8 +95,14 @@ class InvitationResource:
         self, req: falcon.Request, resp: falcon.Response, area_id: str, invitation_id: str
     ) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max, ("permissions",))
-        inv = self._invitations.edit(claims.sub, area_id, invitation_id, data.get("permissions"))
+        data = read_json(req, self._max, ("permissions", "valid_until"))
+        inv = self._invitations.edit(
+            claims.sub,
+            area_id,
+            invitation_id,
+            data.get("permissions"),
+            data.get("valid_until", KEEP),
+        )
         send_json(resp, {"invitation": invitation_view(inv)})
 
     def on_delete(

@@ -59,6 +59,7 @@ def invitation_view(inv: Invitation, area: Area | None = None) -> dict[str, Any]
         "expires_at": _ts(inv.expires_at),
         "created_at": _ts(inv.created_at),
         "sends": inv.sends,
+        "valid_until": None if inv.valid_until is None else _ts(inv.valid_until),
     }
     if area is not None:
         body["area_name"] = area.name
@@ -74,6 +75,7 @@ def grant_view(grant: Grant) -> dict[str, Any]:
         "version": grant.version,
         "created_at": _ts(grant.created_at),
         "updated_at": _ts(grant.updated_at),
+        "valid_until": None if grant.valid_until is None else _ts(grant.valid_until),
     }
 
 

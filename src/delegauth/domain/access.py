@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from delegauth.domain.catalogue import MANAGE_USERS, PermissionSet
 from delegauth.domain.entities import Grant, Role
 from delegauth.domain.ports import Store
@@ -10,17 +12,21 @@ from delegauth.errors import Escalation, Forbidden, NotFound
 __all__ = ["require_grant", "require_manager", "require_may_give", "require_may_touch"]
 
 
-def require_grant(store: Store, area_id: str, actor_id: str) -> Grant:
-    """Return the actor's grant in the area; an area they cannot reach does not exist for them."""
+def require_grant(store: Store, area_id: str, actor_id: str, now: datetime | None = None) -> Grant:
+    """Return the actor's grant in the area; an area they cannot reach does not exist for them
+    (nor does one whose grant has ended by ``now``)."""
     grant = store.get_grant(area_id, actor_id)
-    if grant is None:
+    if grant is None or (now is not None and grant.ended(now)):
         raise NotFound("no such area")
     return grant
 
 
-def require_manager(store: Store, area_id: str, actor_id: str) -> Grant:
-    """Return the actor's grant if they may manage users: the owner, or a delegate with users."""
-    grant = require_grant(store, area_id, actor_id)
+def require_manager(
+    store: Store, area_id: str, actor_id: str, now: datetime | None = None
+) -> Grant:
+    """Return the actor's grant if they may manage users: the owner, or a delegate with users
+    (whose grant has not ended by ``now``)."""
+    grant = require_grant(store, area_id, actor_id, now)
     if grant.role is not Role.OWNER and not grant.permissions.has(MANAGE_USERS):
         raise Forbidden("managing users needs the 'users' permission", code="needs_users")
     return grant

@@ -8,7 +8,14 @@ from enum import StrEnum
 from typing import Any
 
 from delegauth.domain.catalogue import PermissionSet
-from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, casbin_area, casbin_perm, casbin_user
+from delegauth.domain.ids import (
+    PERM_ALL,
+    ROLE_OWNER,
+    casbin_area,
+    casbin_perm,
+    casbin_until,
+    casbin_user,
+)
 
 __all__ = [
     "AuditEvent",
@@ -67,6 +74,7 @@ class Invitation:
     created_at: datetime
     updated_at: datetime
     sends: int = 1
+    valid_until: datetime | None = None  # the grant it becomes ends then (naive UTC)
 
     def is_open(self, now: datetime) -> bool:
         return self.status is InvitationStatus.PENDING and now < self.expires_at
@@ -85,6 +93,11 @@ class Grant:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    valid_until: datetime | None = None  # access ends at this instant (naive UTC)
+
+    def ended(self, now: datetime) -> bool:
+        """True from the instant the grant ends on (never for a grant without an end)."""
+        return self.valid_until is not None and now >= self.valid_until
 
     def casbin_roles(self) -> list[str]:
         """The Casbin roles this grant puts the user in, within the area's domain."""
@@ -97,10 +110,13 @@ class Grant:
             casbin_perm(n, rid) for n, rid in sorted(self.permissions.scoped)
         ]
 
-    def casbin_rules(self) -> list[tuple[str, str, str]]:
-        """The g lines (subject, role, domain) that record this grant."""
+    def casbin_rules(self) -> list[tuple[str, ...]]:
+        """The g lines (subject, role, domain[, end]) that record this grant."""
         sub, dom = casbin_user(self.user_id), casbin_area(self.area_id)
-        return [(sub, role, dom) for role in self.casbin_roles()]
+        if self.valid_until is None:
+            return [(sub, role, dom) for role in self.casbin_roles()]
+        end = casbin_until(self.valid_until)
+        return [(sub, role, dom, end) for role in self.casbin_roles()]
 
     def held(self) -> PermissionSet:
         return PermissionSet.everything() if self.role is Role.OWNER else self.permissions

@@ -10,23 +10,27 @@ import base64
 import re
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 
 from delegauth.errors import InvalidInput
 
 __all__ = [
     "AREA",
+    "CASBIN_NO_END",
     "INVITATION",
     "USER",
     "WEBHOOK",
     "IdFactory",
     "casbin_area",
     "casbin_perm",
+    "casbin_until",
     "casbin_user",
     "is_casbin_name",
     "RESOURCE_ID_RE",
     "SCOPE_SEP",
     "new_id",
     "parse_id",
+    "until_from_casbin",
     "ROLE_OWNER",
     "PERM_ALL",
 ]
@@ -52,6 +56,11 @@ ROLE_OWNER = "role:owner"
 PERM_ALL = "perm:all"
 
 IdFactory = Callable[[str], str]
+
+# A grant's end on its g lines (the model's link condition parameter): UTC, whole seconds.
+CASBIN_NO_END = "_"
+_CASBIN_TIME = "%Y-%m-%dT%H:%M:%SZ"
+_CASBIN_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
 def new_id(kind: str) -> str:
@@ -98,3 +107,19 @@ def casbin_perm(name: str, resource_id: str | None = None) -> str:
     if not RESOURCE_ID_RE.match(resource_id):
         raise InvalidInput("not a valid resource id", field="permissions")
     return f"perm:{name}{SCOPE_SEP}{resource_id}"
+
+
+def casbin_until(when: datetime) -> str:
+    """The g line's fourth field for an end given as naive UTC."""
+    return when.strftime(_CASBIN_TIME)
+
+
+def until_from_casbin(text: str) -> datetime | None:
+    """The end (naive UTC) a g line's fourth field names; None for none (``_`` or empty).
+
+    Raises ValueError for anything else: a rule that cannot be read must not allow."""
+    if not text or text == CASBIN_NO_END:
+        return None
+    if not _CASBIN_TIME_RE.match(text):
+        raise ValueError(f"not a grant end: {text!r}")
+    return datetime.strptime(text, _CASBIN_TIME)

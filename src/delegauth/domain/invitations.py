@@ -17,6 +17,12 @@ from delegauth.domain.entities import (
     Role,
     User,
 )
+from delegauth.domain.expiry import (
+    KEEP,
+    parse_valid_until,
+    require_may_give_until,
+    valid_until_text,
+)
 from delegauth.domain.ids import INVITATION, IdFactory, new_id, parse_id
 from delegauth.domain.members import Change
 from delegauth.domain.ports import Clock, MailComposer, PolicyListener, Store, ignore_change
@@ -46,6 +52,7 @@ def _snapshot(inv: Invitation) -> dict[str, object]:
         "permissions": inv.permissions.to_json(),
         "status": str(inv.status),
         "expires_at": inv.expires_at.isoformat(),
+        "valid_until": valid_until_text(inv.valid_until),
     }
 
 
@@ -77,20 +84,24 @@ class Invitations:
         area_id: str,
         email: object,
         permissions: object,
+        valid_until: object = None,
         *,
         mail_locale: str | None = None,
     ) -> tuple[Invitation, bool]:
         """Invite an email; re-inviting updates and resends. Returns (invitation, created).
 
-        The email goes in ``mail_locale`` when the inviter chose one ("en" or "es")."""
+        ``valid_until``: when the access it offers ends (domain.expiry; None: never). The
+        email goes in ``mail_locale`` when the inviter chose one ("en" or "es")."""
         canon = canonical_email(email)
         if mail_locale is not None and mail_locale not in LOCALES:
             raise InvalidInput("the email's language must be en or es", field="language")
         offered = self._catalogue().parse(permissions)
         now = self._clock()
+        until = parse_valid_until(valid_until, now)
         with self._store.transaction():
-            actor = require_manager(self._store, area_id, actor_id)
+            actor = require_manager(self._store, area_id, actor_id, now)
             require_may_give(actor, offered)
+            require_may_give_until(actor, until)
             invitee = self._store.find_user_by_email(canon)
             if invitee is not None and self._store.get_grant(area_id, invitee.id) is not None:
                 raise AlreadyMember("this person is already a member of the area", field="email")
@@ -111,6 +122,7 @@ class Invitations:
                     expires_at=now + self._ttl,
                     created_at=now,
                     updated_at=now,
+                    valid_until=until,
                 )
                 self._store.add_invitation(inv)
                 self._audit(actor_id, "invitation.created", inv, None, _snapshot(inv), now)
@@ -119,6 +131,7 @@ class Invitations:
                 before = _snapshot(existing)
                 inv = existing
                 inv.permissions = offered
+                inv.valid_until = until
                 inv.invited_by = actor_id
                 inv.token_hash = hash_secret(token)
                 inv.expires_at = now + self._ttl
@@ -133,20 +146,36 @@ class Invitations:
     def list_for_area(self, actor_id: str, area_id: str) -> list[Invitation]:
         now = self._clock()
         with self._store.transaction():
-            require_manager(self._store, area_id, actor_id)
+            require_manager(self._store, area_id, actor_id, now)
             return [i for i in self._store.list_area_invitations(area_id) if i.is_open(now)]
 
     def edit(
-        self, actor_id: str, area_id: str, invitation_id: str, permissions: object
+        self,
+        actor_id: str,
+        area_id: str,
+        invitation_id: str,
+        permissions: object,
+        valid_until: object = KEEP,
     ) -> Invitation:
-        offered = self._catalogue().parse(permissions)
+        """Change what a pending invitation offers; ``permissions`` None keeps them, and
+        ``valid_until`` KEEP keeps the end (None: no end)."""
         now = self._clock()
+        until = None if valid_until is KEEP else parse_valid_until(valid_until, now)
         with self._store.transaction():
-            actor = require_manager(self._store, area_id, actor_id)
+            actor = require_manager(self._store, area_id, actor_id, now)
             inv = self._open_in_area(area_id, invitation_id, now)
+            offered = (
+                inv.permissions
+                if permissions is None and valid_until is not KEEP
+                else self._catalogue().parse(permissions)
+            )
             require_may_give(actor, offered)
+            if valid_until is KEEP:
+                until = inv.valid_until
+            require_may_give_until(actor, until)
             before = _snapshot(inv)
             inv.permissions = offered
+            inv.valid_until = until
             inv.updated_at = now
             self._store.update_invitation(inv)
             self._audit(actor_id, "invitation.updated", inv, before, _snapshot(inv), now)
@@ -156,7 +185,7 @@ class Invitations:
         """Send a fresh link (the old one stops working) and restart the expiry."""
         now = self._clock()
         with self._store.transaction():
-            actor = require_manager(self._store, area_id, actor_id)
+            actor = require_manager(self._store, area_id, actor_id, now)
             inv = self._open_in_area(area_id, invitation_id, now)
             require_may_give(actor, inv.permissions)
             before = _snapshot(inv)
@@ -173,7 +202,7 @@ class Invitations:
     def cancel(self, actor_id: str, area_id: str, invitation_id: str) -> Invitation:
         now = self._clock()
         with self._store.transaction():
-            require_manager(self._store, area_id, actor_id)
+            require_manager(self._store, area_id, actor_id, now)
             inv = self._open_in_area(area_id, invitation_id, now)
             before = _snapshot(inv)
             self._finish(inv, InvitationStatus.CANCELLED, now)
@@ -276,6 +305,8 @@ class Invitations:
             return None
         if self._store.get_grant(inv.area_id, user.id) is not None:
             raise AlreadyMember("you are already a member of this area")
+        if inv.valid_until is not None and now >= inv.valid_until:
+            raise NotPending("the access this invitation offered has ended", code="access_ended")
         before = _snapshot(inv)
         # The conditional transition is what makes concurrent accepts give one grant.
         if not self._store.transition_invitation(inv.id, InvitationStatus.ACCEPTED, now):
@@ -290,6 +321,7 @@ class Invitations:
             invitation_id=inv.id,
             created_at=now,
             updated_at=now,
+            valid_until=inv.valid_until,
         )
         version = self._store.put_grant(grant, None)
         self._audit(user.id, "invitation.accepted", inv, before, _snapshot(inv), now)
@@ -304,6 +336,7 @@ class Invitations:
                     "role": "delegate",
                     "permissions": grant.permissions.to_json(),
                     "invitation": inv.id,
+                    "valid_until": valid_until_text(grant.valid_until),
                 },
                 now,
             )

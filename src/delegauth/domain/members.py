@@ -13,6 +13,12 @@ from delegauth.domain.access import (
 )
 from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
 from delegauth.domain.entities import AuditEvent, Grant, Role, User
+from delegauth.domain.expiry import (
+    KEEP,
+    parse_valid_until,
+    require_may_give_until,
+    valid_until_text,
+)
 from delegauth.domain.ids import USER, parse_id
 from delegauth.domain.ports import Clock, PolicyListener, Store, ignore_change
 from delegauth.errors import InvalidInput, NotFound
@@ -37,7 +43,10 @@ class Change:
 
 
 def _snapshot(grant: Grant) -> dict[str, object]:
-    return {"role": str(grant.role), "permissions": grant.held().to_json()}
+    out: dict[str, object] = {"role": str(grant.role), "permissions": grant.held().to_json()}
+    if grant.valid_until is not None:
+        out["valid_until"] = valid_until_text(grant.valid_until)
+    return out
 
 
 class Members:
@@ -57,7 +66,7 @@ class Members:
     def listing(self, actor_id: str, area_id: str) -> list[Member]:
         """The owner first, then delegates in the order they joined."""
         with self._store.transaction():
-            require_manager(self._store, area_id, actor_id)
+            require_manager(self._store, area_id, actor_id, self._clock())
             out = []
             for grant in self._store.list_area_grants(area_id):
                 user = self._store.get_user(grant.user_id)
@@ -66,18 +75,37 @@ class Members:
         out.sort(key=lambda m: m.grant.role is not Role.OWNER)  # stable: then in join order
         return out
 
-    def change(self, actor_id: str, area_id: str, user_id: object, permissions: object) -> Change:
+    def change(
+        self,
+        actor_id: str,
+        area_id: str,
+        user_id: object,
+        permissions: object,
+        valid_until: object = KEEP,
+    ) -> Change:
+        """Change a delegate's grant: ``permissions`` (None keeps them when only the end
+        changes) and ``valid_until`` (KEEP: as it is; None: no end; else a future instant,
+        see domain.expiry). An ended grant can be given a new end (extended)."""
         target_id = self._parse_user(user_id)
-        wanted = self._catalogue().parse(permissions)
         now = self._clock()
+        until = None if valid_until is KEEP else parse_valid_until(valid_until, now)
         with self._store.transaction():
-            actor = require_manager(self._store, area_id, actor_id)
+            actor = require_manager(self._store, area_id, actor_id, now)
             target = self._member(area_id, target_id)
             require_may_touch(actor, target)
+            wanted = (
+                target.permissions
+                if permissions is None and valid_until is not KEEP
+                else self._catalogue().parse(permissions)
+            )
             require_may_give(actor, wanted)
+            if valid_until is KEEP:
+                until = target.valid_until
+            require_may_give_until(actor, until)
             before = _snapshot(target)
             previous = Grant(**vars(target))
             target.permissions = wanted
+            target.valid_until = until
             target.updated_at = now
             target.version += 1
             version = self._store.put_grant(target, previous)
@@ -93,7 +121,7 @@ class Members:
             if actor_id == target_id:
                 actor = require_grant(self._store, area_id, actor_id)
             else:
-                actor = require_manager(self._store, area_id, actor_id)
+                actor = require_manager(self._store, area_id, actor_id, now)
             target = self._member(area_id, target_id)
             require_may_touch(actor, target)
             before = _snapshot(target)
@@ -110,7 +138,7 @@ class Members:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be 1 to {MAX_PAGE}", field="limit")
         with self._store.transaction():
-            require_manager(self._store, area_id, actor_id)
+            require_manager(self._store, area_id, actor_id, self._clock())
             return self._store.list_audit(area_id, before_id, limit)
 
     def _member(self, area_id: str, user_id: str) -> Grant:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from delegauth.domain.entities import (
@@ -54,6 +54,10 @@ class MailComposer(Protocol):
         self, invitation: Invitation, area: Area, inviter: User, token: str, locale: str
     ) -> OutgoingMail: ...
 
+    def grant_ending(
+        self, grant: Grant, area: Area, delegate: User, owner: User | None = None
+    ) -> OutgoingMail: ...
+
 
 class Store(Protocol):
     """Persistence for the domain. Every method joins the caller's transaction."""
@@ -93,6 +97,11 @@ class Store(Protocol):
     def list_user_grants(self, user_id: str) -> list[Grant]: ...
     def put_grant(self, grant: Grant, previous: Grant | None) -> int: ...
     def delete_grant(self, grant: Grant) -> int: ...
+
+    # grants that end: what the expiry sweep reads and marks
+    def grants_to_remind(self, now: datetime, ahead: timedelta, limit: int) -> list[Grant]: ...
+    def grants_lapsed(self, now: datetime, limit: int) -> list[Grant]: ...
+    def mark_grant(self, grant: Grant, what: str) -> bool: ...
 
     # audit and mail
     def append_audit(self, event: AuditEvent) -> None: ...

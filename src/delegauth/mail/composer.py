@@ -1,4 +1,4 @@
-"""Compose verification and invitation emails in English or Spanish."""
+"""Compose verification, invitation and access-ending emails in English or Spanish."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
-from delegauth.domain.entities import Area, Invitation, OutgoingMail, User
+from delegauth.domain.entities import Area, Grant, Invitation, OutgoingMail, User
 
 __all__ = ["MailComposer"]
 
@@ -27,6 +27,11 @@ _TEXT: dict[str, dict[str, Any]] = {
             "If you have no account yet, you will be asked to sign up with this email address.\n"
         ),
         "all": "All permissions",
+        "ending_subject": Template("Your access to “$area” ends on $until"),
+        "ending_text": Template(
+            'Hello $name,\n\nYour access to the Client Area "$area" ends on $until.\n\n'
+            "If you still need it, ask $owner ($owner_email) to extend it.\n\n$link\n"
+        ),
     },
     "es": {
         "verify_subject": "Confirma tu dirección de correo",
@@ -42,6 +47,11 @@ _TEXT: dict[str, dict[str, Any]] = {
             "Si todavía no tienes cuenta, se te pedirá que te registres con esta dirección.\n"
         ),
         "all": "Todos los permisos",
+        "ending_subject": Template("Tu acceso a «$area» termina el $until"),
+        "ending_text": Template(
+            'Hola $name:\n\nTu acceso al Área de Cliente "$area" termina el $until.\n\n'
+            "Si todavía lo necesitas, pide a $owner ($owner_email) que lo amplíe.\n\n$link\n"
+        ),
     },
 }
 
@@ -101,6 +111,30 @@ class MailComposer:
             html=_html(text),
             kind="invitation",
             headers={"Content-Language": locale},
+        )
+
+    def grant_ending(
+        self, grant: Grant, area: Area, delegate: User, owner: User | None = None
+    ) -> OutgoingMail:
+        """The reminder that a delegate's access ends soon, in their language (the end in
+        UTC: the delegate's time zone is not known here)."""
+        assert grant.valid_until is not None
+        t = _TEXT.get(delegate.locale, _TEXT["en"])
+        values = {
+            "name": delegate.name or delegate.email,
+            "area": area.name,
+            "until": grant.valid_until.strftime("%Y-%m-%d %H:%M UTC"),
+            "owner": (owner.name or owner.email) if owner else "",
+            "owner_email": owner.email if owner else "",
+            "link": f"{self._base}/",
+        }
+        return OutgoingMail(
+            to=delegate.email,
+            subject=t["ending_subject"].substitute(values)[:255],
+            text=t["ending_text"].substitute(values),
+            html=_html(t["ending_text"].substitute(values)),
+            kind="grant_ending",
+            headers={"Content-Language": delegate.locale},
         )
 
 

@@ -154,7 +154,7 @@ def make_grants(
         def authenticate_user(self, authorization_code: _Code) -> Principal | None:
             row = authorization_code.row
             return principal_for(
-                store, row.user_id, row.area_id, auth_time=row.auth_time, nonce=row.nonce
+                store, row.user_id, row.area_id, clock(), auth_time=row.auth_time, nonce=row.nonce
             )
 
         def save_token(self, token: dict[str, Any]) -> None:
@@ -182,13 +182,13 @@ def make_grants(
                 return None
             if row.revoked_at is not None or now >= row.expires_at:
                 return None
-            if principal_for(store, row.user_id, row.area_id) is None:
-                return None
+            if principal_for(store, row.user_id, row.area_id, now) is None:
+                return None  # the grant was removed, or has ended
             return _Refresh(row)
 
         def authenticate_user(self, refresh_token: _Refresh) -> Principal | None:
             row = refresh_token.row
-            return principal_for(store, row.user_id, row.area_id)
+            return principal_for(store, row.user_id, row.area_id, clock())
 
         def revoke_old_credential(self, refresh_token: _Refresh) -> None:
             pass  # rotated in save_token, before the new token is recorded

@@ -16,7 +16,7 @@ from delegauth.domain.entities import Role
 from delegauth.domain.ports import Store
 from delegauth.domain.tokens import hash_secret
 from delegauth.storage.oauth_store import PeeweeOAuthStore, RefreshRow
-from delegauth.tokens import TokenService
+from delegauth.tokens import LEEWAY_SECONDS, TokenService
 
 __all__ = ["Principal", "TokenIssuer", "principal_for", "sign_access"]
 
@@ -31,17 +31,24 @@ class Principal:
     permissions: PermissionSet
     auth_time: datetime | None = None
     nonce: str | None = None
+    valid_until: datetime | None = None  # the grant's end (naive UTC): no token outlives it
 
     def get_user_id(self) -> str:  # Authlib asks this of users
         return self.user_id
 
 
-def principal_for(store: Store, user_id: str, area_id: str, **extra: Any) -> Principal | None:
-    """The user's current standing in the area, or None when they have no grant there."""
+def principal_for(
+    store: Store, user_id: str, area_id: str, now: datetime, **extra: Any
+) -> Principal | None:
+    """The user's current standing in the area, or None when they have no grant there, or
+    it ends within LEEWAY_SECONDS of ``now``: verifiers accept a token that long after its
+    exp, so that is when issuing stops (see sign_access)."""
     grant = store.get_grant(area_id, user_id)
-    if grant is None:
+    if grant is None or grant.ended(now + timedelta(seconds=LEEWAY_SECONDS)):
         return None
-    return Principal(user_id, area_id, grant.role, grant.held(), **extra)
+    return Principal(
+        user_id, area_id, grant.role, grant.held(), valid_until=grant.valid_until, **extra
+    )
 
 
 def sign_access(
@@ -51,7 +58,14 @@ def sign_access(
     and permissions there; without one, for the client itself (client credentials)."""
     if user is None:
         return tokens.issue_access(sub=client_id, client_id=client_id, scope=scopes)
+    # No token outlives its grant, even by the clock-skew leeway verifiers allow after exp.
+    not_after = (
+        None
+        if user.valid_until is None
+        else int(user.valid_until.replace(tzinfo=UTC).timestamp()) - LEEWAY_SECONDS
+    )
     return tokens.issue_access(
+        not_after=not_after,
         sub=user.user_id,
         client_id=client_id,
         scope=scopes,
@@ -98,7 +112,7 @@ class TokenIssuer:
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": access,
-            "expires_in": self._tokens.lifetime_s,
+            "expires_in": claims["exp"] - claims["iat"],
             "scope": " ".join(scopes),
             # Taken out again by save() before the response is sent.
             "_jti": claims["jti"],
@@ -135,6 +149,8 @@ class TokenIssuer:
         now = self._clock()
         family_id = family.family_id if family else secrets.token_urlsafe(16)
         family_end = family.expires_at if family else now + self._refresh_lifetime
+        if user.valid_until is not None:
+            family_end = min(family_end, user.valid_until)  # refresh ends with the grant
         jti, exp = token.pop("_jti"), token.pop("_exp")
         self._oauth.record_access(
             jti, family_id, datetime.fromtimestamp(exp, UTC).replace(tzinfo=None)

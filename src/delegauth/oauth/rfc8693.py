@@ -9,6 +9,8 @@ there, for at most the scope of the subject token. Errors follow RFC 8693 §2.2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import (
@@ -40,7 +42,10 @@ class InvalidTargetError(OAuth2Error):
 
 
 def make_token_exchange(
-    store: Store, oauth: PeeweeOAuthStore, tokens: TokenService
+    store: Store,
+    oauth: PeeweeOAuthStore,
+    tokens: TokenService,
+    clock: Callable[[], datetime],
 ) -> type[BaseGrant]:
     class TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
         GRANT_TYPE = GRANT_TYPE
@@ -74,7 +79,7 @@ def make_token_exchange(
             target = form.get("audience")
             if not target or not is_id(target, AREA):
                 raise InvalidTargetError("audience must name a Client Area id")
-            principal = principal_for(store, subject.sub, target)
+            principal = principal_for(store, subject.sub, target, clock())
             if principal is None:
                 raise InvalidTargetError("the user holds no grant in that Client Area")
             held = set(subject.scope)

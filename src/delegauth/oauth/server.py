@@ -195,7 +195,7 @@ class DelegauthAuthorizationServer(AuthorizationServer):
         self.register_grant(code, [StrictPkce(required=True)])
         self.register_grant(refresh)
         self.register_grant(service)
-        self.register_grant(make_token_exchange(store, oauth, tokens))
+        self.register_grant(make_token_exchange(store, oauth, tokens, clock))
         self.register_endpoint(Introspection(self, tokens, store, oauth, clock))
         self.register_endpoint(Revocation(self, tokens, oauth, clock, on_revoked))
         self.register_extension(_Issuer(tokens.issuer))

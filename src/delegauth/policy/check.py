@@ -432,12 +432,15 @@ class _Checker:
                 "'invalid policy size' on every decision",
             )
         g = model.get("g")
-        if g is not None and [t.strip() for t in g[0].split(",")] != ["_", "_", "_"]:
+        if g is not None and [t.strip() for t in g[0].split(",")] not in (
+            ["_", "_", "_"],
+            ["_", "_", "_", "(_)"],
+        ):
             self.error(
                 MODEL_FILE,
                 g[1],
-                "grants are stored as 'g, user:<id>, <role>, area:<id>': "
-                "the role definition must be g = _, _, _",
+                "grants are stored as 'g, user:<id>, <role>, area:<id>[, <end>]': "
+                "the role definition must be g = _, _, _, (_) (or g = _, _, _ without ends)",
             )
         matcher = model.get("m")
         if matcher is None or len(r_tokens) != 4 or len(p_tokens) != 4:

@@ -167,7 +167,7 @@ def _stored_rules(settings: Settings, area: str) -> list[tuple[str, str, str, st
 
     db = open_database(settings.database_url)
     database_proxy.initialize(db)
-    return [("g", sub, role, area) for sub, role in PeeweePolicyFeed(db).domain_links(area)]
+    return [("g", sub, role, area) for sub, role, _end in PeeweePolicyFeed(db).domain_links(area)]
 
 
 def _diff(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,6 +16,12 @@ follower applies while an area is being read are kept aside and applied to it on
 A warm-up (warm_up) reads every g line in domain order, in pages, and installs the areas
 without a read per area, so that a restarted process answers at warm speed.
 
+Grants that end: a g line may carry its grant's end (policies/model.conf). Each area keeps
+its subjects' ends and the earliest one; a decision compares that with the clock, and from
+the instant on the area is used without the ended subjects' links (as Casbin's link
+condition decides). No sweep and no change-log entry is needed for it, so every worker and
+replica denies at the same instant. A later change (an extension) brings the links back.
+
 Fail closed: if the change log has not been read within ``max_staleness`` seconds,
 or the store cannot be reached, decide() raises Unavailable instead of answering.
 
@@ -38,14 +44,16 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Protocol
 
-from delegauth.domain.ids import is_casbin_name
+from delegauth.domain.ids import is_casbin_name, until_from_casbin
 from delegauth.domain.revocations import REVOKED_DOMAIN, RevokedTokens
 from delegauth.errors import Unavailable, VersionAhead
 from delegauth.policy.bundle import PolicyBundle
@@ -54,6 +62,7 @@ from delegauth.policy.index import (
     ON_RESOURCES,
     ActionTable,
     closure,
+    hierarchy_links,
     honours_resource_ids,
     supports_fast_path,
 )
@@ -81,6 +90,7 @@ class AreaChange:
     domain: str
     subject: str
     roles: tuple[str, ...]
+    valid_until: str = ""  # the end on the subject's g lines ("" or "_": none)
 
 
 def _expiry(change: AreaChange) -> int:
@@ -99,17 +109,38 @@ class PolicyFeed(Protocol):
     and ``revocations()``: the log's head and the revoked tokens up to it, in one snapshot.
     """
 
-    def domain_links(self, domain: str) -> list[tuple[str, str]]: ...
+    def domain_links(self, domain: str) -> Sequence[Sequence[str]]:
+        """The domain's g lines: (subject, role) or (subject, role, end)."""
+        ...
+
     def latest_version(self) -> int: ...
     def changes_since(self, version: int, limit: int) -> list[AreaChange]: ...
+
+
+_NEVER = math.inf
+_NO_ENDS: dict[str, float] = {}
+
+
+def _end_seconds(text: str) -> float:
+    """A g line's end as epoch seconds (inf: none). One that does not read has passed."""
+    try:
+        when = until_from_casbin(text)
+    except ValueError:
+        return -_NEVER  # fail closed: a rule that cannot be read must not allow
+    return _NEVER if when is None else when.replace(tzinfo=UTC).timestamp()
 
 
 class _Area:
     """One domain's links (subject -> roles) and, per subject, the (obj, act) it may do."""
 
-    __slots__ = ("links", "allowed", "loaded_version", "engine", "used", "size")
+    __slots__ = ("links", "allowed", "loaded_version", "engine", "used", "size", "ends", "next_end")
 
-    def __init__(self, links: dict[str, frozenset[str]], loaded_version: int) -> None:
+    def __init__(
+        self,
+        links: dict[str, frozenset[str]],
+        loaded_version: int,
+        ends: dict[str, float] = _NO_ENDS,
+    ) -> None:
         self.links = links
         # (obj, act), and (obj, act, resource id) for grants on single resources
         self.allowed: dict[str, frozenset[tuple[str, ...] | str]] = {}
@@ -117,6 +148,10 @@ class _Area:
         self.engine: CasbinEngine | None = None
         self.used = False  # set by each use; the eviction sweep clears it
         self.size = AREA_BYTES + SUBJECT_BYTES * len(links)
+        # The subjects whose links end (epoch seconds), and the earliest end: a decision
+        # compares it with the clock (the whole cost of ends for areas without one).
+        self.ends = ends
+        self.next_end = min(ends.values()) if ends else _NEVER
 
 
 class _Loading:
@@ -142,12 +177,14 @@ class _Policy:
         "empty_areas",
         "engine",
         "held_bytes",
+        "levels",
     )
 
-    def __init__(self, bundle: PolicyBundle, fast: bool, table: ActionTable) -> None:
+    def __init__(self, bundle: PolicyBundle, fast: bool, table: ActionTable, levels: int) -> None:
         self.bundle = bundle
         self.fast = fast
         self.table = table
+        self.levels = levels  # how many links up Casbin follows (index.hierarchy_links)
         self.engine: CasbinEngine | None = None  # a model without domains: one engine
         self.areas: OrderedDict[str, _Area] = OrderedDict()  # oldest first: the sweep's order
         self.role_sets: dict[frozenset[str], frozenset[str]] = {}
@@ -171,12 +208,15 @@ class Decider:
         max_areas: int = 0,
         max_bytes: int = 0,
         revoked: RevokedTokens | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``max_areas`` and ``max_bytes`` bound the areas held (0: no bound of that kind).
-        ``revoked`` is kept current with the access-token revocations in the change log."""
+        ``revoked`` is kept current with the access-token revocations in the change log;
+        ``clock`` (epoch seconds) is what grants' ends are compared with."""
         self._feed = feed
         self._revoked = revoked
         self._revocations_read = False
+        self._clock = clock
         self._max_areas = max_areas if max_areas > 0 else 1 << 62
         self._max_bytes = max_bytes if max_bytes > 0 else 1 << 62
         self._loading: dict[str, _Loading] = {}  # areas being read, by domain
@@ -218,7 +258,7 @@ class Decider:
         # files (their g lines) are Casbin's to decide.
         fast = supports_fast_path(sections) and not bundle.g_lines
         table = ActionTable(bundle.p_lines if fast else (), scoped=honours_resource_ids(sections))
-        policy = _Policy(bundle, fast, table)
+        policy = _Policy(bundle, fast, table, hierarchy_links(sections))
         with self._lock:
             # One assignment: a decision in flight sees the old policy or the new, never a mix.
             self._policy = policy
@@ -283,6 +323,8 @@ class Decider:
             area = self._load(policy, domain)
         else:
             area.used = True
+        if area.next_end <= self._clock():
+            area = self._lapse(policy, domain, area)
         if not policy.fast:
             engine = area.engine
             if engine is None:
@@ -294,7 +336,7 @@ class Decider:
             if roles is None and subject not in policy.table.subjects:
                 return False  # no g line here and no p line naming the subject itself
             allowed = area.allowed[subject] = policy.table.allowed(
-                closure(subject, area.links), domain
+                closure(subject, area.links, policy.levels), domain
             )
         return (obj, act) in allowed or (
             ON_RESOURCES in allowed and (obj, act, resource_id) in allowed
@@ -338,6 +380,8 @@ class Decider:
             area = self._load(policy, domain)
         else:
             area.used = True
+        if area.next_end <= self._clock():
+            area = self._lapse(policy, domain, area)
         engine = area.engine
         if engine is None:
             engine = area.engine = self._engine_for(policy, domain, area)
@@ -353,10 +397,30 @@ class Decider:
             area = self._load(policy, domain)
         else:
             area.used = True
+        if area.next_end <= self._clock():
+            area = self._lapse(policy, domain, area)
         return dict(area.links)
+
+    def _lapse(self, policy: _Policy, domain: str, area: _Area) -> _Area:
+        """The area without the links of subjects whose end has come; held in its place."""
+        now = self._clock()
+        ended = {s for s, end in area.ends.items() if end <= now}
+        links = {s: r for s, r in area.links.items() if s not in ended}
+        ends = {s: e for s, e in area.ends.items() if s not in ended}
+        new = _Area(links, area.loaded_version, ends)
+        new.used = area.used
+        with self._lock:
+            if policy.areas.get(domain) is area:
+                if area.links and not links:
+                    policy.empty_areas += 1
+                policy.held_bytes += new.size - area.size
+                policy.areas[domain] = new  # keeps its place in the sweep's order
+        return new
 
     @staticmethod
     def _engine_for(policy: _Policy, domain: str, area: _Area) -> CasbinEngine:
+        # Ended links are gone from area.links (_lapse), and the area is rebuilt at the
+        # next end: the engine needs no ends of its own.
         rules = [("g", sub, role, domain) for sub, roles in area.links.items() for role in roles]
         return CasbinEngine(policy.bundle, rules)
 
@@ -398,7 +462,7 @@ class Decider:
                 if not loading.readers and self._loading.get(domain) is loading:
                     del self._loading[domain]
 
-    def _read_area(self, domain: str) -> tuple[int, list[tuple[str, str]]]:
+    def _read_area(self, domain: str) -> tuple[int, Sequence[Sequence[str]]]:
         """The change-log version the area is read at, and its g lines (subject, role)."""
         try:
             read = getattr(self._feed, "area", None)
@@ -416,15 +480,23 @@ class Decider:
         self,
         policy: _Policy,
         domain: str,
-        pairs: Iterable[tuple[str, str]],
+        pairs: Iterable[Sequence[str]],
         version: int,
         meanwhile: Iterable[AreaChange],
     ) -> _Area:
-        """Hold a domain read at ``version``, with the changes applied since (under the lock)."""
+        """Hold a domain read at ``version``, with the changes applied since (under the lock).
+
+        ``pairs`` are (subject, role) or (subject, role, end)."""
         links: dict[str, set[str]] = {}
-        for sub, role in pairs:
-            links.setdefault(sub, set()).add(role)
-        area = _Area({s: policy.shared(frozenset(r)) for s, r in links.items()}, version)
+        ends: dict[str, float] = {}
+        for line in pairs:
+            sub = line[0]
+            links.setdefault(sub, set()).add(line[1])
+            if len(line) > 2 and line[2] not in ("", "_"):
+                ends[sub] = min(ends.get(sub, _NEVER), _end_seconds(line[2]))
+        area = _Area(
+            {s: policy.shared(frozenset(r)) for s, r in links.items()}, version, ends or _NO_ENDS
+        )
         for change in meanwhile:
             if change.version > area.loaded_version:
                 area = self._changed(policy, area, change)
@@ -477,9 +549,9 @@ class Decider:
             while loaded < max_areas:
                 try:
                     rows = links_after(after, page)
-                    groups: dict[str, list[tuple[str, str]]] = {}
-                    for domain, sub, role in rows:
-                        groups.setdefault(domain, []).append((sub, role))
+                    groups: dict[str, list[Sequence[str]]] = {}
+                    for row in rows:
+                        groups.setdefault(row[0], []).append(row[1:])
                     if len(rows) >= page:
                         # The last domain may go on in the next page: take it from there,
                         # unless it fills the page alone, then read it whole now.
@@ -488,7 +560,7 @@ class Decider:
                             del groups[last]
                             after = next(reversed(groups))
                         else:
-                            groups[last] = self._feed.domain_links(last)
+                            groups[last] = list(self._feed.domain_links(last))
                             after = last
                     else:
                         after = ""
@@ -508,7 +580,7 @@ class Decider:
         return loaded
 
     def _install_page(
-        self, groups: dict[str, list[tuple[str, str]]], version: int, room: int
+        self, groups: dict[str, list[Sequence[str]]], version: int, room: int
     ) -> tuple[int, bool]:
         """Install a page of areas not held yet; (how many, whether the bound was reached)."""
         added = 0
@@ -690,11 +762,16 @@ class Decider:
     def _changed(policy: _Policy, area: _Area, change: AreaChange) -> _Area:
         """The area with ``change`` (a subject's full role set) applied."""
         links = dict(area.links)
+        ends = area.ends
+        if change.subject in ends or change.valid_until not in ("", "_"):
+            ends = {s: e for s, e in ends.items() if s != change.subject}
         if change.roles:
             links[change.subject] = policy.shared(frozenset(change.roles))
+            if change.valid_until not in ("", "_"):
+                ends[change.subject] = _end_seconds(change.valid_until)
         else:
             links.pop(change.subject, None)
-        new = _Area(links, area.loaded_version)
+        new = _Area(links, area.loaded_version, ends or _NO_ENDS)
         new.used = area.used
         # Other subjects keep their answers unless the change touched a role they inherit.
         if policy.fast and not any(change.subject in roles for roles in links.values()):

@@ -15,6 +15,10 @@ The shipped model also honours grants on single resources,
 
 where a role ``<p subject>@<resource id>`` gives that p subject's (obj, act) only for
 that resource id: the same set then also holds (obj, act, resource id).
+
+The role definition may carry a grant's end as a link condition (``g = _, _, _, (_)``):
+the Decider keeps each subject's end and drops its links from the instant on (see
+delegauth.policy.decider), as Casbin's condition does at each enforce.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ __all__ = [
     "FAST_MATCHERS",
     "ON_RESOURCES",
     "ActionTable",
+    "closure",
+    "hierarchy_links",
     "honours_resource_ids",
     "supports_fast_path",
 ]
@@ -66,7 +72,7 @@ def supports_fast_path(model_sections: Mapping[str, Mapping[str, str]]) -> bool:
         norm(r) == "sub,dom,obj,act"
         and norm(p) in {"sub,dom,obj,act", "sub,dom,obj,act,eft"}
         and list(g) == ["g"]
-        and norm(g["g"]) == "_,_,_"
+        and norm(g["g"]) in {"_,_,_", "_,_,_,(_)"}
         and norm(e) == "some(where(p_eft==allow))"
         and norm(m).replace("_", ".") in FAST_MATCHERS
     )
@@ -147,11 +153,23 @@ class ActionTable:
         return found
 
 
-def closure(subject: str, links: Mapping[str, frozenset[str]]) -> frozenset[str]:
-    """The subject itself and every role reachable from it (Casbin: max 10 levels)."""
+def hierarchy_links(model_sections: Mapping[str, Mapping[str, str]]) -> int:
+    """How many links up Casbin follows from a subject under this model's role definition.
+
+    pycasbin's domain role manager follows 9 (the subject plus 9 levels, 10 in all); its
+    conditional one (``g = _, _, _, (_)``, grants with ends) follows 10."""
+    g = model_sections.get("g", {}).get("g", "")
+    return MAX_HIERARCHY if "(" in g else MAX_HIERARCHY - 1
+
+
+def closure(
+    subject: str, links: Mapping[str, frozenset[str]], levels: int = MAX_HIERARCHY - 1
+) -> frozenset[str]:
+    """The subject itself and every role reachable from it in ``levels`` links (Casbin's
+    limit: see hierarchy_links)."""
     seen = {subject}
     frontier = [subject]
-    for _ in range(MAX_HIERARCHY - 1):  # Casbin checks the subject plus 9 levels up
+    for _ in range(levels):
         nxt = []
         for name in frontier:
             for role in links.get(name, ()):

@@ -101,7 +101,10 @@ class PeeweeCasbinAdapter(
                     raise PolicyLoadError(
                         f"stored rule #{row.id} has type {ptype!r}, which the model does not define"
                     )
-                model.add_policy(sec, ptype, _rule_of(row, len(assertion.tokens)))
+                # A conditional role definition (g = _, _, _, (_)) adds its parameters, the
+                # grant's end, after the tokens: "" where a grant has none.
+                arity = len(assertion.tokens) + len(getattr(assertion, "params_tokens", ()))
+                model.add_policy(sec, ptype, _rule_of(row, arity))
 
     # -- writing ---------------------------------------------------------------------
 

@@ -118,14 +118,16 @@ class PeeweePolicyFeed:
         self._woken = threading.Event()
         self._sqlite = is_sqlite(db)
         mark, limit = ("?", "?") if self._sqlite else ("%s", "%d")
-        links = f"SELECT v0, v1 FROM casbin_rule WHERE v2 = {mark} AND ptype = 'g'"
+        # v3: the grant's end (policies/model.conf), "" for none
+        links = f"SELECT v0, v1, v3 FROM casbin_rule WHERE v2 = {mark} AND ptype = 'g'"
         self._sql = {
             "links": links,
-            "area": "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT) FROM policy_changes"
+            "area": "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT), NULL"
+            " FROM policy_changes"
             f" UNION ALL {links}",
             # SQLite without ANALYZE would walk the (ptype, ...) index and sort every g line
-            # for each page; "+ptype" leaves it the (v2, ptype, v0, v1) index, in order.
-            "after": f"SELECT v2, v0, v1 FROM casbin_rule WHERE v2 > {mark}"
+            # for each page; "+ptype" leaves it the (v2, ptype, v0, v1, v3) index, in order.
+            "after": f"SELECT v2, v0, v1, v3 FROM casbin_rule WHERE v2 > {mark}"
             f" AND {'+' if self._sqlite else ''}ptype = 'g' ORDER BY v2 LIMIT {limit}",
         }
         self._driver_errors = _driver_errors(db)
@@ -168,29 +170,30 @@ class PeeweePolicyFeed:
         with contextlib.suppress(Exception):
             self._db.close()
 
-    def domain_links(self, domain: str) -> list[tuple[str, str]]:
+    def domain_links(self, domain: str) -> list[tuple[str, str, str]]:
+        """The domain's g lines as (subject, role, end); end "" when the grant has none."""
         with self._connection():
-            return [(sub, role) for sub, role in self._rows("links", (domain,))]
+            return [(sub, role, end or "") for sub, role, end in self._rows("links", (domain,))]
 
-    def area(self, domain: str) -> tuple[int, list[tuple[str, str]]]:
+    def area(self, domain: str) -> tuple[int, list[tuple[str, str, str]]]:
         """The change-log head and the domain's g lines, read by one statement (one
         snapshot): the lines hold every change up to that version and none after it."""
         with self._connection():
             rows = self._rows("area", (domain,))
         version = 0
-        pairs = []
-        for sub, role in rows:
+        links = []
+        for sub, role, end in rows:
             if sub is None:
                 version = int(role)
             else:
-                pairs.append((sub, role))
-        return version, pairs
+                links.append((sub, role, end or ""))
+        return version, links
 
-    def links_after(self, domain: str, limit: int) -> list[tuple[str, str, str]]:
-        """Up to ``limit`` g lines (domain, subject, role) of the domains after ``domain``,
-        in domain order: the warm-up reads every area in pages of these."""
+    def links_after(self, domain: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Up to ``limit`` g lines (domain, subject, role, end) of the domains after
+        ``domain``, in domain order: the warm-up reads every area in pages of these."""
         with self._connection():
-            return [(d, s, r) for d, s, r in self._rows("after", (domain, limit))]
+            return [(d, s, r, e or "") for d, s, r, e in self._rows("after", (domain, limit))]
 
     def _rows(self, name: str, params: tuple[object, ...]) -> list[Any]:
         # The driver directly: building the same query with peewee costs several times
@@ -257,10 +260,11 @@ class PeeweePolicyFeed:
                     ChangeRecord.domain,
                     ChangeRecord.subject,
                     ChangeRecord.roles,
+                    ChangeRecord.valid_until,
                 )
                 .where(ChangeRecord.version > version)
                 .order_by(ChangeRecord.version)
                 .limit(limit)
                 .tuples()
             )
-            return [AreaChange(v, d, s, tuple(json.loads(r))) for v, d, s, r in query]
+            return [AreaChange(v, d, s, tuple(json.loads(r)), e or "") for v, d, s, r, e in query]

@@ -113,6 +113,7 @@ class InvitationRecord(_Base):
     created_at = pw.DateTimeField()
     updated_at = pw.DateTimeField()
     sends = pw.IntegerField(default=1)
+    valid_until = pw.DateTimeField(null=True)  # migration 0007
 
     class Meta:
         table_name = "invitations"
@@ -129,6 +130,10 @@ class GrantRecord(_Base):
     version = pw.IntegerField(default=1)
     created_at = pw.DateTimeField()
     updated_at = pw.DateTimeField()
+    # migration 0007: the end, and the end the sweep last reminded of and recorded the lapse of
+    valid_until = pw.DateTimeField(null=True)  # indexed by migration 0007
+    reminder_for = pw.DateTimeField(null=True)
+    lapse_for = pw.DateTimeField(null=True)
 
     class Meta:
         table_name = "grants"
@@ -151,7 +156,8 @@ class CasbinRuleRecord(_Base):
         table_name = "casbin_rule"
         indexes = (
             (("ptype", "v0", "v1", "v2", "v3", "v4", "v5"), True),
-            (("v2", "ptype", "v0", "v1"), False),  # covers domain_links: migration 0003
+            # covers domain_links: migrations 0003, 0007
+            (("v2", "ptype", "v0", "v1", "v3"), False),
         )
 
 
@@ -199,6 +205,8 @@ class ChangeRecord(_Base):
     subject = pw.CharField(max_length=64)
     roles = pw.TextField()  # JSON list of role names
     at = pw.DateTimeField()
+    # the g lines' end (migration 0007); NULL or "" for none
+    valid_until = pw.CharField(max_length=20, null=True)
 
     class Meta:
         table_name = "policy_changes"

@@ -27,7 +27,7 @@ from delegauth.domain.entities import (
     Role,
     User,
 )
-from delegauth.domain.ids import casbin_area, casbin_user
+from delegauth.domain.ids import casbin_area, casbin_until, casbin_user
 from delegauth.errors import Conflict, Unavailable
 from delegauth.storage.casbin_adapter import PeeweeCasbinAdapter
 from delegauth.storage.db import is_postgres
@@ -73,11 +73,14 @@ def in_commit_order(db: peewee.Database) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
 
 
-def append_change(db: peewee.Database, domain: str, subject: str, roles: list[str]) -> int:
+def append_change(
+    db: peewee.Database, domain: str, subject: str, roles: list[str], end: str = ""
+) -> int:
     """Append a change-log entry in the caller's transaction; return its version.
 
     Every worker and replica follows the log (storage/feed.py): a subject's full role set
-    in a domain, or a revoked access token (domain.revocations.REVOKED_DOMAIN).
+    in a domain (with its g lines' ``end``, "" for none), or a revoked access token
+    (domain.revocations.REVOKED_DOMAIN).
     """
     in_commit_order(db)
     version = int(
@@ -86,6 +89,7 @@ def append_change(db: peewee.Database, domain: str, subject: str, roles: list[st
             subject=subject,
             roles=json.dumps(roles),
             at=datetime.now(UTC).replace(tzinfo=None),
+            valid_until=end,
         ).execute()
     )
     if is_postgres(db):
@@ -268,7 +272,8 @@ class PeeweeStore:
     @staticmethod
     def _grant(row: GrantRecord) -> Grant:
         data = dict(row.__data__)
-        del data["id"]
+        for bookkeeping in ("id", "reminder_for", "lapse_for"):
+            data.pop(bookkeeping, None)
         data["role"] = Role(data["role"])
         data["permissions"] = _perms_from_text(data["permissions"])
         return Grant(**data)
@@ -314,7 +319,8 @@ class PeeweeStore:
             self.rules.remove_policies("g", "g", sorted(old - new))
         if new - old:
             self.rules.add_policies("g", "g", sorted(new - old))
-        return self._log_change(grant.area_id, grant.user_id, grant.casbin_roles())
+        end = casbin_until(grant.valid_until) if grant.valid_until is not None else ""
+        return self._log_change(grant.area_id, grant.user_id, grant.casbin_roles(), end)
 
     def delete_grant(self, grant: Grant) -> int:
         deleted = (
@@ -343,8 +349,65 @@ class PeeweeStore:
             & RefreshTokenRecord.revoked_at.is_null()
         ).execute()
 
-    def _log_change(self, area_id: str, user_id: str, roles: list[str]) -> int:
-        return append_change(self.db, casbin_area(area_id), casbin_user(user_id), sorted(roles))
+    def _log_change(self, area_id: str, user_id: str, roles: list[str], end: str = "") -> int:
+        return append_change(
+            self.db, casbin_area(area_id), casbin_user(user_id), sorted(roles), end
+        )
+
+    # -- grants that end (the expiry sweep) ----------------------------------------------
+
+    def grants_to_remind(self, now: datetime, ahead: timedelta, limit: int) -> list[Grant]:
+        """Grants ending within ``ahead`` of ``now`` (and not yet ended) whose delegate has
+        not been reminded of that end."""
+        rows = (
+            GrantRecord.select()
+            .where(
+                GrantRecord.valid_until.is_null(False)
+                & (GrantRecord.valid_until > now)
+                & (GrantRecord.valid_until <= now + ahead)
+                & (
+                    GrantRecord.reminder_for.is_null()
+                    | (GrantRecord.reminder_for != GrantRecord.valid_until)
+                )
+            )
+            .order_by(GrantRecord.valid_until, GrantRecord.id)
+            .limit(limit)
+        )
+        return [self._grant(r) for r in rows]
+
+    def grants_lapsed(self, now: datetime, limit: int) -> list[Grant]:
+        """Grants whose end has come and whose lapse is not recorded yet."""
+        rows = (
+            GrantRecord.select()
+            .where(
+                GrantRecord.valid_until.is_null(False)
+                & (GrantRecord.valid_until <= now)
+                & (
+                    GrantRecord.lapse_for.is_null()
+                    | (GrantRecord.lapse_for != GrantRecord.valid_until)
+                )
+            )
+            .order_by(GrantRecord.valid_until, GrantRecord.id)
+            .limit(limit)
+        )
+        return [self._grant(r) for r in rows]
+
+    def mark_grant(self, grant: Grant, what: str) -> bool:
+        """Record that the sweep did ``what`` ("reminder" or "lapse") for the grant's current
+        end; False when another sweep did it first or the grant changed meanwhile."""
+        column = {"reminder": GrantRecord.reminder_for, "lapse": GrantRecord.lapse_for}[what]
+        changed = (
+            GrantRecord.update({column: grant.valid_until})
+            .where(
+                (GrantRecord.area_id == grant.area_id)
+                & (GrantRecord.user_id == grant.user_id)
+                & (GrantRecord.version == grant.version)
+                & (GrantRecord.valid_until == grant.valid_until)
+                & (column.is_null() | (column != grant.valid_until))
+            )
+            .execute()
+        )
+        return changed == 1
 
     # -- audit and mail --------------------------------------------------------------
 

@@ -191,7 +191,7 @@ def test_model_that_does_not_parse(
 
 
 def test_missing_section_is_reported_once(policies: PoliciesCopy) -> None:
-    policies.replace("model.conf", "[role_definition]\ng = _, _, _\n", "")
+    policies.replace("model.conf", "[role_definition]\ng = _, _, _, (_)\n", "")
     error = _only_error(policies, "model.conf", None, "[role_definition] needs 'g = …'")
     assert error.line is None
 
