@@ -135,6 +135,12 @@ def test_the_chooser_needs_a_clear_choice(api: Api) -> None:
     )
     assert neither.status_code == 400
     assert "Choose “All permissions” or “Choose permissions from the list”." in _text(neither.text)
+    assert 'id="email-error"' not in neither.text  # the address was fine
+    # Both mistakes at once: the address and the choice, each beside its field.
+    both = pages.post(path, [("csrf", csrf), ("email", "d@"), ("access", "some")])
+    assert both.status_code == 400
+    assert "Choose at least one permission." in _text(both.text)
+    assert 'id="email-error"' in both.text and "Type a valid email address" in _text(both.text)
     assert _invitations(api) == []
     # "Some" with two ticked grants exactly those two.
     ok = pages.post(

@@ -429,8 +429,15 @@ class _Invite(_Base):
         locale, session, form = posted
         email = field_value(form, "email")
         chosen, problem = self.c.choice(locale, form)
-        if problem:
-            self._form(req, resp, session, area_id, form, perm_error=problem, status=400)
+        if problem:  # say what is wrong with the address too, not one mistake at a time
+            email_error = ""
+            try:
+                canonical_email(email)
+            except InvalidInput as ex:
+                email_error = error_text(locale, ex)
+            self._form(
+                req, resp, session, area_id, form, email_error, perm_error=problem, status=400
+            )
             return
         try:
             inv, _created = self.c.invitations.invite(
