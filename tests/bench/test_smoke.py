@@ -203,6 +203,20 @@ def check_import(out: str) -> None:
     assert number(row_value(out, f"{db} bad lines")) == 0
 
 
+def check_webhooks(out: str) -> None:
+    assert re.search(r"webhook delivery lag on (SQLite|PostgreSQL), serve with \d+ workers", out)
+    rows = re.findall(
+        rf"^  (write|ack) -> receiver\s+p50\s+({NUM}) ms\s+p99\s+({NUM}) ms\s+max\s+({NUM}) ms$",
+        out,
+        re.MULTILINE,
+    )
+    assert len(rows) == 4, out  # write and ack, paced and burst
+    for _clock, p50, p99, worst in rows:
+        assert 0 <= number(p50) <= number(p99) <= number(worst), rows
+    assert number(row_value(out, "drained").split()[0]) > 0
+    assert number(row_value(out, "bad signatures")) == 0
+
+
 CASES: dict[str, Callable[[str], None]] = {
     "decisions.py": check_decisions,
     "tokens.py": check_tokens,
@@ -211,6 +225,7 @@ CASES: dict[str, Callable[[str], None]] = {
     "http.py": check_http,
     "authzen_interop.py": check_authzen_interop,
     "import.py": check_import,
+    "webhooks.py": check_webhooks,
 }
 
 
@@ -227,6 +242,11 @@ def test_bench_smoke(script: str) -> None:
 def test_propagation_smoke(database_url: str) -> None:
     db = database_url if database_url.startswith("postgres") else "sqlite"
     check_propagation(run_bench("propagation.py", "--db", db))
+
+
+def test_webhooks_smoke(database_url: str) -> None:
+    db = database_url if database_url.startswith("postgres") else "sqlite"
+    check_webhooks(run_bench("webhooks.py", "--db", db))
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (Debian package) is not installed")
