@@ -479,6 +479,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
         brand_css=settings.brand_css,
         brand_name=settings.brand_name,
         brand_logo=settings.brand_logo,
+        webhooks=services.webhooks,
     )
     return app
 

@@ -23,7 +23,7 @@ from delegauth.domain.access import require_grant
 from delegauth.domain.entities import Role
 from delegauth.domain.ids import WEBHOOK, new_id, parse_id
 from delegauth.domain.ports import Clock, Store
-from delegauth.errors import Forbidden, InvalidInput, NotFound
+from delegauth.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = [
     "Delivery",
@@ -91,32 +91,38 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
 def check_url(value: object, *, insecure: bool) -> str:
     """Return ``value`` if it may receive webhooks, else raise InvalidInput (field url)."""
     if not isinstance(value, str) or not value or len(value) > MAX_URL:
-        raise InvalidInput(f"url must be a URL of at most {MAX_URL} characters", field="url")
+        raise InvalidInput(
+            f"url must be a URL of at most {MAX_URL} characters", field="url", code="webhook_url"
+        )
     try:
         parts = urlsplit(value)
         host = parts.hostname
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as ex:
-        raise InvalidInput("url is not a valid URL", field="url") from ex
+        raise InvalidInput("url is not a valid URL", field="url", code="webhook_url") from ex
     if parts.scheme not in ("https", "http") or not host:
-        raise InvalidInput("url must be an https URL", field="url")
+        raise InvalidInput("url must be an https URL", field="url", code="webhook_url_https")
     if parts.username is not None or parts.password is not None:
-        raise InvalidInput("url must not carry a user name or password", field="url")
+        raise InvalidInput(
+            "url must not carry a user name or password", field="url", code="webhook_url"
+        )
     if parts.fragment:
-        raise InvalidInput("url must not have a fragment", field="url")
+        raise InvalidInput("url must not have a fragment", field="url", code="webhook_url")
     if insecure:
         return value
     if parts.scheme != "https":
-        raise InvalidInput("url must be an https URL", field="url")
+        raise InvalidInput("url must be an https URL", field="url", code="webhook_url_https")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         name = host.rstrip(".").lower()
         if name == "localhost" or name.endswith(_LOCAL_SUFFIXES) or "." not in name:
-            raise InvalidInput("url must name a public host", field="url") from None
+            raise InvalidInput(
+                "url must name a public host", field="url", code="webhook_url_public"
+            ) from None
         return value
     if not is_public_address(address):
-        raise InvalidInput("url must name a public address", field="url")
+        raise InvalidInput("url must name a public address", field="url", code="webhook_url_public")
     return value
 
 
@@ -182,6 +188,10 @@ class Webhooks:
         )
         with self._store.transaction():
             self._require_owner(area_id, actor_id)
+            scope = self._webhooks.list_endpoints(area_id, every=False)
+            if any(e.url == checked for e in scope):
+                # A form sent twice (a reload) must not register a second endpoint.
+                raise Conflict("this URL is already a webhook here", code="webhook_exists")
             self._webhooks.add_endpoint(endpoint)
         return endpoint, self._secret(endpoint.id, endpoint.secret_salt)
 

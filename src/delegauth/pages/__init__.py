@@ -16,6 +16,7 @@ from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Members
 from delegauth.domain.ports import Store
+from delegauth.domain.webhooks import Webhooks
 from delegauth.oauth.server import DelegauthAuthorizationServer
 from delegauth.pages.authorize import AuthorizeResource
 from delegauth.pages.console import Console
@@ -24,6 +25,7 @@ from delegauth.pages.sessions import BrowserSessions, SignInLimiter
 from delegauth.pages.signin import HomePage, SignInPage, SignOutPage, SignUpPage
 from delegauth.pages.static import StaticCss, StaticLogo, StaticScript
 from delegauth.pages.verification import CheckEmailPage, ResendVerificationPage, VerifyEmailPage
+from delegauth.pages.webhooks import webhook_routes
 
 __all__ = ["BrowserSessions", "Renderer", "SignInLimiter", "add_routes"]
 
@@ -45,6 +47,7 @@ def add_routes(
     brand_css: str = "",
     brand_name: str = "",
     brand_logo: str = "",
+    webhooks: Webhooks | None = None,
 ) -> Renderer:
     """Add every page's route to ``app``; returns the renderer they share.
 
@@ -68,6 +71,9 @@ def add_routes(
     console = Console(pages, accounts, invitations, members, store, sessions, catalogue)
     for path, resource in console.routes():
         app.add_route(path, resource)
+    if webhooks is not None:
+        for path, resource in webhook_routes(console, webhooks):
+            app.add_route(path, resource)
     verifying = (pages, accounts, sessions, mail_limiter)
     app.add_route("/verify-email", VerifyEmailPage(*verifying))
     app.add_route("/verify-email/sent", CheckEmailPage(*verifying))

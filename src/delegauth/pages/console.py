@@ -316,6 +316,8 @@ class _AreaHome(_Base):
         if may_manage(current):
             tasks.append((f"{home}/users", "nav.user_management", "area.um_hint"))
             tasks.append((f"{home}/activity", "activity.title", "area.activity_hint"))
+        if current.role is Role.OWNER:
+            tasks.append((f"{home}/webhooks", "webhooks.title", "area.webhooks_hint"))
         tasks.append(("/invitations", "mine.title", "area.mine_hint"))
         if len(areas) > 1:
             tasks.append(("/areas", "nav.switch", "area.switch_hint"))

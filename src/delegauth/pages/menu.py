@@ -40,6 +40,8 @@ class AccountMenu:
             if may_manage(current):
                 items.append((home + "/users", "nav.user_management"))
                 items.append((home + "/activity", "activity.title"))
+            if current.role is Role.OWNER:
+                items.append((home + "/webhooks", "webhooks.title"))
             where = (current.area.id, current.area.name)
         items.append(("/invitations", "mine.title"))
         if len(areas) > 1:
