@@ -332,3 +332,23 @@ def test_the_export_is_the_owners_only(api: Api) -> None:
     assert res.status_code == 403
     res = api.call("GET", f"/v1/areas/{owner.area_id}/audit/export?format=xml", api.token(owner))
     assert res.status_code == 400 and res.json["field"] == "format"
+
+
+def test_a_grant_that_lapses_publishes_grant_expired(
+    api: Api, receiver: Receiver, clock: FrozenClock
+) -> None:
+    from tests.functional.test_expiry import _delegate_until, _end
+
+    owner = api.signup("o@example.com")
+    _, secret = _endpoint(api, owner, receiver.url)
+    until = _end(clock, hours=2)
+    delegate = _delegate_until(api, owner, "d@example.com", until)
+    sent = api.services.dispatcher.deliver_due()
+    clock.now = until
+    assert api.services.expiry.run_once()[1] == 1
+    assert api.services.dispatcher.deliver_due() == 1
+    event = Webhook(secret).verify(
+        receiver.wait_for(sent + 1)[-1].body, receiver.received[-1].headers
+    )
+    assert event["type"] == "grant.expired"
+    assert event["data"]["target"] == f"user:{delegate.user_id}"
