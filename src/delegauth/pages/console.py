@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +42,7 @@ from delegauth.pages.rendering import Flash, Renderer
 from delegauth.pages.sessions import BrowserSessions
 from delegauth.pages.text import LOCALES, TEXT, error_text, t
 from delegauth.pages.verification import mask_email
+from delegauth.pages.zones import Zone, remaining, zone_of
 from delegauth.storage.oauth_store import SessionRow
 
 __all__ = ["Console"]
@@ -73,6 +75,7 @@ class Console:
         self.sessions = sessions
         self.menu = AccountMenu(accounts)
         self._catalogue = catalogue
+        self.now: Callable[[], datetime] = sessions.now  # what ends are compared with
 
     def routes(self) -> list[tuple[str, object]]:
         return [
@@ -127,6 +130,29 @@ class Console:
         CSRF token."""
         context.setdefault("csrf", session.csrf)
         self.pages.render(req, resp, template, menu=self.menu(session, where), **context)
+
+    def until_text(self, locale: str, zone: Zone, end: datetime | None) -> str:
+        """An end as User Management shows it: "expires in 3 days · <when in the zone>"."""
+        if end is None:
+            return ""
+        return f"{remaining(locale, end, self.now())} · {zone.shown(end)}"
+
+    def until_field(
+        self,
+        req: falcon.Request,
+        locale: str,
+        end: datetime | None,
+        form: dict[str, list[str]] | None,
+        error: str,
+    ) -> dict[str, str]:
+        """The "Access until" field: its value in the browser's zone (or as posted)."""
+        zone = zone_of(req)
+        return {
+            "value": field_value(form, "valid_until") if form else zone.field_value(end),
+            "label": t(locale, "until.label"),
+            "hint": t(locale, "until.hint", zone=zone.name),
+            "error": error,
+        }
 
     def perms_text(self, locale: str, perms: PermissionSet) -> str:
         return ", ".join(self.perm_labels(locale, perms))
@@ -339,6 +365,7 @@ class _AreaHome(_Base):
 class _UserManagement(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         locale = negotiate_locale(req)
+        zone = zone_of(req)
         session = self.c.session(req)
         try:
             members = self.c.members.listing(session.user_id, area_id)
@@ -369,6 +396,7 @@ class _UserManagement(_Base):
                     "permissions": self.c.perms_text(locale, m.grant.held()),
                     "owner": m.grant.role is Role.OWNER,
                     "me": m.user.id == session.user_id,
+                    "until": self.c.until_text(locale, zone, m.grant.valid_until),
                 }
                 for m in members
             ],
@@ -378,6 +406,7 @@ class _UserManagement(_Base):
                     "email": i.email,
                     "permissions": self.c.perms_text(locale, i.permissions),
                     "expires": f"{i.expires_at:%Y-%m-%d}",
+                    "until": self.c.until_text(locale, zone, i.valid_until),
                 }
                 for i in pending
             ],
@@ -395,6 +424,7 @@ class _Invite(_Base):
         email_error: str = "",
         perm_error: str = "",
         status: int = 200,
+        until_error: str = "",
     ) -> None:
         """The form, empty or as it was posted (email and ticks kept) with its errors."""
         locale = negotiate_locale(req)
@@ -413,6 +443,7 @@ class _Invite(_Base):
             mail_locale=_mail_locale(form, locale),
             mail_locales=[(code, t(code, "language.name")) for code in LOCALES],
             chooser=self.c.chooser(locale, None, perm_error, form=form),
+            until=self.c.until_field(req, locale, None, form, until_error),
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
@@ -443,13 +474,18 @@ class _Invite(_Base):
             return
         try:
             inv, _created = self.c.invitations.invite(
-                session.user_id, area_id, email, chosen, mail_locale=_mail_locale(form, locale)
+                session.user_id,
+                area_id,
+                email,
+                chosen,
+                zone_of(req).parse(field_value(form, "valid_until")),
+                mail_locale=_mail_locale(form, locale),
             )
         except (InvalidInput, AlreadyMember, Escalation) as ex:
             message = error_text(locale, ex)
             if isinstance(ex, AlreadyMember) and self._is_self(session, email):
                 message = t(locale, "problem.invite_self")
-            on_email = ex.field == "email"
+            on_email, on_until = ex.field == "email", ex.field == "valid_until"
             self._form(
                 req,
                 resp,
@@ -457,8 +493,9 @@ class _Invite(_Base):
                 area_id,
                 form,
                 email_error=message if on_email else "",
-                perm_error="" if on_email else message,
+                perm_error="" if on_email or on_until else message,
                 status=status_for(ex),
+                until_error=message if on_until else "",
             )
             return
         except DelegauthError as ex:
@@ -498,6 +535,7 @@ class _Edit(_Base):
         form: dict[str, list[str]] | None = None,
         error: str = "",
         status: int = 200,
+        until_error: str = "",
     ) -> None:
         locale = negotiate_locale(req)
         self.c.page(
@@ -511,6 +549,7 @@ class _Edit(_Base):
             wide=True,
             action=f"/areas/{area_id}/users/{member.user.id}/edit",
             chooser=self.c.chooser(locale, member.grant.permissions, error, form=form),
+            until=self.c.until_field(req, locale, member.grant.valid_until, form, until_error),
         )
 
     def _find(
@@ -543,18 +582,23 @@ class _Edit(_Base):
             return
         locale, session, form = posted
         chosen, problem = self.c.choice(locale, form)
+        until_problem = ""
         try:
             if not problem:
-                self.c.members.change(session.user_id, area_id, user_id, chosen)
+                until = zone_of(req).parse(field_value(form, "valid_until"))
+                self.c.members.change(session.user_id, area_id, user_id, chosen, until)
                 raise falcon.HTTPSeeOther(f"/areas/{area_id}/users?done=saved")
         except (InvalidInput, Escalation) as ex:
-            problem = error_text(locale, ex)
+            if ex.field == "valid_until":
+                until_problem = error_text(locale, ex)
+            else:
+                problem = error_text(locale, ex)
         except DelegauthError as ex:
             self.c.fail(req, resp, ex, session, area_id, here=f"/areas/{area_id}/users")
             return
         found = self._find(req, resp, area_id, user_id)
         if found is not None:
-            self._form(req, resp, session, area_id, found[1], form, problem, 400)
+            self._form(req, resp, session, area_id, found[1], form, problem, 400, until_problem)
 
 
 class _Remove(_Base):
@@ -643,6 +687,7 @@ class _InvitationAction(_Base):
             here=f"/areas/{area_id}/invitations/{inv.id}/edit",
             action=f"/areas/{area_id}/invitations/{inv.id}/edit",
             chooser=self.c.chooser(locale, inv.permissions, error, form=form),
+            until=self.c.until_field(req, locale, inv.valid_until, form, ""),
         )
 
     def on_get(
@@ -682,7 +727,8 @@ class _InvitationAction(_Base):
                 raise falcon.HTTPSeeOther(users + "?done=cancelled")
             chosen, problem = self.c.choice(locale, form)
             if not problem:
-                self.c.invitations.edit(session.user_id, area_id, invitation_id, chosen)
+                until = zone_of(req).parse(field_value(form, "valid_until"))
+                self.c.invitations.edit(session.user_id, area_id, invitation_id, chosen, until)
                 raise falcon.HTTPSeeOther(users + "?done=saved")
         except (InvalidInput, Escalation) as ex:
             if action != "edit":

@@ -31,6 +31,10 @@ class BrowserSessions:
         self._secure = secure
         self._lifetime = lifetime
 
+    def now(self) -> datetime:
+        """The sessions' clock (naive UTC): what the pages compare grants' ends with."""
+        return self._clock()
+
     def current(self, req: falcon.Request) -> SessionRow | None:
         value = req.get_cookie_values(SESSION_COOKIE)
         if not value or len(value[0]) > 100:

@@ -1,9 +1,15 @@
 // The pages' one script, served from our origin (CSP script-src 'self', no inline
-// script). Every page works without it; it only closes the account menu on Escape and
+// script). Every page works without it; it reports the browser's time zone (a cookie),
+// closes the account menu on Escape and
 // when focus leaves it, and keeps the permission list out of a post while
 // "All permissions" is chosen, so ticks that cannot be seen are never sent.
 (function () {
   "use strict";
+  // The browser's time zone, so that "access until" is shown and read in it (pages/zones.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; SameSite=Lax";
+  } catch (e) { /* UTC, said beside the field */ }
   document.querySelectorAll("details.menu").forEach(function (menu) {
     var summary = menu.querySelector("summary");
     menu.addEventListener("keydown", function (event) {
