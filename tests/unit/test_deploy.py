@@ -56,7 +56,7 @@ def test_policies_configmap_equals_policies_dir() -> None:
         assert text == (ROOT / "policies" / name).read_text(), (
             f"{name} differs from policies/: regenerate deploy/k8s/configmap-policies.yaml"
         )
-    assert set(configmap["data"]) == {"model.conf", "catalogue.toml"}
+    assert set(configmap["data"]) == {"model.conf", "catalogue.toml", "authzen.toml"}
 
 
 def test_compose_has_postgres_replicas_a_balancer_and_mail() -> None:

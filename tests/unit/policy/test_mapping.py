@@ -56,6 +56,17 @@ def test_the_shipped_policy_maps_as_before() -> None:
     assert mapping.subjects == DEFAULT_MAPPING.subjects
 
 
+def test_the_shipped_mapping_is_declared_in_policies_and_is_the_default() -> None:
+    """policies/authzen.toml states the delegation policy's mapping, where a security team
+    reads and changes it; its values are those that apply without the file."""
+    text = (Path(POLICIES) / "authzen.toml").read_text("utf-8")
+    mapping, problems = parse_mapping(text)
+    assert problems == []
+    assert mapping.declared and load_bundle(POLICIES).mapping.declared
+    for key in ("subjects", "domain", "fixed_domain", "object_source", "properties"):
+        assert getattr(mapping, key) == getattr(DEFAULT_MAPPING, key), key
+
+
 def test_a_missing_area_is_refused_naming_the_field() -> None:
     with pytest.raises(InvalidInput) as caught:
         DEFAULT_MAPPING.question(_body("u_aaaaaaaaaaaaaaaaaaaaaaaaaa", "pay", "invoice"))

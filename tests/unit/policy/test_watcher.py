@@ -103,7 +103,7 @@ def test_each_look_reads_each_file_once(policies: PoliciesCopy) -> None:
         policies.root, decider, read=lambda d: read_snapshot(d, read_file=read_then_replace)
     )
     assert watcher.check_now() is True
-    assert sorted(reads) == ["catalogue.toml", "model.conf", "policy.csv"]
+    assert sorted(reads) == ["authzen.toml", "catalogue.toml", "model.conf", "policy.csv"]
     assert decider.bundle.snapshot.data("policy.csv") == GOOD[1].encode()
     assert decider.installed[-1][1] is False
     assert watcher.status.version == decider.policy_hash
