@@ -323,7 +323,7 @@ class Decider:
             area = self._load(policy, domain)
         else:
             area.used = True
-        if area.next_end <= self._clock():
+        if area.next_end < _NEVER and area.next_end <= self._clock():  # no end: no clock read
             area = self._lapse(policy, domain, area)
         if not policy.fast:
             engine = area.engine
@@ -380,7 +380,7 @@ class Decider:
             area = self._load(policy, domain)
         else:
             area.used = True
-        if area.next_end <= self._clock():
+        if area.next_end < _NEVER and area.next_end <= self._clock():  # no end: no clock read
             area = self._lapse(policy, domain, area)
         engine = area.engine
         if engine is None:
@@ -397,7 +397,7 @@ class Decider:
             area = self._load(policy, domain)
         else:
             area.used = True
-        if area.next_end <= self._clock():
+        if area.next_end < _NEVER and area.next_end <= self._clock():  # no end: no clock read
             area = self._lapse(policy, domain, area)
         return dict(area.links)
 
