@@ -88,4 +88,7 @@ def test_event_types_map_audit_kinds_and_default_to_the_kind() -> None:
     assert event_type("grant.updated") == "grant.changed"
     assert event_type("grant.left") == "grant.removed"
     assert event_type("invitation.created") == "grant.invited"
+    assert event_type("access_request.created") == "grant.requested"
+    assert event_type("access_request.approved") == "grant.approved"
+    assert event_type("grant.expired") == "grant.expired"
     assert event_type("something.new") == "something.new"

@@ -27,8 +27,8 @@ EVENT_TYPES: dict[str, str] = {
     "grant.expired": "grant.expired",
     "access_request.created": "grant.requested",
     "access_request.approved": "grant.approved",
-    "request.created": "grant.requested",
-    "request.approved": "grant.approved",
+    "access_request.declined": "grant.request_declined",
+    "access_request.withdrawn": "grant.request_withdrawn",
 }
 
 
