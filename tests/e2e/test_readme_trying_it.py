@@ -26,6 +26,15 @@ def _blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, re.S)
 
 
+def _backend_block() -> str:
+    """The sh block of "A backend service asks", which runs on in the same terminal."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    start = text.index("### A backend service asks")
+    section = text[start : text.index("\n## ", start)]
+    [block] = re.findall(r"```sh\n(.*?)```", section, re.S)
+    return block
+
+
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> str:
     res = subprocess.run(
         ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
@@ -56,13 +65,17 @@ def test_trying_it_works_when_pasted(tmp_path: Path) -> None:
     server = start_server(env, tmp_path / "server.log", workers=1, port=port)
     shell_env = {**os.environ, **env}
     try:
-        keep = "declare -p WEB_SECRET VERIFIER STATE API > vars.sh"
+        keep = "declare -p WEB_SECRET VERIFIER STATE API JSON AREA SERVICE_TOKEN BO_TOKEN > vars.sh"
         out = _bash(first.replace(README_URL, base) + "\n" + keep, tmp_path, shell_env)
         lines = out.strip().splitlines()
         assert '"email_verified":true' in lines[0]  # Ana verified her address
         assert '"status":"pending"' in lines[1]  # the invitation
         assert '"role":"delegate"' in lines[2] and '"policy_version":' in lines[2]  # accepted
         assert lines[3] == '{"decision":true}'  # the decision
+        # The backend service's worked example, on in the same terminal: Bo's token verified,
+        # its sub asked about in Ana's area.
+        backend = _bash("source vars.sh\n" + _backend_block(), tmp_path, shell_env)
+        assert backend.strip() == '{"decision":true}', backend
         url = lines[-1]
         query = parse_qs(urlsplit(url).query)
         for name in ("redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"):
