@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ BAD = [
     ({"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": ["root"]},
      "unknown permission: root"),
     ({"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": "all",
-      "valid_until": "2030-01-01T00:00:00Z"}, "expiring grants are not supported yet"),
+      "valid_until": "2030-01-01T00:00:00"}, "needs a time zone"),
     ({"kind": "grant", "user": "nobody@example.com", "area": "cust-1", "permissions": "all"},
      "no such user: nobody@example.com"),
     ({"kind": "grant", "user": "bo@example.com", "area": "cust-9", "permissions": "all"},
@@ -467,6 +468,48 @@ def test_a_round_trip_is_lossless(fresh: Any, tmp_path: Path) -> None:
     summary, bad = third.run(_file(tmp_path, as_csv, "export.csv"), strict=True)
     assert bad == []
     assert third.export() == exported and third.export("csv") == as_csv
+
+
+def test_grants_that_end_round_trip_and_decide_until_their_end(
+    fresh: Any, tmp_path: Path, bundle: PolicyBundle
+) -> None:
+    """valid_until imports (whole seconds, from any offset), exports as UTC and imports
+    again to the same; its g lines carry the end, so decisions deny from that instant."""
+    ending = GOOD.replace(
+        '"permissions": "all"}',
+        '"permissions": "all", "valid_until": "2031-06-01T12:00:00.900+02:00"}',
+    )
+    assert ending != GOOD
+    first = fresh()
+    summary, bad = first.run(_file(tmp_path, ending), strict=True)
+    assert bad == [] and summary.written
+    exported = first.export()
+    assert '"valid_until":"2031-06-01T10:00:00.000000Z"' in exported
+    assert exported.count("valid_until") == 1
+    with first.db.connection_context():
+        ends = first.db.execute_sql(
+            "SELECT v3 FROM casbin_rule WHERE ptype = 'g' AND v1 = 'perm:all'"
+        ).fetchall()
+    assert ends == [("2031-06-01T10:00:00Z",)]
+    at = datetime(2031, 6, 1, 10, tzinfo=UTC).timestamp()
+    now = [at - 1]
+    decider = Decider(bundle, PeeweePolicyFeed(first.db), clock=lambda: now[0])
+    decider.sync()
+    cy, area = f"user:{U['cy']}", f"area:{AREA}"
+    assert decider.decide(cy, area, "invoice", "read")
+    now[0] = at
+    assert not decider.decide(cy, area, "invoice", "read")
+    second = fresh()
+    summary, bad = second.run(_file(tmp_path, exported, "export.jsonl"), strict=True)
+    assert bad == []
+    assert second.export() == exported
+    # Importing the same file again changes nothing; a new end updates the grant.
+    summary, bad = second.run(_file(tmp_path, exported, "again.jsonl"), strict=True)
+    assert summary.outcomes["grant unchanged"] == 3, summary.outcomes
+    later = exported.replace("2031-06-01T10:00:00.000000Z", "2032-01-01T00:00:00Z")
+    summary, bad = second.run(_file(tmp_path, later, "later.jsonl"))
+    assert bad == [] and summary.outcomes["grant updated"] == 1, summary.outcomes
+    assert '"valid_until":"2032-01-01T00:00:00.000000Z"' in second.export()
 
 
 def test_the_command_line_reports_bad_lines_and_exports(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ cells left empty where a kind has no such field). Kinds and their fields:
 - ``area``: ``id`` (``a_…``) and/or ``key`` (the provider's own key for it), ``name``,
   ``owner`` (an email or ``u_…``);
 - ``grant``: ``user`` (an email or ``u_…``), ``area`` (``a_…`` or a key), ``permissions``
-  (``"all"`` or catalogue names, ``bundle:<name>`` expands), ``valid_until`` (refused
-  until expiring grants exist);
+  (``"all"`` or catalogue names, ``bundle:<name>`` expands), ``valid_until`` (when the
+  grant ends; whole seconds, an end already past imports a grant that has ended);
 - ``invitation``: ``area``, ``email``, ``permissions``, ``invited_by`` (default: the
   area's owner), ``expires_at``.
 
@@ -107,6 +107,7 @@ class GrantLine:
     user: str
     area: str  # a_… or a key
     permissions: PermissionSet
+    valid_until: datetime | None = None  # naive UTC, whole seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,14 +255,13 @@ def _grant(number: int, data: dict[str, Any], catalogue: Catalogue, csv: bool) -
     user = _user_ref(data.get("user"), "user")
     area = _area_ref(data.get("area"))
     permissions = _permissions(data.get("permissions"), catalogue, csv)
-    if data.get("valid_until") is not None:
-        _when(data["valid_until"], "valid_until")
-        # Decisions do not compare grants with the clock yet: storing the date would keep
-        # access open past the instant the provider set. Refused until that exists.
-        raise InvalidInput(
-            "expiring grants are not supported yet: remove valid_until", field="valid_until"
-        )
-    return GrantLine(number, user, area, permissions)
+    until = data.get("valid_until")
+    if until is None or until == "":
+        return GrantLine(number, user, area, permissions)
+    # Whole seconds, as grants' ends are stored (domain.expiry): dropping the fraction
+    # ends the grant earlier, never later.
+    end = _when(until, "valid_until").replace(microsecond=0)
+    return GrantLine(number, user, area, permissions, end)
 
 
 def _invitation(

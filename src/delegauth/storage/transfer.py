@@ -35,7 +35,7 @@ import peewee
 from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
 from delegauth.domain.entities import Grant, InvitationStatus, Role
-from delegauth.domain.ids import AREA, INVITATION, USER, IdFactory, is_id, new_id
+from delegauth.domain.ids import AREA, INVITATION, USER, IdFactory, casbin_until, is_id, new_id
 from delegauth.domain.transfer import (
     AreaLine,
     BadLine,
@@ -94,6 +94,11 @@ def _is_area_id(ref: str) -> bool:
     return len(ref) == _ID_LEN and ref.startswith("a_") and is_area_id(ref)
 
 
+def _text(when: datetime | None) -> str | None:
+    """A timestamp as the text both drivers store (as _Batch._at is made)."""
+    return None if when is None else when.isoformat(" ")
+
+
 def _when(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
@@ -150,6 +155,7 @@ class _Grant(NamedTuple):
     permissions: PermissionSet
     version: int
     line: int = 0
+    valid_until: datetime | None = None
 
 
 class _Invitation(NamedTuple):
@@ -242,12 +248,17 @@ class _Tables:
         # whole table for that. CROSS JOIN keeps SQLite's loop order (pairs outside).
         rows = self._select(
             f"WITH p(a, u) AS ({{}}) SELECT g.area_id, g.user_id, g.role,"
-            f" g.permissions, g.version FROM p {self._join} grants g"
+            f" g.permissions, g.version, g.valid_until FROM p {self._join} grants g"
             " ON g.area_id = p.a AND g.user_id = p.u",
             sorted(set(pairs)),
             width=2,
         )
-        return {(r[0], r[1]): _Grant(r[2], _perms(r[3]), int(r[4])) for r in rows}
+        return {
+            (r[0], r[1]): _Grant(
+                r[2], _perms(r[3]), int(r[4]), 0, None if r[5] is None else _when(r[5])
+            )
+            for r in rows
+        }
 
     def invitations(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], _Invitation]:
         rows = self._select(
@@ -335,7 +346,7 @@ CREATE TABLE areas (id TEXT PRIMARY KEY, name TEXT, owner_id TEXT, created_at TE
 CREATE TABLE area_keys (key TEXT PRIMARY KEY, area_id TEXT UNIQUE);
 CREATE TABLE grants (id INTEGER PRIMARY KEY, area_id TEXT, user_id TEXT, role TEXT,
     permissions TEXT, granted_by TEXT, invitation_id TEXT, version INTEGER,
-    created_at TEXT, updated_at TEXT, UNIQUE (area_id, user_id));
+    created_at TEXT, updated_at TEXT, valid_until TEXT, UNIQUE (area_id, user_id));
 CREATE TABLE invitations (id TEXT PRIMARY KEY, area_id TEXT, email TEXT, permissions TEXT,
     invited_by TEXT, status TEXT, token_hash TEXT, expires_at TEXT, created_at TEXT,
     updated_at TEXT, sends INTEGER);
@@ -404,7 +415,8 @@ class _Rows:
     unlinked: list[tuple[Any, ...]] = field(default_factory=list)  # (user id, area id)
     # (area id, user id) -> the role set its g lines and change-log entry record: a later
     # line of the batch for the same pair replaces an earlier one's.
-    linked: dict[tuple[str, str], _Texts] = field(default_factory=dict)
+    # The second of each value is the g lines' end ("" for none).
+    linked: dict[tuple[str, str], tuple[_Texts, str]] = field(default_factory=dict)
     links: list[tuple[Any, ...]] = field(default_factory=list)
     changes: list[tuple[Any, ...]] = field(default_factory=list)
     invitations: list[tuple[Any, ...]] = field(default_factory=list)
@@ -566,17 +578,18 @@ class _Batch:
             )
         )
 
-    def _link(self, area_id: str, user_id: str, texts: _Texts) -> None:
-        """Record a grant's role set: its g lines and change-log entry (ids checked already)."""
-        self.rows.linked[(area_id, user_id)] = texts
+    def _link(self, area_id: str, user_id: str, texts: _Texts, end: datetime | None = None) -> None:
+        """Record a grant's role set and end: its g lines and change-log entry (ids checked
+        already)."""
+        self.rows.linked[(area_id, user_id)] = (texts, "" if end is None else casbin_until(end))
 
     def finish(self) -> None:
         """Turn what the batch linked and granted into g lines, change-log entries (the
         last role set of each pair) and audit rows (one grants.imported event per area)."""
-        for (area_id, user_id), texts in self.rows.linked.items():
+        for (area_id, user_id), (texts, end) in self.rows.linked.items():
             subject, domain = f"user:{user_id}", f"area:{area_id}"
-            self.rows.links.extend(("g", subject, role, domain) for role in texts.roles)
-            self.rows.changes.append((domain, subject, texts.roles_json, self._at))
+            self.rows.links.extend(("g", subject, role, domain, end) for role in texts.roles)
+            self.rows.changes.append((domain, subject, texts.roles_json, self._at, end))
         for area_id, (before, after) in self.rows.granted.items():
             self._audit(area_id, "grants.imported", f"area:{area_id}",
                         _snapshots(before) if before else None, _snapshots(after))  # fmt: skip
@@ -650,7 +663,7 @@ class _Batch:
                 self.rows.keys.append((line.key, area.id))
             self.rows.grants.append(
                 (area.id, owner.id, str(Role.OWNER), _perms_text(PermissionSet.everything()),
-                 None, None, 1, self._at, self._at)
+                 None, None, 1, self._at, self._at, None)
             )  # fmt: skip
             self._link(area.id, owner.id, self._texts(Role.OWNER, PermissionSet.everything()))
             self._audit(area.id, "area.imported", f"user:{owner.id}", None,
@@ -677,18 +690,20 @@ class _Batch:
         before: str | None = None
         if stored is None:
             self.rows.grants.append(
-                (area.id, user.id, _DELEGATE, texts.permissions, None, None, 1, self._at, self._at)
-            )
+                (area.id, user.id, _DELEGATE, texts.permissions, None, None, 1, self._at,
+                 self._at, _text(line.valid_until))
+            )  # fmt: skip
             outcome, version = "created", 1
         else:
             if stored.role != _DELEGATE:
                 raise _Bad("this user owns the area and holds every permission there")
-            if stored.permissions == line.permissions:
+            if stored.permissions == line.permissions and stored.valid_until == line.valid_until:
                 return "unchanged"
             version = stored.version + 1
             self.rows.grant_updates.append(
-                (texts.permissions, version, self._at, area.id, user.id, stored.version)
-            )
+                (texts.permissions, version, self._at, _text(line.valid_until), area.id, user.id,
+                 stored.version)
+            )  # fmt: skip
             self.rows.unlinked.append((user.id, area.id))
             if not stored.line:  # as stored before this batch (not made by an earlier line)
                 before = self._texts(Role.DELEGATE, stored.permissions).snapshot
@@ -699,8 +714,10 @@ class _Batch:
         if before is not None:
             granted[0][subject] = before
         granted[1][subject] = texts.snapshot
-        self._link(area.id, user.id, texts)
-        self.grants[(area.id, user.id)] = _Grant(_DELEGATE, line.permissions, version, line.line)
+        self._link(area.id, user.id, texts, line.valid_until)
+        self.grants[(area.id, user.id)] = _Grant(
+            _DELEGATE, line.permissions, version, line.line, line.valid_until
+        )
         return outcome
 
     def plan_invitation(self, line: InvitationLine) -> str:
@@ -1006,14 +1023,14 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
     t.insert(
         "grants",
         "area_id, user_id, role, permissions, granted_by, invitation_id, version,"
-        " created_at, updated_at",
+        " created_at, updated_at, valid_until",
         rows.grants,
     )
     for update in rows.grant_updates:  # rare: one statement each, so a lost race is seen
         changed = t.conn.cursor()
         try:
             changed.execute(
-                "UPDATE grants SET permissions = ?, version = ?, updated_at = ?"
+                "UPDATE grants SET permissions = ?, version = ?, updated_at = ?, valid_until = ?"
                 " WHERE area_id = ? AND user_id = ? AND version = ?".replace("?", t.mark),
                 update,
             )
@@ -1051,7 +1068,7 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
     t.insert(
         "casbin_rule",
         "ptype, v0, v1, v2, v3, v4, v5",
-        [(*link, "", "", "") for link in rows.links],
+        [(*link, "", "") for link in rows.links],  # v3: the grant's end
         "ON CONFLICT DO NOTHING",
     )
     t.insert(
@@ -1064,7 +1081,7 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
     if t.postgres:
         # As PeeweeStore does: versions commit in the order they are numbered.
         t.execute("SELECT pg_advisory_xact_lock(?)", (CHANGE_LOCK_KEY,))
-    t.insert("policy_changes", "domain, subject, roles, at", rows.changes)
+    t.insert("policy_changes", "domain, subject, roles, at, valid_until", rows.changes)
     head = int(t.execute("SELECT MAX(version) FROM policy_changes")[0][0])
     if t.postgres:
         t.execute("SELECT pg_notify(?, ?)", (CHANGE_CHANNEL, str(head)))
@@ -1131,7 +1148,10 @@ def _area_record(r: Any) -> dict[str, Any]:
 
 
 def _grant_record(r: Any) -> dict[str, Any]:
-    return {"kind": "grant", "user": r[0], "area": r[1], "permissions": json.loads(r[2])}
+    record = {"kind": "grant", "user": r[0], "area": r[1], "permissions": json.loads(r[2])}
+    if r[3] is not None:
+        record["valid_until"] = format_time(_when(r[3]))
+    return record
 
 
 def _invitation_record(r: Any) -> dict[str, Any]:
@@ -1161,7 +1181,8 @@ _EXPORTS: list[tuple[str, str, Callable[[datetime], tuple[Any, ...]], Any]] = [
     ),
     (
         "grant",
-        "SELECT u.email, g.area_id, g.permissions FROM grants g JOIN users u ON u.id = g.user_id"
+        "SELECT u.email, g.area_id, g.permissions, g.valid_until FROM grants g"
+        " JOIN users u ON u.id = g.user_id"
         f" WHERE g.role = '{Role.DELEGATE}' ORDER BY g.area_id, g.user_id",
         lambda at: (),
         _grant_record,
