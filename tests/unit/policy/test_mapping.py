@@ -107,6 +107,29 @@ def test_listed_resource_properties_win_over_the_request() -> None:
     assert _decide(decider, body)
 
 
+def test_a_fixed_domain_decides_every_request_in_that_area(tmp_path: Path) -> None:
+    """[domain] from = "fixed": the request names no area (one it names is ignored); the
+    shipped model decides in the declared one, grants there count and nowhere else."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("model.conf", "catalogue.toml"):
+        (policies / name).write_text((Path(POLICIES) / name).read_text("utf-8"), "utf-8")
+    fixed, other = "a_" + "f" * 26, "a_" + "g" * 26
+    (policies / "authzen.toml").write_text(f'[domain]\nfrom = "fixed"\nvalue = "{fixed}"\n')
+    bundle = load_bundle(policies)
+    user = "u_" + "b" * 26
+    g_lines = [("g", f"user:{user}", "perm:invoices", f"area:{fixed}")]
+    decider = Decider(bundle, MemoryPolicyFeed(g_lines), monotonic=lambda: 0.0)
+    decider.sync()
+    pay = _body(user, "pay", "invoice")
+    question = bundle.mapping.question(pay)
+    assert isinstance(question, Question) and question.domain == f"area:{fixed}"
+    assert _decide(decider, pay)
+    assert _decide(decider, _body(user, "pay", "invoice", area=other))  # ignored
+    assert not _decide(decider, _body(user, "update", "domain"))
+    assert not _decide(decider, _body("u_" + "c" * 26, "pay", "invoice"))
+
+
 def test_missing_properties_equal_nothing() -> None:
     same = MISSING
     assert same != MISSING
