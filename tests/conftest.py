@@ -166,6 +166,11 @@ class Api:
             sub="billing-service", client_id="billing-service", scope=scope.split()
         )
 
+    def row_counts(self, *models: type[peewee.Model]) -> dict[str, int]:
+        """How many rows each table holds: equal before and after a rolled-back change."""
+        with self.services.db.connection_context():
+            return {m.__name__: m.select().count() for m in models}
+
     def last_mail(self, to: str) -> MailRecord:
         with self.services.db.connection_context():
             return (

@@ -18,6 +18,7 @@
     │   ├── AlreadyRegistered   the email already has an account
     │   ├── NotPending          the invitation was already answered or expired
     │   └── VersionAhead        a consistency token names a change the log does not hold
+    ├── RateLimited             too many of these lately: try again later
     ├── Unavailable             storage or policy cannot be reached: fail closed
     ├── DeliveryError           an email could not be handed to SMTP (mail.transport)
     └── WebhookDeliveryError    a webhook was not accepted by its endpoint (webhooks.http)
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidToken",
     "NotFound",
     "NotPending",
+    "RateLimited",
     "Unauthenticated",
     "Unavailable",
     "UnknownPermission",
@@ -155,6 +157,11 @@ class NotPending(Conflict):
 class VersionAhead(Conflict):
     code = "policy_version_ahead"
     title = "policy_version is ahead of the change log"
+
+
+class RateLimited(DelegauthError):
+    code = "rate_limited"
+    title = "Too many requests"
 
 
 class Unavailable(DelegauthError):

@@ -64,7 +64,8 @@ def _call(method: str, url: str, token: str, **kw: Any) -> dict[str, Any]:
 
 
 def _seed(base: str, env: dict[str, str], inbox: _Inbox) -> dict[str, str]:
-    """An owner with a delegate and a pending invitation, and a service client's token."""
+    """An owner with a delegate, the delegate's access request, a pending invitation, and
+    a service client's token."""
     owner = _signup(base, inbox, "owner@example.com")
     delegate = _signup(base, inbox, "delegate@example.com")
     area = owner["area"]["id"]
@@ -91,6 +92,17 @@ def _seed(base: str, env: dict[str, str], inbox: _Inbox) -> dict[str, str]:
         f"{base}/v1/invitations/{invited['invitation']['id']}/accept",
         delegate_token,
     )
+    delegate_in_area = _user_token(env, delegate["user"]["id"], area)
+    asked = requests.post(
+        base + "/access/v1/requests",
+        headers={"Authorization": f"Bearer {delegate_in_area}"},
+        json={
+            "resource": {"type": "area", "id": area},
+            "requested_access": {"permissions": ["tickets"]},
+        },
+        timeout=30,
+    )
+    assert asked.status_code == 202, asked.text
     pending = _call(
         "POST",
         invitations,
@@ -113,6 +125,7 @@ def _seed(base: str, env: dict[str, str], inbox: _Inbox) -> dict[str, str]:
         "area": area,
         "delegate": delegate["user"]["id"],
         "invitation": pending["invitation"]["id"],
+        "access_request": asked.json()["task"]["id"],
         "user_token": owner_token,
         "service_token": issued.json()["access_token"],
         "client_id": client["client_id"],
@@ -147,6 +160,7 @@ password = {json.dumps(seed["client_secret"])}
 "path.area_id" = {json.dumps(seed["area"])}
 "path.user_id" = {json.dumps(seed["delegate"])}
 "path.invitation_id" = {json.dumps(seed["invitation"])}
+"path.request_id" = {json.dumps(seed["access_request"])}
 """
 
 

@@ -29,18 +29,9 @@ class _BrokenComposer(MailComposer):
 
 
 def _counts(api: Api) -> dict[str, int]:
-    with api.services.db.connection_context():
-        return {
-            m.__name__: m.select().count()
-            for m in (
-                InvitationRecord,
-                GrantRecord,
-                CasbinRuleRecord,
-                AuditRecord,
-                MailRecord,
-                ChangeRecord,
-            )
-        }
+    return api.row_counts(
+        InvitationRecord, GrantRecord, CasbinRuleRecord, AuditRecord, MailRecord, ChangeRecord
+    )
 
 
 def test_failing_mail_rolls_back_the_invitation(api: Api) -> None:

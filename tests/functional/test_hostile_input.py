@@ -34,11 +34,15 @@ def _fill(path: str, owner: Person) -> str:
         path.replace("{area_id}", owner.area_id)
         .replace("{user_id}", owner.user_id)
         .replace("{invitation_id}", "inv_nonexistent")
+        .replace("{request_id}", "r_nonexistent")
     )
 
 
 def _token_for(api: Api, owner: Person, path: str) -> str:
-    return api.service_token() if path.startswith("/access/") else api.token(owner)
+    # Access requests are a user's own (the decision endpoints are a service's).
+    if path.startswith("/access/") and not path.startswith("/access/v1/requests"):
+        return api.service_token()
+    return api.token(owner)
 
 
 def _assert_problem(res: Any, status: int = 400) -> dict[str, Any]:

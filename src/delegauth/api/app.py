@@ -17,6 +17,7 @@ import falcon
 import peewee
 
 from delegauth.api import (
+    access_requests,
     accounts,
     areas,
     authzen,
@@ -36,6 +37,7 @@ from delegauth.api.middleware import (
 from delegauth.api.openapi import OpenApiResource
 from delegauth.api.problems import install_error_handlers
 from delegauth.config import Settings, load_settings
+from delegauth.domain.access_requests import AccessRequests
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.audit_trail import AuditTrail
 from delegauth.domain.catalogue import Catalogue
@@ -87,6 +89,7 @@ class Services:
     accounts: Accounts
     invitations: Invitations
     members: Members
+    access_requests: AccessRequests
     oauth_store: PeeweeOAuthStore
     clients: ClientRegistry
     authorization_server: DelegauthAuthorizationServer
@@ -197,6 +200,7 @@ def build_services(
         refresh_lifetime=timedelta(days=settings.refresh_token_days),
     )
     webhook_key = WebhookKey.load_or_create(settings.webhook_key, settings.key_dir)
+    members = Members(store, catalogue, clock, on_policy_change=changed)
     services = Services(
         settings=settings,
         db=db,
@@ -213,7 +217,10 @@ def build_services(
             ttl=timedelta(days=settings.invitation_days),
             on_policy_change=changed,
         ),
-        members=Members(store, catalogue, clock, on_policy_change=changed),
+        members=members,
+        access_requests=AccessRequests(
+            store, catalogue, members, composer, clock, on_policy_change=changed
+        ),
         oauth_store=oauth_store,
         clients=clients,
         authorization_server=DelegauthAuthorizationServer(
@@ -422,6 +429,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     app.add_route(
         "/v1/areas/{area_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
         webhooks.RedeliverResource(auth, services.webhooks),
+    )
+    access_requests.add_access_request_routes(
+        app, auth, services.access_requests, services.store, max_body, settings.public_url
     )
     app.add_route("/v1/permissions", PermissionsResource(lambda: services.decider.bundle.catalogue))
 

@@ -45,6 +45,7 @@ _STATUS: list[tuple[type[errors.DelegauthError], int]] = [
     (errors.NotFound, 404),
     (errors.NotPending, 409),
     (errors.Conflict, 409),
+    (errors.RateLimited, 429),
     (errors.Unavailable, 503),
 ]
 
@@ -112,6 +113,8 @@ def _handle_domain(req: falcon.Request, resp: falcon.Response, ex: Exception, pa
         resp.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
     if isinstance(ex, errors.Unavailable):
         resp.set_header("Retry-After", "1")
+    if isinstance(ex, errors.RateLimited):
+        resp.set_header("Retry-After", "3600")
 
 
 def _handle_http(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:

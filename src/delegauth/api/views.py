@@ -17,11 +17,13 @@ __all__ = [
     "grant_view",
     "invitation_view",
     "member_view",
+    "timestamp",
     "user_view",
 ]
 
 
-def _ts(value: datetime) -> str:
+def timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC, to the second."""
     return value.replace(microsecond=0).isoformat() + "Z"
 
 
@@ -56,10 +58,10 @@ def invitation_view(inv: Invitation, area: Area | None = None) -> dict[str, Any]
         "permissions": inv.permissions.to_json(),
         "status": str(inv.status),
         "invited_by": inv.invited_by,
-        "expires_at": _ts(inv.expires_at),
-        "created_at": _ts(inv.created_at),
+        "expires_at": timestamp(inv.expires_at),
+        "created_at": timestamp(inv.created_at),
         "sends": inv.sends,
-        "valid_until": None if inv.valid_until is None else _ts(inv.valid_until),
+        "valid_until": None if inv.valid_until is None else timestamp(inv.valid_until),
     }
     if area is not None:
         body["area_name"] = area.name
@@ -73,9 +75,9 @@ def grant_view(grant: Grant) -> dict[str, Any]:
         "role": str(grant.role),
         "permissions": grant.held().to_json(),
         "version": grant.version,
-        "created_at": _ts(grant.created_at),
-        "updated_at": _ts(grant.updated_at),
-        "valid_until": None if grant.valid_until is None else _ts(grant.valid_until),
+        "created_at": timestamp(grant.created_at),
+        "updated_at": timestamp(grant.updated_at),
+        "valid_until": None if grant.valid_until is None else timestamp(grant.valid_until),
     }
 
 
@@ -94,7 +96,7 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
         "target": event.target,
         "before": event.before,
         "after": event.after,
-        "at": _ts(event.at),
+        "at": timestamp(event.at),
         "policy_hash": event.policy_hash,
     }
 

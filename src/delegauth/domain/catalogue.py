@@ -113,6 +113,14 @@ class PermissionSet:
         """The resource ids ``name`` is limited to (empty: every resource, or not held)."""
         return sorted(rid for n, rid in self.scoped if n == name)
 
+    def union(self, other: PermissionSet) -> PermissionSet:
+        """Both sets (a name on every resource absorbs its single-resource grants)."""
+        if self.all or other.all:
+            return PermissionSet.everything()
+        names = self.names | other.names
+        scoped = frozenset(s for s in self.scoped | other.scoped if s[0] not in names)
+        return PermissionSet(False, names, scoped)
+
     def to_json(self) -> str | list[str]:
         if self.all:
             return ALL

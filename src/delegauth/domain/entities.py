@@ -18,6 +18,8 @@ from delegauth.domain.ids import (
 )
 
 __all__ = [
+    "AccessRequest",
+    "AccessRequestStatus",
     "AuditEvent",
     "Area",
     "Grant",
@@ -40,6 +42,14 @@ class InvitationStatus(StrEnum):
     DECLINED = "declined"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+
+
+class AccessRequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"  # shown once a pending request passes expires_at; never stored
 
 
 @dataclass
@@ -78,6 +88,37 @@ class Invitation:
 
     def is_open(self, now: datetime) -> bool:
         return self.status is InvitationStatus.PENDING and now < self.expires_at
+
+
+@dataclass
+class AccessRequest:
+    """A user asks for permissions in an area: from inside it, or by its owner's email.
+
+    ``area_id`` is None when the email asked has no account (or is the requester's own):
+    such a request is stored and answered exactly like the others, and reaches nobody.
+    ``asked_email`` is the canonical email it was addressed to ("" when asked from inside).
+    """
+
+    id: str
+    requester_id: str
+    area_id: str | None
+    asked_email: str
+    permissions: PermissionSet
+    message: str
+    status: AccessRequestStatus
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    granted: PermissionSet | None = None
+
+    def is_open(self, now: datetime) -> bool:
+        return self.status is AccessRequestStatus.PENDING and now < self.expires_at
+
+    def status_at(self, now: datetime) -> AccessRequestStatus:
+        if self.status is AccessRequestStatus.PENDING and now >= self.expires_at:
+            return AccessRequestStatus.EXPIRED
+        return self.status
 
 
 @dataclass

@@ -15,6 +15,7 @@ from datetime import datetime
 from delegauth.errors import InvalidInput
 
 __all__ = [
+    "ACCESS_REQUEST",
     "AREA",
     "CASBIN_NO_END",
     "INVITATION",
@@ -40,9 +41,10 @@ AREA = "a"
 INVITATION = "i"
 AUDIT = "e"
 WEBHOOK = "w"
+ACCESS_REQUEST = "r"
 
 # 128 random bits, base32 without padding: 26 characters of [a-z2-7].
-_ID_RE = re.compile(r"^([uaiew])_([a-z2-7]{26})$")
+_ID_RE = re.compile(r"^([uaiewr])_([a-z2-7]{26})$")
 _CASBIN_NAME_RE = re.compile(r"^(user|area|perm|role):[a-z0-9_]{1,64}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # A resource id a grant may be limited to (a domain name in IDNA form, a product number):

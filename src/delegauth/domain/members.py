@@ -11,7 +11,7 @@ from delegauth.domain.access import (
     require_may_give,
     require_may_touch,
 )
-from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
+from delegauth.domain.catalogue import Catalogue, CatalogueSource, PermissionSet, as_source
 from delegauth.domain.entities import AuditEvent, Grant, Role, User
 from delegauth.domain.expiry import (
     KEEP,
@@ -21,7 +21,7 @@ from delegauth.domain.expiry import (
 )
 from delegauth.domain.ids import USER, parse_id
 from delegauth.domain.ports import Clock, PolicyListener, Store, ignore_change
-from delegauth.errors import InvalidInput, NotFound
+from delegauth.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = ["Change", "Member", "Members"]
 
@@ -98,20 +98,87 @@ class Members:
                 if permissions is None and valid_until is not KEEP
                 else self._catalogue().parse(permissions)
             )
-            require_may_give(actor, wanted)
             if valid_until is KEEP:
                 until = target.valid_until
-            require_may_give_until(actor, until)
-            before = _snapshot(target)
-            previous = Grant(**vars(target))
-            target.permissions = wanted
-            target.valid_until = until
-            target.updated_at = now
-            target.version += 1
-            version = self._store.put_grant(target, previous)
-            self._audit(actor_id, "grant.updated", target, before, _snapshot(target), now)
+            version = self._set(actor, target, wanted, until, now)
         self._changed(version)
         return Change(target, version)
+
+    def add_within(
+        self,
+        actor_id: str,
+        area_id: str,
+        user_id: str,
+        adding: PermissionSet,
+        valid_until: datetime | None,
+        now: datetime,
+        because: dict[str, object],
+    ) -> Change:
+        """Give ``user_id`` ``adding`` on top of what they hold in the area (a delegate grant
+        ending at ``valid_until`` if they hold nothing there), under the same rules as
+        ``change``.
+
+        An end belongs to a whole grant: for someone who already holds a grant it must be
+        None (their grant keeps its own end). It joins the caller's transaction and does not
+        notify: the caller commits, then passes the version on. ``because`` goes into the
+        audit event (what asked for it).
+        """
+        actor = require_manager(self._store, area_id, actor_id, now)
+        target = self._store.get_grant(area_id, user_id)
+        if target is not None:
+            if target.role is Role.OWNER:
+                raise Forbidden("the owner already holds every permission", code="owner_fixed")
+            if valid_until is not None:
+                raise Conflict(
+                    "an end applies to a whole grant: approve without one, then change the"
+                    " member's end",
+                    field="valid_until",
+                    code="member_has_grant",
+                )
+            require_may_touch(actor, target)
+            wanted = target.permissions.union(adding)
+            version = self._set(actor, target, wanted, target.valid_until, now, because)
+            return Change(target, version)
+        require_may_give(actor, adding)
+        require_may_give_until(actor, valid_until)
+        grant = Grant(
+            area_id=area_id,
+            user_id=user_id,
+            role=Role.DELEGATE,
+            permissions=adding,
+            granted_by=actor_id,
+            invitation_id=None,
+            created_at=now,
+            updated_at=now,
+            valid_until=valid_until,
+        )
+        version = self._store.put_grant(grant, None)
+        self._audit(actor_id, "grant.created", grant, None, {**_snapshot(grant), **because}, now)
+        return Change(grant, version)
+
+    def _set(
+        self,
+        actor: Grant,
+        target: Grant,
+        wanted: PermissionSet,
+        until: datetime | None,
+        now: datetime,
+        because: dict[str, object] | None = None,
+    ) -> int:
+        """The one place a grant's permissions and end change: no giving what the actor
+        does not hold, nor access that outlasts theirs."""
+        require_may_give(actor, wanted)
+        require_may_give_until(actor, until)
+        before = _snapshot(target)
+        previous = Grant(**vars(target))
+        target.permissions = wanted
+        target.valid_until = until
+        target.updated_at = now
+        target.version += 1
+        version = self._store.put_grant(target, previous)
+        after = {**_snapshot(target), **(because or {})}
+        self._audit(actor.user_id, "grant.updated", target, before, after, now)
+        return version
 
     def remove(self, actor_id: str, area_id: str, user_id: object) -> Change:
         """Remove a delegate; a delegate may always remove themselves (leave)."""

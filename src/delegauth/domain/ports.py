@@ -11,7 +11,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from delegauth.domain.catalogue import PermissionSet
 from delegauth.domain.entities import (
+    AccessRequest,
+    AccessRequestStatus,
     Area,
     AuditEvent,
     Grant,
@@ -58,6 +61,14 @@ class MailComposer(Protocol):
         self, grant: Grant, area: Area, delegate: User, owner: User | None = None
     ) -> OutgoingMail: ...
 
+    def access_request(
+        self, request: AccessRequest, area: Area, requester: User, owner: User
+    ) -> OutgoingMail: ...
+
+    def access_request_answered(
+        self, request: AccessRequest, area: Area, requester: User
+    ) -> OutgoingMail: ...
+
 
 class Store(Protocol):
     """Persistence for the domain. Every method joins the caller's transaction."""
@@ -90,6 +101,33 @@ class Store(Protocol):
     def find_pending_invitation(self, area_id: str, email: str) -> Invitation | None: ...
     def list_area_invitations(self, area_id: str) -> list[Invitation]: ...
     def list_invitations_for(self, email: str) -> list[Invitation]: ...
+
+    # access requests
+    def add_access_request(self, request: AccessRequest) -> None: ...
+    def get_access_request(self, request_id: str) -> AccessRequest | None: ...
+    def finish_access_request(
+        self,
+        request_id: str,
+        to: AccessRequestStatus,
+        now: datetime,
+        decided_by: str | None = None,
+        granted: PermissionSet | None = None,
+    ) -> bool: ...
+    def list_area_access_requests(self, area_id: str, now: datetime) -> list[AccessRequest]: ...
+    def list_user_access_requests(self, user_id: str, limit: int) -> list[AccessRequest]: ...
+    def find_open_access_request(
+        self, requester_id: str, area_id: str | None, asked_email: str, now: datetime
+    ) -> AccessRequest | None: ...
+    def count_access_requests(
+        self,
+        since: datetime,
+        *,
+        requester_id: str | None = None,
+        area_id: str | None = None,
+        asked_email: str | None = None,
+        by_email: bool | None = None,
+    ) -> int: ...
+    def first_owned_area(self, user_id: str) -> Area | None: ...
 
     # grants: writing one writes its Casbin rules and a change-log entry too
     def get_grant(self, area_id: str, user_id: str) -> Grant | None: ...

@@ -1,4 +1,5 @@
-"""Compose verification, invitation and access-ending emails in English or Spanish."""
+"""Compose verification, invitation, access-ending and access-request emails in English or
+Spanish."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from string import Template
 from typing import Any
 from urllib.parse import quote
 
-from delegauth.domain.catalogue import Catalogue, CatalogueSource, as_source
-from delegauth.domain.entities import Area, Grant, Invitation, OutgoingMail, User
+from delegauth.domain.access_requests import defang
+from delegauth.domain.catalogue import Catalogue, CatalogueSource, PermissionSet, as_source
+from delegauth.domain.entities import AccessRequest, Area, Grant, Invitation, OutgoingMail, User
 
 __all__ = ["MailComposer"]
 
@@ -32,6 +34,26 @@ _TEXT: dict[str, dict[str, Any]] = {
             'Hello $name,\n\nYour access to the Client Area "$area" ends on $until.\n\n'
             "If you still need it, ask $owner ($owner_email) to extend it.\n\n$link\n"
         ),
+        "ask_subject": Template("Access request for the Client Area “$area”"),
+        "ask_text": Template(
+            "Hello,\n\n$requester asks for these permissions in your Client Area "
+            '"$area":\n\n$permissions\n\n${message}'
+            "Approve all of them, some of them, or decline here:\n\n$link\n\n"
+            "If you do not know this person, decline or ignore it: nothing changes until you"
+            " approve.\n"
+        ),
+        "ask_message": "Their message:",
+        "answer_subject": Template("Your access request for “$area”: $outcome"),
+        "approved": "approved",
+        "declined": "declined",
+        "answer_approved": Template(
+            'Hello,\n\nYour request for access to the Client Area "$area" was approved.'
+            " You now also hold:\n\n$permissions\n\nSee your access requests here:\n\n$link\n"
+        ),
+        "answer_declined": Template(
+            'Hello,\n\nYour request for access to the Client Area "$area" was declined.\n\n'
+            "See your access requests here:\n\n$link\n"
+        ),
     },
     "es": {
         "verify_subject": "Confirma tu dirección de correo",
@@ -51,6 +73,27 @@ _TEXT: dict[str, dict[str, Any]] = {
         "ending_text": Template(
             'Hola $name:\n\nTu acceso al Área de Cliente "$area" termina el $until.\n\n'
             "Si todavía lo necesitas, pide a $owner ($owner_email) que lo amplíe.\n\n$link\n"
+        ),
+        "ask_subject": Template("Solicitud de acceso al Área de Cliente «$area»"),
+        "ask_text": Template(
+            "Hola:\n\n$requester solicita estos permisos en tu Área de Cliente "
+            '"$area":\n\n$permissions\n\n${message}'
+            "Aprueba todos, algunos, o rechaza la solicitud aquí:\n\n$link\n\n"
+            "Si no conoces a esta persona, recházala o ignórala: nada cambia hasta que la"
+            " apruebes.\n"
+        ),
+        "ask_message": "Su mensaje:",
+        "answer_subject": Template("Tu solicitud de acceso a «$area»: $outcome"),
+        "approved": "aprobada",
+        "declined": "rechazada",
+        "answer_approved": Template(
+            'Hola:\n\nTu solicitud de acceso al Área de Cliente "$area" ha sido aprobada.'
+            " Ahora también tienes:\n\n$permissions\n\nConsulta tus solicitudes aquí:\n\n"
+            "$link\n"
+        ),
+        "answer_declined": Template(
+            'Hola:\n\nTu solicitud de acceso al Área de Cliente "$area" ha sido rechazada.'
+            "\n\nConsulta tus solicitudes aquí:\n\n$link\n"
         ),
     },
 }
@@ -82,17 +125,7 @@ class MailComposer:
         """The invitation mail in ``locale``; its subject names the Client Area by its
         account name (the inviter is named in the text)."""
         t = _TEXT.get(locale, _TEXT["en"])
-        if invitation.permissions.all:
-            perms = f"- {t['all']}"
-        else:
-            offered = invitation.permissions
-            lines = []
-            for n in self._catalogue().names():
-                ids = offered.resources(n)  # a permission on single resources names them
-                if n in offered.names or ids:
-                    label = self._catalogue().get(n).label(locale)
-                    lines.append(f"- {label} ({', '.join(ids)})" if ids else f"- {label}")
-            perms = "\n".join(lines)
+        perms = self._listed(invitation.permissions, locale)
         link = f"{self._base}/invitations/accept?token={quote(token)}"
         values = {
             "inviter": inviter.name or inviter.email,
@@ -136,6 +169,70 @@ class MailComposer:
             kind="grant_ending",
             headers={"Content-Language": delegate.locale},
         )
+
+    def access_request(
+        self, request: AccessRequest, area: Area, requester: User, owner: User
+    ) -> OutgoingMail:
+        """To the owner, in their language: who asks (by verified address only: a name is
+        whatever they typed), what, their message quoted and defanged, and the review link."""
+        locale = owner.locale
+        t = _TEXT.get(locale, _TEXT["en"])
+        message = ""
+        if request.message:
+            quoted = "\n".join("> " + defang(line) for line in request.message.split("\n"))
+            message = f"{t['ask_message']}\n\n{quoted}\n\n"
+        values = {
+            "requester": requester.email,
+            "area": area.name,
+            "permissions": self._listed(request.permissions, locale),
+            "message": message,
+            "link": f"{self._base}/areas/{area.id}/access-requests/{request.id}",
+        }
+        return OutgoingMail(
+            to=owner.email,
+            subject=t["ask_subject"].substitute(values)[:255],
+            text=t["ask_text"].substitute(values),
+            html=_html(t["ask_text"].substitute(values)),
+            kind="access_request",
+            headers={"Content-Language": locale},
+        )
+
+    def access_request_answered(
+        self, request: AccessRequest, area: Area, requester: User
+    ) -> OutgoingMail:
+        """To the requester, in their language: approved (with what) or declined."""
+        locale = requester.locale
+        t = _TEXT.get(locale, _TEXT["en"])
+        approved = request.granted is not None
+        values = {
+            "area": area.name,
+            "outcome": t["approved" if approved else "declined"],
+            "permissions": self._listed(request.granted, locale) if request.granted else "",
+            "link": f"{self._base}/access-requests",
+        }
+        text = t["answer_approved" if approved else "answer_declined"].substitute(values)
+        return OutgoingMail(
+            to=requester.email,
+            subject=t["answer_subject"].substitute(values)[:255],
+            text=text,
+            html=_html(text),
+            kind="access_request_answer",
+            headers={"Content-Language": locale},
+        )
+
+    def _listed(self, perms: PermissionSet, locale: str) -> str:
+        """One line per permission, by its label in ``locale``, in catalogue order, with the
+        resources a single-resource one is limited to."""
+        if perms.all:
+            return f"- {_TEXT.get(locale, _TEXT['en'])['all']}"
+        catalogue = self._catalogue()
+        lines = []
+        for n in catalogue.names():
+            ids = perms.resources(n)  # a permission on single resources names them
+            if n in perms.names or ids:
+                label = catalogue.get(n).label(locale)
+                lines.append(f"- {label} ({', '.join(ids)})" if ids else f"- {label}")
+        return "\n".join(lines)
 
 
 def _html(text: str) -> str:

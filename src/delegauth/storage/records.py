@@ -12,6 +12,7 @@ import peewee as pw
 __all__ = [
     "AccessRevocationRecord",
     "MODELS",
+    "AccessRequestRecord",
     "AreaRecord",
     "AuditRecord",
     "CasbinRuleRecord",
@@ -117,6 +118,32 @@ class InvitationRecord(_Base):
 
     class Meta:
         table_name = "invitations"
+
+
+class AccessRequestRecord(_Base):
+    """A request for permissions in an area (migration 0008)."""
+
+    id = pw.CharField(primary_key=True, max_length=40)
+    requester_id = pw.CharField(max_length=40)
+    area_id = pw.CharField(max_length=40, null=True)
+    asked_email = pw.CharField(max_length=320, default="")
+    permissions = pw.TextField()  # JSON: "all" or a sorted list of names
+    message = pw.TextField(default="")
+    status = pw.CharField(max_length=16)
+    created_at = pw.DateTimeField()
+    updated_at = pw.DateTimeField()
+    expires_at = pw.DateTimeField()
+    decided_by = pw.CharField(max_length=40, null=True)
+    granted = pw.TextField(null=True)  # what an approval gave, same JSON
+
+    class Meta:
+        table_name = "access_requests"
+        indexes = (
+            (("requester_id", "created_at"), False),
+            (("area_id", "status"), False),
+            (("area_id", "created_at"), False),
+            (("asked_email", "created_at"), False),
+        )
 
 
 class GrantRecord(_Base):
@@ -386,4 +413,5 @@ MODELS: list[type[pw.Model]] = [
     WebhookEndpointRecord,
     WebhookEventRecord,
     WebhookDeliveryRecord,
+    AccessRequestRecord,
 ]

@@ -18,6 +18,8 @@ import peewee
 from delegauth import metrics
 from delegauth.domain.catalogue import ALL, PermissionSet
 from delegauth.domain.entities import (
+    AccessRequest,
+    AccessRequestStatus,
     Area,
     AuditEvent,
     Grant,
@@ -32,6 +34,7 @@ from delegauth.errors import Conflict, Unavailable
 from delegauth.storage.casbin_adapter import PeeweeCasbinAdapter
 from delegauth.storage.db import is_postgres
 from delegauth.storage.records import (
+    AccessRequestRecord,
     AreaRecord,
     AuditRecord,
     ChangeRecord,
@@ -266,6 +269,124 @@ class PeeweeStore:
             .order_by(InvitationRecord.created_at, InvitationRecord.id)
         )
         return [self._inv(r) for r in rows]
+
+    # -- access requests -------------------------------------------------------------
+
+    @staticmethod
+    def _request(row: AccessRequestRecord) -> AccessRequest:
+        data = dict(row.__data__)
+        data["permissions"] = _perms_from_text(data["permissions"])
+        data["status"] = AccessRequestStatus(data["status"])
+        data["granted"] = _perms_from_text(data["granted"]) if data["granted"] else None
+        return AccessRequest(**data)
+
+    def add_access_request(self, request: AccessRequest) -> None:
+        data = dict(vars(request))
+        data["permissions"] = _perms_to_text(request.permissions)
+        data["status"] = str(request.status)
+        data["granted"] = None if request.granted is None else _perms_to_text(request.granted)
+        AccessRequestRecord.insert(**data).execute()
+
+    def get_access_request(self, request_id: str) -> AccessRequest | None:
+        row = AccessRequestRecord.get_or_none(AccessRequestRecord.id == request_id)
+        return None if row is None else self._request(row)
+
+    def finish_access_request(
+        self,
+        request_id: str,
+        to: AccessRequestStatus,
+        now: datetime,
+        decided_by: str | None = None,
+        granted: PermissionSet | None = None,
+    ) -> bool:
+        """Move a pending request to ``to``; False if it was no longer pending (one answer)."""
+        changed = (
+            AccessRequestRecord.update(
+                status=str(to),
+                updated_at=now,
+                decided_by=decided_by,
+                granted=None if granted is None else _perms_to_text(granted),
+            )
+            .where(
+                (AccessRequestRecord.id == request_id)
+                & (AccessRequestRecord.status == str(AccessRequestStatus.PENDING))
+            )
+            .execute()
+        )
+        return changed == 1
+
+    def list_area_access_requests(self, area_id: str, now: datetime) -> list[AccessRequest]:
+        """The area's open requests, oldest first."""
+        rows = (
+            AccessRequestRecord.select()
+            .where(
+                (AccessRequestRecord.area_id == area_id)
+                & (AccessRequestRecord.status == str(AccessRequestStatus.PENDING))
+                & (AccessRequestRecord.expires_at > now)
+            )
+            .order_by(AccessRequestRecord.created_at, AccessRequestRecord.id)
+        )
+        return [self._request(r) for r in rows]
+
+    def list_user_access_requests(self, user_id: str, limit: int) -> list[AccessRequest]:
+        """The user's own requests, newest first."""
+        rows = (
+            AccessRequestRecord.select()
+            .where(AccessRequestRecord.requester_id == user_id)
+            .order_by(AccessRequestRecord.created_at.desc(), AccessRequestRecord.id)
+            .limit(limit)
+        )
+        return [self._request(r) for r in rows]
+
+    def find_open_access_request(
+        self, requester_id: str, area_id: str | None, asked_email: str, now: datetime
+    ) -> AccessRequest | None:
+        """The requester's open request to the same area (or, by email, the same address)."""
+        query = AccessRequestRecord.select().where(
+            (AccessRequestRecord.requester_id == requester_id)
+            & (AccessRequestRecord.status == str(AccessRequestStatus.PENDING))
+            & (AccessRequestRecord.expires_at > now)
+        )
+        if asked_email:
+            query = query.where(AccessRequestRecord.asked_email == asked_email)
+        else:
+            query = query.where(
+                (AccessRequestRecord.area_id == area_id) & (AccessRequestRecord.asked_email == "")
+            )
+        row = query.first()
+        return None if row is None else self._request(row)
+
+    def count_access_requests(
+        self,
+        since: datetime,
+        *,
+        requester_id: str | None = None,
+        area_id: str | None = None,
+        asked_email: str | None = None,
+        by_email: bool | None = None,
+    ) -> int:
+        """Requests created since ``since`` matching every filter given (for rate limits)."""
+        query = AccessRequestRecord.select().where(AccessRequestRecord.created_at >= since)
+        if requester_id is not None:
+            query = query.where(AccessRequestRecord.requester_id == requester_id)
+        if area_id is not None:
+            query = query.where(AccessRequestRecord.area_id == area_id)
+        if asked_email is not None:
+            query = query.where(AccessRequestRecord.asked_email == asked_email)
+        if by_email is not None:
+            asked = AccessRequestRecord.asked_email
+            query = query.where(asked != "" if by_email else asked == "")
+        return int(query.count())
+
+    def first_owned_area(self, user_id: str) -> Area | None:
+        """The area the user owns (their own, made at sign-up: the oldest if several)."""
+        row = (
+            AreaRecord.select()
+            .where(AreaRecord.owner_id == user_id)
+            .order_by(AreaRecord.created_at, AreaRecord.id)
+            .first()
+        )
+        return None if row is None else Area(**row.__data__)
 
     # -- grants ----------------------------------------------------------------------
 
