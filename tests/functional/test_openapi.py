@@ -19,6 +19,7 @@ PAGES = (
     "/signout",
     "/areas",
     "/invitations",
+    "/access-requests",
     "/static",
     "/verify-email",
 )

@@ -478,6 +478,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
         accounts=services.accounts,
         invitations=services.invitations,
         members=services.members,
+        access_requests=services.access_requests,
         store=services.store,
         sessions=services.sessions,
         limiter=services.limiter,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import falcon
 
+from delegauth.domain.access_requests import AccessRequests
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import Catalogue
 from delegauth.domain.invitations import Invitations
@@ -18,6 +19,7 @@ from delegauth.domain.members import Members
 from delegauth.domain.ports import Store
 from delegauth.domain.webhooks import Webhooks
 from delegauth.oauth.server import DelegauthAuthorizationServer
+from delegauth.pages.access_requests import AccessRequestPages
 from delegauth.pages.authorize import AuthorizeResource
 from delegauth.pages.console import Console
 from delegauth.pages.rendering import Renderer
@@ -36,6 +38,7 @@ def add_routes(
     accounts: Accounts,
     invitations: Invitations,
     members: Members,
+    access_requests: AccessRequests,
     store: Store,
     sessions: BrowserSessions,
     limiter: SignInLimiter,
@@ -68,8 +71,10 @@ def add_routes(
     app.add_route("/static/delegauth.js", StaticScript())
     if brand_logo:
         app.add_route("/static/logo", StaticLogo(brand_logo))
-    console = Console(pages, accounts, invitations, members, store, sessions, catalogue)
-    for path, resource in console.routes():
+    console = Console(
+        pages, accounts, invitations, members, store, sessions, catalogue, access_requests
+    )
+    for path, resource in console.routes() + AccessRequestPages(console, access_requests).routes():
         app.add_route(path, resource)
     if webhooks is not None:
         for path, resource in webhook_routes(console, webhooks):

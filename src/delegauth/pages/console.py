@@ -20,10 +20,11 @@ from delegauth.api.body import read_form
 from delegauth.api.catalogue import negotiate_locale
 from delegauth.api.params import parse_count
 from delegauth.api.problems import status_for
+from delegauth.domain.access_requests import AccessRequests
 from delegauth.domain.accounts import Accounts
 from delegauth.domain.catalogue import ALL, MAX_RESOURCE_IDS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
-from delegauth.domain.entities import Role, User
+from delegauth.domain.entities import AccessRequest, Role, User
 from delegauth.domain.ids import RESOURCE_ID_RE, SCOPE_SEP
 from delegauth.domain.invitations import Invitations
 from delegauth.domain.members import Member, Members
@@ -50,7 +51,20 @@ __all__ = ["Console"]
 # The text field beside a scoped permission's box: the resource ids it is limited to.
 SCOPE_FIELD = "scope-"
 _SCOPE_SPLIT = re.compile(r"[\s,]+")
-_DONE = ("saved", "removed", "resent", "cancelled", "left", "declined")
+_DONE = (
+    "saved",
+    "removed",
+    "resent",
+    "cancelled",
+    "left",
+    "declined",
+    # access requests (pages/access_requests.py)
+    "requested",
+    "asked",
+    "withdrawn",
+    "approved",
+    "request_declined",
+)
 PAGE = 25
 
 
@@ -66,8 +80,10 @@ class Console:
         store: Store,
         sessions: BrowserSessions,
         catalogue: Callable[[], Catalogue],
+        access_requests: AccessRequests,
     ) -> None:
         self.pages = pages
+        self.access_requests = access_requests
         self.accounts = accounts
         self.invitations = invitations
         self.members = members
@@ -96,6 +112,10 @@ class Console:
 
     def catalogue(self) -> Catalogue:
         return self._catalogue()  # the policy in force, after any reload
+
+    @staticmethod
+    def flashes(locale: str, req: falcon.Request) -> list[Flash]:
+        return _flashes(locale, req)
 
     def session(self, req: falcon.Request) -> SessionRow:
         session = self.sessions.current(req)
@@ -344,6 +364,9 @@ class _AreaHome(_Base):
             tasks.append((f"{home}/activity", "activity.title", "area.activity_hint"))
         if current.role is Role.OWNER:
             tasks.append((f"{home}/webhooks", "webhooks.title", "area.webhooks_hint"))
+        if current.role is not Role.OWNER:
+            tasks.append((f"{home}/request-access", "ar.request", "ar.request_hint"))
+        tasks.append(("/access-requests", "ar.mine_title", "ar.mine_hint"))
         tasks.append(("/invitations", "mine.title", "area.mine_hint"))
         if len(areas) > 1:
             tasks.append(("/areas", "nav.switch", "area.switch_hint"))
@@ -370,6 +393,7 @@ class _UserManagement(_Base):
         try:
             members = self.c.members.listing(session.user_id, area_id)
             pending = self.c.invitations.list_for_area(session.user_id, area_id)
+            asking = self.c.access_requests.pending(session.user_id, area_id)
         except DelegauthError as ex:
             self.c.fail(req, resp, ex, session, area_id)
             return
@@ -410,7 +434,18 @@ class _UserManagement(_Base):
                 }
                 for i in pending
             ],
+            requests=[self._request_row(locale, area_id, r) for r in asking],
         )
+
+    def _request_row(self, locale: str, area_id: str, request: AccessRequest) -> dict[str, str]:
+        user = self.c.store.get_user(request.requester_id)
+        return {
+            "who": (user.name or user.email) if user else "",
+            "email": user.email if user else "",
+            "permissions": self.c.perms_text(locale, request.permissions),
+            "message": request.message,
+            "review": f"/areas/{area_id}/access-requests/{request.id}",
+        }
 
 
 class _Invite(_Base):

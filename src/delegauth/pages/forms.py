@@ -9,7 +9,8 @@ __all__ = ["check_email_url", "field_value", "safe_return"]
 
 # Where a sign-in may send the browser back to: our own pages only (no open redirects).
 _RETURN_RE = re.compile(
-    r"^/(oauth/authorize\?[^\s\\#]*|invitations(/[^\s\\#]*)?|areas(/[a-z0-9_/]*)?|)$"
+    r"^/(oauth/authorize\?[^\s\\#]*|invitations(/[^\s\\#]*)?|areas(/[a-z0-9_/-]*)?"
+    r"|access-requests(/[a-z0-9_/-]*)?|)$"
 )
 
 
