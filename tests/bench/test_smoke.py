@@ -97,6 +97,11 @@ def check_decisions(out: str) -> None:
         assert number(row_value(out, f"{example}: mapped and decided, decisions/s")) > 0
         assert number(row_value(out, f"{example}: plain casbin enforce, decisions/s")) > 0
         assert number(row_value(out, f"{example}: wrong answers (vs the tables and Casbin)")) == 0
+    # Grants' ends: both sides measured in the same run, the same answers (ends a year away).
+    assert number(row_value(out, "warm decision, no grant ends, best round, ns")) > 0
+    assert number(row_value(out, "warm decision, every delegate's grant ends, best round, ns")) > 0
+    row_value(out, "expiry check cost per decision (best rounds), ns")
+    assert number(row_value(out, "answers that differ (ends a year away)")) == 0
 
 
 def check_tokens(out: str) -> None:
