@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -352,3 +353,19 @@ def test_a_grant_that_lapses_publishes_grant_expired(
     )
     assert event["type"] == "grant.expired"
     assert event["data"]["target"] == f"user:{delegate.user_id}"
+
+
+def test_metrics_show_the_queue_and_the_delivery_lag(api: Api, receiver: Receiver) -> None:
+    def scrape(name: str) -> float:
+        text = api.call("GET", "/metrics").text
+        match = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+    owner = api.signup("o@example.com")
+    _endpoint(api, owner, receiver.url)
+    delivered = scrape("delegauth_webhook_delivery_lag_seconds_count")
+    api.invite(owner, "x@example.com")
+    assert scrape("delegauth_webhook_queue_depth") == 1
+    assert api.services.dispatcher.deliver_due() == 1
+    assert scrape("delegauth_webhook_queue_depth") == 0
+    assert scrape("delegauth_webhook_delivery_lag_seconds_count") == delivered + 1

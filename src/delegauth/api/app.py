@@ -374,6 +374,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
             services.watcher,
             PeeweePolicyFeed(services.db).latest_version,
             PeeweeOutbox(services.db).depth,
+            services.store.webhooks.depth,
         ),
     )
     app.add_route("/v1/signup", accounts.SignupResource(services.accounts, max_body))

@@ -22,11 +22,13 @@ class MetricsResource:
         watcher: PolicyWatcher,
         latest_version: Callable[[], int],
         outbox_depth: Callable[[], int],
+        webhook_depth: Callable[[], int] = lambda: 0,
     ) -> None:
         self._decider = decider
         self._watcher = watcher
         self._latest = latest_version
         self._outbox = outbox_depth
+        self._webhooks = webhook_depth
 
     def _gauges(self) -> Iterator[tuple[str, str, float, dict[str, str]]]:
         status = self._watcher.status
@@ -79,6 +81,12 @@ class MetricsResource:
                 "delegauth_mail_outbox_depth",
                 "Emails waiting to be sent.",
                 float(self._outbox()),
+                {},
+            )
+            yield (
+                "delegauth_webhook_queue_depth",
+                "Webhook deliveries waiting to be sent (first attempts and retries).",
+                float(self._webhooks()),
                 {},
             )
         except Exception:  # noqa: BLE001 - a scrape never fails on a database hiccup
