@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from delegauth.domain.catalogue import ALL, Catalogue, CatalogueError
-from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, is_id
+from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, SCOPE_SEP, casbin_perm, is_id
 from delegauth.domain.permission_bundles import PermissionBundle, load_bundles
 from delegauth.errors import InvalidInput
 from delegauth.policy.bundle import CATALOGUE_FILE, PolicyBundle, PolicyError, load_bundle
@@ -78,7 +78,7 @@ _REST = "rest"
 _LINE = "__line__"
 _TABLE_KEYS = {"name", "description", "grants", "cases"}
 _GRANT_KEYS = {"user", "area", "role", "permissions", "bundle", "bundles", "note"}
-_CASE_KEYS = {"user", "area", "allow", "deny", "note", "request", "decision"}
+_CASE_KEYS = {"user", "area", "resource", "allow", "deny", "note", "request", "decision"}
 
 
 # -- fixture names ---------------------------------------------------------------------
@@ -251,6 +251,14 @@ def _grant_roles(grant: dict[str, Any], ctx: _Context) -> list[str]:
             for name in _names(value, "permissions", line):
                 if name == ALL:
                     raise _TableError(line, 'write permissions: all, not a list holding "all"')
+                if SCOPE_SEP in name:  # on one resource: managedomains@example.com
+                    try:
+                        [(base, resource_id)] = ctx.catalogue.parse([name]).scoped
+                    except InvalidInput as ex:
+                        raise _TableError(line, ex.detail) from ex
+                    roles.append(casbin_perm(base, resource_id))
+                    ctx.covered.add(f"perm:{base}")
+                    continue
                 if name not in ctx.catalogue:
                     raise _TableError(line, f"unknown permission {name!r}")
                 roles.append(f"perm:{name}")
@@ -288,6 +296,7 @@ class _Case:
     subject: str
     domain: str
     expected: tuple[tuple[tuple[str, str], bool], ...]
+    resource: str = ""  # the request's resource id (grants on single resources count there)
 
 
 @dataclass(frozen=True)
@@ -339,7 +348,10 @@ def _parse_case(case: dict[str, Any], ctx: _Context) -> _Case | _RequestCase:
     if both:
         raise _TableError(line, f"both allowed and denied: {', '.join(map(':'.join, both))}")
     expected = tuple(dict.fromkeys([(a, True) for a in allow] + [(a, False) for a in deny]))
-    return _Case(line, str(case["user"]), str(case["area"]), subject, domain, expected)
+    resource = case.get("resource", "")
+    if not isinstance(resource, str):
+        raise _TableError(line, "resource is a resource id (a string)")
+    return _Case(line, str(case["user"]), str(case["area"]), subject, domain, expected, resource)
 
 
 def _load_table(
@@ -408,15 +420,19 @@ def _run_table(path: Path, ctx: _Context) -> TableResult:
             result.decisions += 1
             try:
                 casbin_says = bool(
-                    enforcer.enforce(case.subject, case.domain, resource_value(obj), act)
+                    enforcer.enforce(
+                        case.subject, case.domain, resource_value(obj, case.resource), act
+                    )
                 )
             except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions
                 result.failures.append(
                     Failure(str(path), case.line, f"Casbin cannot decide {obj}:{act}: {ex}")
                 )
                 continue
-            decider_says = decider.decide(case.subject, case.domain, obj, act)
+            decider_says = decider.decide(case.subject, case.domain, obj, act, case.resource)
             who = f"{case.user} in {case.area}: {obj}:{act}"
+            if case.resource:
+                who += f" on {case.resource}"
             if decider_says != casbin_says:
                 message = (
                     f"{who}: the Decider and Casbin disagree (Decider {_verdict(decider_says)}, "

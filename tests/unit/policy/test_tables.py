@@ -163,8 +163,8 @@ def test_malformed_table_fails(policies: PoliciesCopy, table: str, line: int, wo
 class _ContraryDecider(Decider):
     """A Decider that is wrong on purpose: it flips every answer."""
 
-    def decide(self, subject: str, domain: str, obj: str, act: str) -> bool:
-        return not super().decide(subject, domain, obj, act)
+    def decide(self, subject: str, domain: str, obj: str, act: str, resource_id: str = "") -> bool:
+        return not super().decide(subject, domain, obj, act, resource_id)
 
 
 def test_disagreement_between_decider_and_casbin_fails(
@@ -220,3 +220,36 @@ def test_no_tables(tmp_path: Path, policies: PoliciesCopy) -> None:
     report = run_tables(policies.root, tmp_path)
     assert not report.ok
     assert report.errors[0].message == "no decision tables (*.yaml)"
+
+
+def test_a_grant_on_one_resource_is_decided_on_the_case_resource(policies: PoliciesCopy) -> None:
+    report = _run(
+        policies,
+        "name: one domain\n"
+        "grants:\n"
+        "  - {user: bob, area: shop, permissions: [managedomains@example.com]}\n"
+        "cases:\n"
+        "  - {user: bob, area: shop, resource: example.com, allow: [domain:update]}\n"
+        "  - {user: bob, area: shop, resource: example.org, allow: [domain:update]}\n",
+    )
+    assert not report.ok
+    failures = [f.message for t in report.tables for f in t.failures]
+    assert failures == ["bob in shop: domain:update on example.org should be allowed, was denied"]
+
+
+@pytest.mark.parametrize(
+    ("permission", "words"),
+    [("invoices@x", "cannot be limited to single resources"), ("managedomains@", "resource id")],
+)
+def test_a_bad_grant_on_one_resource_is_a_table_error(
+    policies: PoliciesCopy, permission: str, words: str
+) -> None:
+    report = _run(
+        policies,
+        "name: bad\n"
+        "grants:\n"
+        f"  - {{user: bob, area: shop, permissions: ['{permission}']}}\n"
+        "cases:\n"
+        "  - {user: bob, area: shop, allow: [invoice:read]}\n",
+    )
+    assert not report.ok and words in "\n".join(report.lines())
