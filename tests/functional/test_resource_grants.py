@@ -10,7 +10,7 @@ import pytest
 
 from delegauth.oauth.issuing import principal_for, sign_access
 from delegauth.oauth.rfc7662 import access_still_valid
-from tests.conftest import Api, Person
+from tests.conftest import Api, FrozenClock, Person
 
 DOMAIN_ADMIN = ["domains", "managedomains@example.com"]
 
@@ -58,14 +58,16 @@ def test_members_listing_and_the_token_show_the_resource(api: Api) -> None:
     assert held[admin.user_id] == DOMAIN_ADMIN
 
 
-def test_access_tokens_name_each_resource_and_narrowing_ends_them(api: Api) -> None:
+def test_access_tokens_name_each_resource_and_narrowing_ends_them(
+    api: Api, clock: FrozenClock
+) -> None:
     """A scoped permission appears in the token's permissions as <name>@<resource id>:
     a resource server that knows only bare names sees no managedomains there."""
     owner = api.signup("o@example.com")
     admin = api.link(owner, "dns@example.com", DOMAIN_ADMIN)
     services = api.services
     with services.db.connection_context():
-        principal = principal_for(services.store, admin.user_id, owner.area_id)
+        principal = principal_for(services.store, admin.user_id, owner.area_id, clock())
     assert principal is not None
     token, _ = sign_access(services.tokens, "tests", ["openid"], principal)
     claims = services.tokens.verify(token)
