@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, tzinfo
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
@@ -58,7 +59,7 @@ class Zone:
 
 def zone_of(req: falcon.Request) -> Zone:
     """The zone the browser reported, or UTC."""
-    name = req.cookies.get(COOKIE, "")
+    name = unquote(req.cookies.get(COOKIE, ""))  # the script encodes it (the "/")
     if name and len(name) <= 64 and _NAME.match(name):
         try:
             return Zone(name, ZoneInfo(name))
