@@ -1,11 +1,13 @@
 """Bulk import and export of users, areas, grants and pending invitations.
 
 The file is streamed and written in batches of lines. Each batch commits in one
-transaction: users, areas, grant rows, their Casbin g lines, audit events, change-log
-entries (the subject's full role set in the area, as every grant write logs them, so
-that running Deciders apply the batch as soon as it commits) and the run's checkpoint.
-Rows go through the driver in bulk (executemany on SQLite, multi-row VALUES on
-PostgreSQL): per-row ORM inserts are an order of magnitude slower.
+transaction: users, areas, grant rows, their Casbin g lines, audit events (one
+``grants.imported`` event per area and batch, mapping each user to what they now hold),
+change-log entries (the subject's full role set in the area, as every grant write logs
+them, so that running Deciders apply the batch as soon as it commits) and the run's
+checkpoint. Rows go through the driver in bulk (executemany on SQLite; on PostgreSQL one
+statement a table over unnested arrays), and what a batch refers to is read in a few
+queries (on PostgreSQL, one a kind): per-row ORM calls are an order of magnitude slower.
 
 A line may refer only to users and areas already in the database or defined on an
 earlier line. What a line says is compared with what is stored: equal is "unchanged"
