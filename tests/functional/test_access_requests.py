@@ -446,3 +446,9 @@ def test_approval_with_an_end_for_someone_without_a_grant(api: Api, clock: Any) 
     res = _answer(api, owner, owner.area_id, rid, "approve", {"valid_until": until})
     assert res.status_code == 409 and res.json["code"] == "member_has_grant"
     assert _counts(api) == before
+
+
+def test_the_pdp_metadata_names_the_access_request_endpoint(api: Api) -> None:
+    res = api.call("GET", "/.well-known/authzen-configuration")
+    assert res.json["access_request_endpoint"] == "http://localhost/access/v1/requests"
+    assert res.json["search_subject_endpoint"].endswith("/access/v1/search/subject")

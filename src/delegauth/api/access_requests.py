@@ -28,8 +28,10 @@ Where it departs, and why:
   no ``action``: what is asked is ``requested_access.permissions``, catalogue names;
 - the approver's side (which the draft leaves out of scope) is plain REST under
   ``/v1/areas/{area_id}/access-requests``; ``/v1/me/access-requests`` lists one's own;
-- no callbacks, no ``Idempotency-Key`` (a second open request to the same place is a 409),
-  no metadata entry yet; problem types are the service's (``code`` members), not the
+- ``access_request_endpoint`` is in /.well-known/authzen-configuration, but no
+  ``capabilities`` URN (the metadata's values are all strings);
+- no callbacks, no ``Idempotency-Key`` (a second open request to the same place is a 409);
+  problem types are the service's (``code`` members), not the
   draft's URNs.
 """
 
@@ -48,7 +50,7 @@ from delegauth.domain.entities import AccessRequest, AccessRequestStatus, User
 from delegauth.domain.ports import Store
 from delegauth.errors import InvalidInput
 
-__all__ = ["add_access_request_routes"]
+__all__ = ["add_access_request_routes", "metadata"]
 
 # The draft's task statuses for ours.
 _TASK_STATUS = {
@@ -236,6 +238,11 @@ def _optional_json(req: falcon.Request, max_body: int, fields: tuple[str, ...]) 
     if not req.content_length:
         return {}
     return read_json(req, max_body, fields)
+
+
+def metadata(base_url: str) -> dict[str, str]:
+    """The PDP metadata the draft asks for ("Discovery"): where requests are submitted."""
+    return {"access_request_endpoint": f"{base_url.rstrip('/')}/access/v1/requests"}
 
 
 def add_access_request_routes(

@@ -456,7 +456,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     )
     app.add_route(
         "/.well-known/authzen-configuration",
-        authzen.MetadataResource(settings.public_url, authzen_search.metadata(settings.public_url)),
+        authzen.MetadataResource(
+            settings.public_url,
+            {
+                **authzen_search.metadata(settings.public_url),
+                **access_requests.metadata(settings.public_url),
+            },
+        ),
     )
 
     server = services.authorization_server
