@@ -92,3 +92,15 @@ def test_event_types_map_audit_kinds_and_default_to_the_kind() -> None:
     assert event_type("access_request.approved") == "grant.approved"
     assert event_type("grant.expired") == "grant.expired"
     assert event_type("something.new") == "something.new"
+
+
+def test_a_key_directory_it_cannot_write_asks_for_the_setting(tmp_path: object) -> None:
+    from pathlib import Path
+
+    # Nothing can be created under a regular file (even by root): like a read-only mount.
+    blocked = Path(str(tmp_path)) / "not-a-directory"
+    blocked.write_text("")
+    with pytest.raises(ValueError, match="DELEGAUTH_WEBHOOK_KEY"):
+        WebhookKey.load_or_create("", str(blocked / "keys"))
+    configured = WebhookKey.load_or_create("a2V5" * 11, str(blocked / "keys"))
+    assert configured.secret("w_a", "s").startswith("whsec_")

@@ -73,15 +73,25 @@ class WebhookKey:
                 ) from ex
         path = Path(key_dir) / _KEY_FILE
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            draft = path.with_name(f".{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-            fd = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(32))
             try:
-                os.link(draft, path)  # whole or not at all; fails if another process won
-            except FileExistsError:
-                pass
-            finally:
-                draft.unlink()
+                cls._create(path)
+            except OSError as ex:
+                raise ValueError(
+                    f"cannot create {path} ({ex.strerror}): set DELEGAUTH_WEBHOOK_KEY "
+                    "(base64 of 32 random bytes, the same on every replica)"
+                ) from ex
         return cls(path.read_bytes())
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        draft = path.with_name(f".{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+        try:
+            os.link(draft, path)  # whole or not at all; fails if another process won
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
