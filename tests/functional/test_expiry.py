@@ -88,6 +88,25 @@ def test_decisions_deny_at_the_exact_instant_with_the_index_warm(api: Api, clock
         assert ChangeRecord.select().where(ChangeRecord.version > changes).count() == 0
 
 
+def test_an_ended_grant_is_no_area_of_the_delegate(api: Api, clock: Any) -> None:
+    """The area chooser, the pages and /v1/me list only areas the user can still act in."""
+    owner = api.signup("o@example.com")
+    until = _end(clock, days=1)
+    d = _delegate_until(api, owner, "d@example.com", until)
+
+    def areas() -> list[str]:
+        res = api.call("GET", "/v1/me", api.token(d))
+        assert res.status_code == 200, res.text
+        return [a["id"] for a in res.json["areas"]]
+
+    assert areas() == [d.area_id, owner.area_id]
+    clock.now = until
+    assert areas() == [d.area_id]
+    later = _end(clock, days=1)
+    assert _change(api, owner, d, {"valid_until": _wire(later)}).status_code == 200
+    assert areas() == [d.area_id, owner.area_id]
+
+
 def test_the_owner_sees_the_end_and_extends_it(api: Api, clock: Any) -> None:
     owner = api.signup("o@example.com")
     until = _end(clock, days=3)

@@ -229,9 +229,13 @@ class Accounts:
         return user
 
     def areas_of(self, user_id: str) -> list[AreaAccess]:
-        """The areas the user can act in: their own first, then the others by name."""
+        """The areas the user can act in: their own first, then the others by name (not
+        those whose grant has ended: its owner may extend it)."""
+        now = self._clock()
         out = []
         for grant in self._store.list_user_grants(user_id):
+            if grant.ended(now):
+                continue
             area = self._store.get_area(grant.area_id)
             if area is not None:
                 out.append(AreaAccess(area, grant.role, grant.held()))
