@@ -72,6 +72,7 @@ class _List(_Base):
             session,
             area_id,
             title=t(locale, "webhooks.title"),
+            wide=True,
             status=status,
             flashes=_flashes(locale, req),
             area_id=area_id,
