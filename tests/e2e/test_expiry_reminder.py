@@ -1,0 +1,70 @@
+"""The reminder that access ends, end to end: two real server processes on one database,
+the expiry sweep in their background, the mail outbox delivering over SMTP to aiosmtpd.
+
+An owner invites with valid_until a day away (within the default three days), the invitee
+verifies and accepts; the reminder reaches the invitee's inbox, in their language, naming
+the area and the end in UTC. (That it is sent once per grant and end, and the lapse's
+audit event, are tested with a controlled clock in tests/functional/test_expiry.py.)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from delegauth.tokens import TokenService
+from tests.conftest import PASSWORD, POLICIES
+from tests.e2e.conftest import ISSUER, Server, _Inbox
+
+
+@pytest.fixture
+def server_env(database_url: str, tmp_path: Path, smtp: tuple[_Inbox, int]) -> dict[str, str]:
+    return {
+        "DELEGAUTH_DATABASE_URL": database_url,
+        "DELEGAUTH_ISSUER": ISSUER,
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}",
+        "DELEGAUTH_CHANGE_POLL_MS": "20",
+        "DELEGAUTH_EXPIRY_SWEEP_S": "0.2",
+    }
+
+
+def _post(server: Server, path: str, body: dict[str, Any], token: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    res = requests.post(server.url(path), json=body, headers=headers, timeout=10)
+    assert res.status_code in (200, 201), res.text
+    return res.json()
+
+
+def test_the_delegate_is_reminded_over_smtp(
+    servers: list[Server], minter: TokenService, smtp: tuple[_Inbox, int]
+) -> None:
+    inbox = smtp[0]
+    a, b = servers
+    owner = _post(a, "/v1/signup", {"email": "o@example.com", "password": PASSWORD, "name": "Olga"})
+    guest = _post(b, "/v1/signup", {"email": "g@example.com", "password": PASSWORD, "locale": "es"})
+    token = inbox.token(inbox.wait_for("g@example.com"))
+    _post(b, "/v1/email-verifications", {"token": token})
+    area = owner["area"]["id"]
+    end = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    owner_token = minter.issue(sub=owner["user"]["id"], client_id="t", scope=["openid"], area=area)
+    inv = _post(
+        a,
+        f"/v1/areas/{area}/invitations",
+        {"email": "g@example.com", "permissions": ["invoices"], "valid_until": end.isoformat()},
+        owner_token,
+    )["invitation"]
+    assert inv["valid_until"] == end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    guest_token = minter.issue(
+        sub=guest["user"]["id"], client_id="t", scope=["openid"], area=guest["area"]["id"]
+    )
+    _post(b, f"/v1/invitations/{inv['id']}/accept", {}, guest_token)
+    reminder = inbox.wait_for("g@example.com", "termina el")
+    text = inbox.text(reminder)
+    assert end.strftime("%Y-%m-%d %H:%M UTC") in text
+    assert "Olga (o@example.com)" in text
