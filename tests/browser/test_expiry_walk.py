@@ -28,7 +28,7 @@ from tests.browser.conftest import Snap
 from tests.e2e.conftest import Server, _Inbox
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext
+    from playwright.sync_api import Browser
 
 ZONE = "America/New_York"
 
@@ -72,25 +72,7 @@ def words(request: pytest.FixtureRequest) -> Words:
 @pytest.fixture
 def person(browser: Browser, live_server: Server, words: Words) -> Iterator[walk.Person]:
     """People whose browsers are in New York's time zone."""
-    made: list[BrowserContext] = []
-
-    def new_page():  # type: ignore[no-untyped-def]
-        context = browser.new_context(
-            base_url=live_server.base,
-            locale=walk.ACCEPT_LANGUAGE[words.lang].split(",")[0],
-            extra_http_headers={"Accept-Language": walk.ACCEPT_LANGUAGE[words.lang]},
-            viewport={"width": walk.DESKTOP[0], "height": walk.DESKTOP[1]},
-            timezone_id=ZONE,
-        )
-        context.set_default_timeout(10_000)
-        made.append(context)
-        return context.new_page()
-
-    try:
-        yield new_page
-    finally:
-        for context in made:
-            context.close()
+    yield from walk.people(browser, live_server, words.lang, timezone_id=ZONE)
 
 
 def test_set_see_and_extend_access_until(

@@ -76,9 +76,11 @@ def people(
     lang: str,
     size: tuple[int, int] = DESKTOP,
     prepare: Callable[[BrowserContext], None] | None = None,
+    timezone_id: str | None = None,
 ) -> Iterator[Person]:
     """A maker of people, each a browser context of their own speaking ``lang`` (made
-    ready by ``prepare``); for a fixture to ``yield from``: the contexts close after."""
+    ready by ``prepare``, in ``timezone_id`` if given); for a fixture to ``yield from``:
+    the contexts close after."""
     made: list[BrowserContext] = []
 
     def new_page() -> Page:
@@ -87,6 +89,7 @@ def people(
             locale=ACCEPT_LANGUAGE[lang].split(",")[0],
             extra_http_headers={"Accept-Language": ACCEPT_LANGUAGE[lang]},
             viewport={"width": size[0], "height": size[1]},
+            **({"timezone_id": timezone_id} if timezone_id else {}),
         )
         context.set_default_timeout(10_000)
         if prepare is not None:

@@ -10,28 +10,20 @@ audit event, are tested with a controlled clock in tests/functional/test_expiry.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from delegauth.tokens import TokenService
-from tests.conftest import PASSWORD, POLICIES
-from tests.e2e.conftest import ISSUER, Server, _Inbox
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import Server, _Inbox
 
 
 @pytest.fixture
-def server_env(database_url: str, tmp_path: Path, smtp: tuple[_Inbox, int]) -> dict[str, str]:
-    return {
-        "DELEGAUTH_DATABASE_URL": database_url,
-        "DELEGAUTH_ISSUER": ISSUER,
-        "DELEGAUTH_POLICIES_DIR": POLICIES,
-        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
-        "DELEGAUTH_SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}",
-        "DELEGAUTH_CHANGE_POLL_MS": "20",
-        "DELEGAUTH_EXPIRY_SWEEP_S": "0.2",
-    }
+def server_env(server_env: dict[str, str]) -> dict[str, str]:
+    """The e2e servers' settings, sweeping for due reminders five times a second."""
+    return {**server_env, "DELEGAUTH_EXPIRY_SWEEP_S": "0.2"}
 
 
 def _post(server: Server, path: str, body: dict[str, Any], token: str = "") -> Any:

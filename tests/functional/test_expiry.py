@@ -5,24 +5,17 @@ extends, and bad values are a clear 400."""
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import jwt
 import pytest
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from delegauth.domain.tokens import hash_secret
 from delegauth.errors import Unauthenticated
-from delegauth.storage.oauth_store import CodeRow
 from delegauth.storage.records import CasbinRuleRecord, ChangeRecord, GrantRecord, MailRecord
 from delegauth.tokens import LEEWAY_SECONDS
 from tests.conftest import Api, Person
-
-REDIRECT = "https://app.example.com/cb"
-VERIFIER = "v" * 50
+from tests.functional.test_oauth_lifetimes import REDIRECT, VERIFIER, _client, _code, _token
 
 
 def _wire(when: datetime) -> str:
@@ -214,57 +207,17 @@ def test_an_invitation_edit_sets_and_keeps_the_end(api: Api, clock: Any) -> None
 # -- tokens --------------------------------------------------------------------------------
 
 
-def _client(api: Api) -> str:
-    _row, secret = api.services.clients.create(
-        "web",
-        redirect_uris=[REDIRECT],
-        first_party=True,
-        grant_types=["authorization_code", "refresh_token"],
-        scopes=["openid"],
-    )
-    assert secret is not None
-    return "Basic " + base64.b64encode(f"web:{secret}".encode()).decode()
-
-
-def _token(api: Api, auth: str, **form: str) -> Any:
-    return api.client.simulate_post(
-        "/oauth/token",
-        body=urlencode(form),
-        headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
-    )
-
-
-def _code_for(api: Api, person: Person, area_id: str, clock: Any) -> str:
-    api.services.oauth_store.add_code(
-        CodeRow(
-            code_hash=hash_secret("code-1"),
-            client_id="web",
-            user_id=person.user_id,
-            area_id=area_id,
-            redirect_uri=REDIRECT,
-            scope="openid",
-            nonce=None,
-            code_challenge=create_s256_code_challenge(VERIFIER),
-            code_challenge_method="S256",
-            auth_time=clock(),
-            expires_at=clock() + timedelta(minutes=10),
-            used_at=None,
-            family_id=None,
-        )
-    )
-    return "code-1"
-
-
 def test_tokens_end_with_the_grant(api: Api, clock: Any) -> None:
     owner = api.signup("o@example.com")
     until = _end(clock, minutes=10)  # sooner than an access token's lifetime would end
     d = _delegate_until(api, owner, "d@example.com", until)
     auth = _client(api)
+    _code(api, Person(d.user_id, owner.area_id, d.email), clock)  # a code for the owner's area
     res = _token(
         api,
         auth,
         grant_type="authorization_code",
-        code=_code_for(api, d, owner.area_id, clock),
+        code="code-1",
         redirect_uri=REDIRECT,
         code_verifier=VERIFIER,
     )
