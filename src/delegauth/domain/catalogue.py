@@ -188,12 +188,9 @@ class Catalogue:
                 shown = item if NAME_RE.match(item) else "(invalid name)"
                 raise UnknownPermission(f"unknown permission: {shown}", field=field)
             names.add(item)
-        both = sorted({n for n, _ in scoped} & names)
-        if both:
-            raise InvalidInput(
-                f"{both[0]} is given both for every resource and for some: choose one",
-                field=field,
-            )
+        # A permission on every resource covers it on single ones (a bundle holding
+        # managedomains beside managedomains@example.com): the union, as PermissionSet.union.
+        scoped = {s for s in scoped if s[0] not in names}
         if len(scoped) > MAX_RESOURCE_IDS:
             raise InvalidInput(
                 f"a grant names at most {MAX_RESOURCE_IDS} resource ids", field=field

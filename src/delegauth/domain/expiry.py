@@ -76,7 +76,7 @@ def parse_valid_until(
     if utc <= now:
         raise InvalidInput(f"{field} must be in the future", field=field, code="past_time")
     if utc - now > _LONGEST:
-        raise InvalidInput(f"{field} is more than ten years away", field=field)
+        raise InvalidInput(f"{field} is more than ten years away", field=field, code="far_time")
     return utc
 
 

@@ -53,6 +53,16 @@ def test_parse_permissions() -> None:
             cat.parse(bad)
 
 
+def test_a_permission_on_every_resource_covers_it_on_single_ones() -> None:
+    cat = load_catalogue(Path(POLICIES) / "catalogue.toml")
+    some = ["managedomains@example.com", "manageproducts@p1"]
+    bundle = cat.parse(["bundle:technical", *some])
+    assert bundle.names >= {"managedomains", "manageproducts"} and not bundle.scoped
+    mixed = cat.parse(["managedomains", *some])
+    assert mixed.names == {"managedomains"}
+    assert mixed.scoped == {("manageproducts", "p1")}
+
+
 def test_covers() -> None:
     everything = PermissionSet.everything()
     some = PermissionSet.of({"a", "b"})
