@@ -78,6 +78,22 @@ def _every_worker(predicate: Any, timeout: float = 15.0) -> None:
         time.sleep(0.01)
 
 
+def _each_worker_reports(server: Server, predicate: Any, workers: int = 2) -> None:
+    """Every worker, told apart by the pid /healthz names, answers with ``predicate`` true
+    (a later false answer from one counts it out again)."""
+    deadline = time.monotonic() + 30.0
+    done: set[int] = set()
+    while len(done) < workers:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only workers {sorted(done)} reached the expected policy")
+        health = _health(server)
+        if predicate(health):
+            done.add(health["worker"])
+        else:
+            done.discard(health["worker"])
+        time.sleep(0.01)
+
+
 def _health(server: Server) -> dict[str, Any]:
     return dict(requests.get(server.url("/healthz"), timeout=10).json())
 
@@ -193,16 +209,18 @@ def test_a_policy_replaced_right_after_sighup_never_decides(reloadable) -> None:
     assert asked >= 8 and decide("invoice", "pay") is True
 
     # Settle on a good policy, then leave the bad one on disk: every worker refuses it.
-    good, bad = _GOOD[0], _BAD
+    # Contents no worker has seen yet, so a worker's answer cannot match before it checked.
+    fresh = "p, role:accountant, *, invoice, read\n"
+    good, bad = _GOOD[0] + fresh, _BAD + fresh
     _replace(csv, good)
     good_version = read_snapshot(policies).version
     os.kill(server.proc.pid, signal.SIGHUP)
-    _every_worker(lambda: _health(server)["policy_hash"] == good_version)
+    _each_worker_reports(server, lambda health: health["policy_hash"] == good_version)
     _replace(csv, bad)
     bad_version = read_snapshot(policies).version
     os.kill(server.proc.pid, signal.SIGHUP)
-    _every_worker(lambda: _health(server)["policy_refused_hash"] == bad_version)
-    for _ in range(20):  # answers from both workers
+    _each_worker_reports(server, lambda health: health["policy_refused_hash"] == bad_version)
+    for _ in range(20):  # answers from both workers, both settled
         health = _health(server)
         assert health["policy_hash"] == good_version and health["policy_reload_error"]
         explained = ask({**outsider, "context": {"explain": True}})

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -344,6 +345,8 @@ class _Health:
                 "policy_reload_failures": status.failures,
                 "policy_reload_error": status.last_error,
                 "policy_refused_hash": status.refused_version,
+                # Which worker answered: each checks policies/ on its own (SIGHUP, polling).
+                "worker": os.getpid(),
             },
         )
 
