@@ -326,6 +326,7 @@ class _Ready:
             "policy_hash": services.decider.policy_hash,
             "changelog_version": services.decider.applied_version,
             "problems": problems,
+            "worker": os.getpid(),
         }
         send_json(resp, body, 503 if problems else 200)
 
