@@ -273,6 +273,26 @@ def test_a_changed_grant_is_updated_with_its_rules_audit_and_change_log(
     assert [r[0] for r in rules] == ["perm:tickets"]
 
 
+def test_strict_and_dry_runs_update_a_stored_grant_as_the_write_does(
+    fresh: Any, tmp_path: Path
+) -> None:
+    # The check pass of --strict (and --dry-run) plans updates to grants stored before the
+    # run; it used to fail on them ("a grant was changed while it was imported").
+    target = fresh()
+    target.run(_file(tmp_path, GOOD))
+    bo = {"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": ["quotes"]}
+    changed = GOOD.replace('["invoices", "tickets"]', '["tickets"]') + _lines(bo, bo)
+    path = _file(tmp_path, changed, "changed.jsonl")
+    checked, bad = target.run(path, dry_run=True, batch_size=5)
+    assert bad == [] and not checked.written
+    summary, bad = target.run(path, strict=True, batch_size=5)
+    assert bad == [] and summary.written
+    # Line 11, in a batch of its own, saw line 10's update in both passes: unchanged.
+    assert checked.outcomes == summary.outcomes
+    assert summary.outcomes["grant updated"] == 2 and summary.outcomes["grant unchanged"] == 3
+    assert (f"user:{U['bo']}", "perm:quotes", f"area:{AREA}") in {r[1:] for r in target.rules()}
+
+
 def _audit(target: Target, action: str) -> list[tuple[str, str, Any, Any]]:
     """(area, target, before, after) of each audit event of ``action``, in order."""
     with target.db.connection_context():
