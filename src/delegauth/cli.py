@@ -398,7 +398,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delegauth", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the database schema")
-    serve = sub.add_parser("serve", help="run the service with gunicorn")
+    serve = sub.add_parser(
+        "serve", help="run the service (DELEGAUTH_SERVER: granian, gunicorn-gthread, gunicorn-sync)"
+    )
     serve.add_argument("--bind", help="host:port (DELEGAUTH_BIND)")
     serve.add_argument("--workers", type=int, help="worker processes (DELEGAUTH_WORKERS)")
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")

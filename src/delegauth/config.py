@@ -54,8 +54,8 @@ class Settings:
     verification_hours: int = 48
     bind: str = "127.0.0.1:8000"
     workers: int = 2
-    # The HTTP server `serve` runs: gunicorn-gthread, gunicorn-sync or granian (serving.py).
-    server: str = "gunicorn-gthread"
+    # The HTTP server `serve` runs: granian, gunicorn-gthread or gunicorn-sync (serving.py).
+    server: str = "granian"
     # Python threads per worker; 0: the server's default (serving.py).
     threads: int = 0
     change_poll_ms: int = 50

@@ -64,6 +64,8 @@ def _until(predicate: Any, timeout: float = 10.0) -> float:
 def test_lifecycle_across_two_servers(servers: list[Server], minter: TokenService, smtp) -> None:
     inbox, _port = smtp
     a, b = Client(servers[0], minter), Client(servers[1], minter)
+    # `serve` runs granian unless DELEGAUTH_SERVER names another server.
+    assert a.call("GET", "/healthz").headers["server"] == "granian"
 
     res = a.call(
         "POST",

@@ -1,4 +1,5 @@
-"""Every server `delegauth serve` can run (DELEGAUTH_SERVER) keeps the operations features:
+"""Every server `delegauth serve` can run (DELEGAUTH_SERVER; granian by default, checked
+below) keeps the operations features:
 JSON access lines and no server access log, SIGHUP forwarded to the workers (not a restart),
 oversized URLs and headers refused with problem+json, a dead worker replaced with the
 counters still adding up, and SIGTERM finishing what is in flight."""
@@ -198,6 +199,6 @@ def test_serve_refuses_an_unknown_server(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         "delegauth: refusing to serve: DELEGAUTH_SERVER='tornado': choose one of "
-        "gunicorn-gthread, gunicorn-sync, granian"
+        "granian, gunicorn-gthread, gunicorn-sync"
     ]
     assert not (tmp_path / "db.sqlite3").exists()  # refused before migrating
