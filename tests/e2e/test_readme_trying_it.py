@@ -1,13 +1,19 @@
-"""README's "Trying it" pastes and works from zero: its shell blocks run word for word
-(only the address changed to a free port) against a fresh `delegauth serve` on SQLite,
-mail read from var/mail.mbox, and the printed authorize URL signs Ana in."""
+"""README's examples paste and work from zero: the shell blocks of "Trying it" run word for
+word (only the addresses changed to free ports) against a fresh `delegauth serve` on
+SQLite, mail read from var/mail.mbox, and the printed authorize URL signs Ana in; then
+every later shell block runs in document order in the same terminal (its variables kept),
+the service restarted where the text says to restart it, and each block's output is
+checked. A README edit that breaks an example, or a new block without a check here, fails.
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +24,9 @@ from tests.e2e.conftest import free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 README_URL = "http://127.0.0.1:8000"
+README_HOOK = "127.0.0.1:9001"  # the webhook receiver's address in the README
+# The words after which the README has the reader restart the service with a setting.
+RESTART = "`DELEGAUTH_WEBHOOKS_INSECURE=1 .venv/bin/delegauth serve`"
 
 
 def _blocks() -> list[str]:
@@ -26,21 +35,90 @@ def _blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section, re.S)
 
 
-def _backend_block() -> str:
-    """The sh block of "A backend service asks", which runs on in the same terminal."""
+def _later_blocks() -> list[tuple[str, str, str]]:
+    """(heading, words before it, block) of every sh block after "Trying it", in order."""
     text = (ROOT / "README.md").read_text("utf-8")
-    start = text.index("### A backend service asks")
-    section = text[start : text.index("\n## ", start)]
-    [block] = re.findall(r"```sh\n(.*?)```", section, re.S)
-    return block
+    start = text.index("\n## ", text.index("## Trying it\n") + 1)
+    found, prose_from = [], start
+    for match in re.finditer(r"```sh\n(.*?)```", text[start:], re.S):
+        at = start + match.start()
+        heading = re.findall(r"(?m)^#{2,3} (.+)$", text[:at])[-1]
+        found.append((heading, text[prose_from:at], match.group(1)))
+        prose_from = start + match.end()
+    return found
 
 
-def _bash(script: str, cwd: Path, env: dict[str, str]) -> str:
+def _kept_names() -> str:
+    """The names the README's blocks assign, for `declare -p` between blocks."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    blocks = "\n".join(re.findall(r"```sh\n(.*?)```", text, re.S))
+    names = set(re.findall(r"(?:^|[\s;])([A-Z][A-Z0-9_]*)=", blocks))
+    names |= set(re.findall(r"\bfor ([A-Z][A-Z0-9_]*) in\b", blocks))
+    return " ".join(sorted(names))
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str], codes: tuple[int, ...] = (0,)) -> str:
     res = subprocess.run(
         ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
-    assert res.returncode == 0 and not res.stderr.strip(), res.stdout + res.stderr
+    assert res.returncode in codes and not res.stderr.strip(), res.stdout + res.stderr
     return res.stdout
+
+
+def _checks(tmp_path: Path) -> dict[str, Callable[[list[str]], None]]:
+    """What each later section's block prints, by its heading."""
+    ana = _id(tmp_path / "ana.json", "user")
+    bo = _id(tmp_path / "bo.json", "user")
+    area = _id(tmp_path / "ana.json", "area")
+    until = datetime.date.today() + datetime.timedelta(days=30)
+
+    def webhooks(out: list[str]) -> None:
+        # The receiver checked the signature with the secret Ana was shown.
+        after = '{"permissions": ["invoices", "tickets"], "role": "delegate"}'
+        assert out == [f"grant.changed user:{bo} {after}"]
+
+    def backend(out: list[str]) -> None:
+        assert out == ['{"decision":true}']
+
+    def single_resources(out: list[str]) -> None:
+        assert out == [
+            '["invoices","managedomains@example.com"]',
+            '{"decision":true} example.com',
+            '{"decision":false} example.org',
+        ]
+
+    def grants_that_end(out: list[str]) -> None:
+        assert out == [
+            f'[["invoices","managedomains@example.com"],"{until}T17:00:00Z"]',
+            "400 past_time",
+        ]
+
+    def policy(out: list[str]) -> None:
+        assert out[0].endswith(": 0 errors, 0 warnings: ok"), out
+        assert out[1].endswith(" 0 tables failed: ok"), out
+        assert out[2] == "decision: allow (Casbin; the Decider agrees)", out
+        # The rollout would deny paying to Bo and Ana in Ana's area (and Bo in his own).
+        flips = [line for line in out if line.endswith(" invoice:pay: allow -> deny")]
+        assert {f"user:{who} area:{area} invoice:pay: allow -> deny" for who in (ana, bo)} <= set(
+            flips
+        ), out
+        assert out[-1].endswith(
+            f": {len(flips)} decision(s) change across {len(flips)} grant(s) in 2 area(s)"
+        ), out
+
+    return {
+        "Webhooks and the audit export": webhooks,
+        "A backend service asks: may this user pay this invoice in this Client Area?": backend,
+        "Grants on single resources": single_resources,
+        "Grants that end": grants_that_end,
+        "For security teams: policy as code": policy,
+    }
+
+
+def _id(path: Path, what: str) -> str:
+    import json
+
+    return str(json.loads(path.read_text())[what]["id"])
 
 
 @pytest.mark.skipif(
@@ -50,7 +128,8 @@ def test_trying_it_works_when_pasted(tmp_path: Path) -> None:
     first, exchange = _blocks()
     assert README_URL in first
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    (tmp_path / "policies").symlink_to(ROOT / "policies")
+    # A copy, not a link: the policy example copies policies/ and edits the copy.
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # The defaults, made absolute: serve does not run in tmp_path, the pasted commands do.
@@ -58,24 +137,20 @@ def test_trying_it_works_when_pasted(tmp_path: Path) -> None:
         "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/var/delegauth.sqlite3",
         "DELEGAUTH_KEY_DIR": str(tmp_path / "var" / "keys"),
         "DELEGAUTH_SMTP_URL": f"file:{tmp_path}/var/mail.mbox",
-        "DELEGAUTH_POLICIES_DIR": str(ROOT / "policies"),
+        "DELEGAUTH_POLICIES_DIR": str(tmp_path / "policies"),
         "DELEGAUTH_ISSUER": base,
     }
     (tmp_path / "var").mkdir()
     server = start_server(env, tmp_path / "server.log", workers=1, port=port)
     shell_env = {**os.environ, **env}
+    keep = f"\ndeclare -p {_kept_names()} > vars.sh 2> /dev/null || true"
     try:
-        keep = "declare -p WEB_SECRET VERIFIER STATE API JSON AREA SERVICE_TOKEN BO_TOKEN > vars.sh"
-        out = _bash(first.replace(README_URL, base) + "\n" + keep, tmp_path, shell_env)
+        out = _bash(first.replace(README_URL, base) + keep, tmp_path, shell_env)
         lines = out.strip().splitlines()
         assert '"email_verified":true' in lines[0]  # Ana verified her address
         assert '"status":"pending"' in lines[1]  # the invitation
         assert '"role":"delegate"' in lines[2] and '"policy_version":' in lines[2]  # accepted
         assert lines[3] == '{"decision":true}'  # the decision
-        # The backend service's worked example, on in the same terminal: Bo's token verified,
-        # its sub asked about in Ana's area.
-        backend = _bash("source vars.sh\n" + _backend_block(), tmp_path, shell_env)
-        assert backend.strip() == '{"decision":true}', backend
         url = lines[-1]
         query = parse_qs(urlsplit(url).query)
         for name in ("redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"):
@@ -97,6 +172,22 @@ def test_trying_it_works_when_pasted(tmp_path: Path) -> None:
         assert '"access_token"' in tokens and '"token_type": "Bearer"' in tokens.replace(
             '"token_type":"Bearer"', '"token_type": "Bearer"'
         ), tokens
+
+        # Every later example, in order, on in the same terminal.
+        checks = _checks(tmp_path)
+        later = _later_blocks()
+        assert [heading for heading, _, _ in later] == list(checks)
+        hook = f"127.0.0.1:{free_port()}"
+        for heading, words, block in later:
+            if RESTART in words:  # the reader restarts the service with that setting
+                server.stop()
+                env["DELEGAUTH_WEBHOOKS_INSECURE"] = "1"
+                server = start_server(env, tmp_path / "server.log", workers=1, port=port)
+            script = block.replace(README_URL, base).replace(README_HOOK, hook)
+            # policy diff answers 1 when a rollout flips decisions, as it does here.
+            codes = (0, 1) if "policy diff" in block else (0,)
+            out = _bash("source vars.sh\n" + script + keep, tmp_path, shell_env, codes)
+            checks[heading](out.strip().splitlines())
     finally:
         server.stop()
 
