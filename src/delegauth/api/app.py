@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,11 +32,7 @@ from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import LanguageMiddleware, PermissionsResource
 from delegauth.api.metrics import MetricsResource
-from delegauth.api.middleware import (
-    AccessLogMiddleware,
-    RequestIdMiddleware,
-    SecurityHeadersMiddleware,
-)
+from delegauth.api.middleware import AccessLines, RequestMiddleware
 from delegauth.api.openapi import OpenApiResource
 from delegauth.api.problems import install_error_handlers
 from delegauth.config import Settings, load_settings
@@ -137,11 +135,9 @@ def build_services(
     database_proxy.initialize(db)
     bundle = checked_bundle(policy if policy is not None else read_snapshot(settings.policies_dir))
     max_areas, max_bytes = settings.area_cache_bound
+    seconds = _seconds(clock)
     # Access tokens revoked through any worker or replica, from the change log.
-    revoked = RevokedTokens(
-        max_staleness=settings.max_staleness_s,
-        clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
-    )
+    revoked = RevokedTokens(max_staleness=settings.max_staleness_s, clock=seconds)
     decider = Decider(
         bundle,
         PeeweePolicyFeed(db),
@@ -149,7 +145,7 @@ def build_services(
         max_areas=max_areas,
         max_bytes=max_bytes,
         revoked=revoked,
-        clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
+        clock=seconds,
     )
     store = PeeweeStore(db, policy_hash=lambda: decider.policy_hash)
     decider.sync()
@@ -167,7 +163,7 @@ def build_services(
         settings.issuer,
         settings.issuer,
         lifetime_s=settings.access_token_minutes * 60,
-        clock=lambda: clock().replace(tzinfo=UTC).timestamp(),
+        clock=seconds,
         revoked=revoked,
     )
 
@@ -273,6 +269,14 @@ def build_services(
     return services
 
 
+def _seconds(clock: Clock) -> Callable[[], float]:
+    """``clock`` as seconds since the epoch (what tokens and the Decider compare): the real
+    clock is read directly, as every bearer check reads it."""
+    if clock is utcnow:
+        return time.time
+    return lambda: clock().replace(tzinfo=UTC).timestamp()
+
+
 def _dispatcher(
     settings: Settings, store: PeeweeStore, clock: Clock, key: WebhookKey
 ) -> WebhookDispatcher:
@@ -358,12 +362,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     auth = Authenticator(services.tokens)
     max_body = settings.max_body_bytes
     app = falcon.App(
-        middleware=[  # type: ignore[arg-type]
-            RequestIdMiddleware(),
-            AccessLogMiddleware(),
-            SecurityHeadersMiddleware(),
-            LanguageMiddleware(),
-        ]
+        middleware=[RequestMiddleware(), LanguageMiddleware()]  # type: ignore[arg-type]
     )
     app.req_options.strip_url_path_trailing_slash = True
     install_error_handlers(app)
@@ -513,7 +512,11 @@ def get_app(policy: PolicySnapshot | None = None) -> falcon.App:
     # Access lines are JSON documents on their own: no logger prefix.
     access = logging.getLogger("delegauth.access")
     if not access.handlers:
-        handler = logging.StreamHandler()
+        handler: logging.Handler
+        try:  # one write(2) a line, handed the line without a LogRecord (api/middleware.py)
+            handler = AccessLines(sys.stderr.fileno())
+        except (AttributeError, OSError, ValueError):  # stderr replaced by a non-file
+            handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(handler)
         access.propagate = False

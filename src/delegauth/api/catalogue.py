@@ -64,6 +64,8 @@ class LanguageMiddleware:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
+        if not req.query_string:  # most requests: nothing to parse
+            return
         lang = (req.get_param("lang") or "").lower()
         if lang in LOCALES:
             resp.set_cookie(
