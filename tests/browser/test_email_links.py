@@ -1,0 +1,248 @@
+"""Every link in every email, followed from the mail aiosmtpd caught, signed in and signed out.
+
+The mails (src/delegauth/mail/composer.py), their links, and where each is followed:
+
+- verification, /verify-email?token=…: signed in in test_verification_walk; signed out
+  here, through sign-in to the area's home;
+- verification asked for from an invitation, …&return_to=<the invitation link>: signed in
+  in test_verification_walk; signed out here, through sign-in back to the invitation;
+- invitation, /invitations/accept?token=…: signed in and verified here, straight to My
+  invitations (unverified and another account: test_verification_walk); signed out in
+  test_verification_walk (sign-up, and sign-in for an existing account);
+- access request, to the owner, /areas/<a>/access-requests/<r>: signed in here, straight
+  to the review; signed out in test_access_request_walk;
+- its outcome, to the requester, /access-requests: signed in in test_access_request_walk;
+  signed out here, through sign-in to My access requests;
+- access ends soon, to the delegate, /: signed in here, the chooser naming the area (the
+  delegate has their own area too); signed out here, through sign-in to the chooser.
+
+Each runs in English and Spanish, with the mail in the person's language; the sign-in page
+and the page reached are in that language too, checked and screenshotted at 1280×800 and
+390×844. The words of this work (the mails' subjects) are written out here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from typing import TYPE_CHECKING
+
+import pytest
+
+from delegauth.pages.text import t
+from tests.browser import walk
+from tests.browser.conftest import Snap, serve
+from tests.e2e.conftest import Server, _Inbox
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+SUBJECTS = {
+    "en": {
+        "verify": "Confirm your email address",
+        "ask": "Access request for the Client Area “{area}”",
+        "approved": "Your access request for “{area}”: approved",
+        "ending": "Your access to “{area}” ends on ",
+    },
+    "es": {
+        "verify": "Confirma tu dirección de correo",
+        "ask": "Solicitud de acceso al Área de Cliente «{area}»",
+        "approved": "Tu solicitud de acceso a «{area}»: aprobada",
+        "ending": "Tu acceso a «{area}» termina el ",
+    },
+}
+CONTACTS = {"en": "Contacts", "es": "Contactos"}  # the permission asked for
+_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[_Inbox, int]
+) -> Iterator[Server]:
+    """This module's server sweeps for due reminders five times a second."""
+    yield from serve(tmp_path_factory, mailbox[1], DELEGAUTH_EXPIRY_SWEEP_S="0.2")
+
+
+@pytest.fixture
+def person(browser: Browser, live_server: Server, lang: str) -> Iterator[walk.Person]:
+    """People whose browsers keep UTC, so the "Access until" typed is UTC."""
+    yield from walk.people(browser, live_server, lang, timezone_id="UTC")
+
+
+def _received(inbox: _Inbox, to: str, subject_starts: str) -> Message:
+    """The newest mail to ``to`` whose decoded subject starts so, waiting for it."""
+    deadline = time.monotonic() + 30
+    while True:
+        for m in reversed(list(inbox.messages)):
+            if m["To"] == to and walk.subject(m).startswith(subject_starts):
+                return m
+        assert time.monotonic() < deadline, f"no mail to {to}: {subject_starts}"
+        time.sleep(0.1)
+
+
+def _only_link(inbox: _Inbox, message: Message) -> str:
+    """The mail's one link, as a path on our server (the mail names the public URL)."""
+    links = re.findall(r"https?://[^/\s]+(/\S*)", inbox.text(message))
+    assert len(links) == 1, links
+    return links[0]
+
+
+def _in(page: Page, lang: str, where: str) -> None:
+    """The page reached is ``where``, in the mail's language."""
+    page.wait_for_url(lambda u: walk.path(page) == where)
+    assert walk.lang_of(page) == lang, page.url
+
+
+def _through_signin(page: Page, lang: str, link: str, email: str, snap: Snap, name: str) -> None:
+    """Signed out, the link asks for sign-in first, in the mail's language."""
+    page.context.clear_cookies()
+    page.goto(link)
+    _in(page, lang, "/signin")
+    walk.step(page, snap, f"{name}-signed-out")
+    walk.sign_in(page, lang, email)
+
+
+def test_verification_link_signed_out_leads_through_signin_to_the_area(
+    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+) -> None:
+    inbox, n = mailbox[0], next(_ids)
+    name, email = f"Vic Verify {lang}{n}", f"v-link-{lang}-{n}@example.com"
+    page = person()
+    walk.signup_from_root(page, lang, name, email)
+    link = walk.link(inbox.text(_received(inbox, email, SUBJECTS[lang]["verify"])), "/verify-email")
+
+    page.context.clear_cookies()
+    page.goto(link)
+    page.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
+    _in(page, lang, "/signin")
+    assert walk.status(page) == t(lang, "verify.signin")
+    walk.step(page, snap, "verified-signed-out")
+    walk.sign_in(page, lang, email)
+    page.wait_for_url("**/areas/a_*")
+    assert walk.heading(page) == t(lang, "area.title", area=name)
+    assert walk.lang_of(page) == lang
+    walk.step(page, snap, "verified-then-signed-in")
+
+
+def test_invitation_links_signed_out_through_verifying_and_signed_in(
+    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+) -> None:
+    """An unverified invitee asks for the link from the invitation; opened signed out, it
+    verifies, asks for sign-in and comes back to the invitation; the invitation's own
+    link, signed in and verified, goes straight to My invitations."""
+    inbox, n = mailbox[0], next(_ids)
+    owner_name, owner_email = f"Ines Inviter {lang}{n}", f"o-link-{lang}-{n}@example.com"
+    email = f"i-link-{lang}-{n}@example.com"
+    invitee = person()
+    walk.signup_from_root(invitee, lang, f"Ivo Invitee {lang}{n}", email)
+    owner = walk.owner(person, lang, owner_name, owner_email)
+    walk.invite(owner, email)
+    invitation = walk.invitation_link(inbox, email, owner_name)
+
+    invitee.goto(invitation)
+    invitee.get_by_role("button", name=t(lang, "link.verify_send"), exact=True).click()
+    invitee.wait_for_url("**/verify-email/sent?**")
+    verify = walk.verify_link(inbox, email, seen=1)
+    assert "return_to=" in verify
+    invitee.context.clear_cookies()
+    invitee.goto(verify)
+    invitee.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
+    _in(invitee, lang, "/signin")
+    walk.step(invitee, snap, "verified-from-invitation-signed-out")
+    walk.sign_in(invitee, lang, email)
+    _in(invitee, lang, "/invitations")
+    offer = t(lang, "mine.from", who=owner_name, area=owner_name)
+    assert invitee.get_by_role("listitem").filter(has_text=offer).count() == 1
+    walk.step(invitee, snap, "verified-from-invitation-then-signed-in")
+
+    # Signed in and verified now, the invitation's link goes straight to it.
+    invitee.goto(invitation)
+    _in(invitee, lang, "/invitations")
+    walk.step(invitee, snap, "invitation-signed-in")
+    walk.accept(invitee, owner_name, owner_name)
+
+
+def test_access_request_and_outcome_links_signed_in_and_out(
+    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+) -> None:
+    inbox, n = mailbox[0], next(_ids)
+    owner_name, owner_email = f"Olga Owner {lang}{n}", f"o-ar-{lang}-{n}@example.com"
+    asker_email = f"a-ar-{lang}-{n}@example.com"
+    owner = walk.owner(person, lang, owner_name, owner_email)
+    walk.verify_from_email(owner, inbox, owner_email)
+    asker = walk.owner(person, lang, f"Abel Asker {lang}{n}", asker_email)
+    walk.verify_from_email(asker, inbox, asker_email)
+    asker.goto("/")
+    asker.get_by_role("link", name=t(lang, "ar.mine_title"), exact=True).click()
+    asker.get_by_role("link", name=t(lang, "ar.ask_owner"), exact=True).click()
+    asker.get_by_label(t(lang, "ar.owner_email"), exact=True).fill(owner_email)
+    asker.get_by_role("radio", name=t(lang, "invite.some"), exact=True).check()
+    walk.permission(asker, CONTACTS[lang]).check()
+    asker.get_by_role("button", name=t(lang, "ar.send"), exact=True).click()
+    asker.wait_for_url("**/access-requests?done=asked")
+
+    # The owner, signed in, follows the mail's link: straight to the review.
+    asked = _received(inbox, owner_email, SUBJECTS[lang]["ask"].format(area=owner_name))
+    assert asked["Content-Language"] == lang
+    review = _only_link(inbox, asked)
+    owner.goto(review)
+    _in(owner, lang, review)
+    assert asker_email in owner.get_by_role("main").inner_text()
+    walk.step(owner, snap, "review-signed-in")
+    owner.get_by_role("button", name=t(lang, "ar.approve"), exact=True).click()
+    owner.wait_for_url("**/users?done=approved")
+
+    # The requester, signed out, follows the outcome's link: sign-in, then the requests.
+    answer = _received(inbox, asker_email, SUBJECTS[lang]["approved"].format(area=owner_name))
+    assert answer["Content-Language"] == lang
+    mine = _only_link(inbox, answer)
+    _through_signin(asker, lang, mine, asker_email, snap, "outcome")
+    _in(asker, lang, mine)
+    card = asker.get_by_role("listitem").filter(has_text=owner_name)
+    assert t(lang, "ar.status.approved") in card.inner_text()
+    walk.step(asker, snap, "outcome-then-signed-in")
+
+
+def test_reminder_link_signed_in_and_out(
+    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+) -> None:
+    """The reminder that access ends links to the root URL: the delegate, in two areas,
+    reaches the chooser, which names the area whose access ends."""
+    inbox, n = mailbox[0], next(_ids)
+    owner_name, owner_email = f"Rosa Reminds {lang}{n}", f"o-end-{lang}-{n}@example.com"
+    guest_name, guest_email = f"Gus Guest {lang}{n}", f"g-end-{lang}-{n}@example.com"
+    end = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    owner = walk.owner(person, lang, owner_name, owner_email)
+    walk.user_management(owner)
+    walk.open_invite_form(owner)
+    owner.get_by_label(t(lang, "invite.email"), exact=True).fill(guest_email)
+    owner.get_by_label(t(lang, "until.label"), exact=True).fill(end)
+    owner.get_by_role("button", name=t(lang, "invite.send"), exact=True).click()
+    owner.wait_for_url("**/users?*")
+    guest = person()
+    guest.goto(walk.invitation_link(inbox, guest_email, owner_name))
+    walk.fill_signup(guest, lang, guest_name, guest_email)
+    walk.accept(guest, owner_name, owner_name)
+
+    reminder = _received(inbox, guest_email, SUBJECTS[lang]["ending"].format(area=owner_name))
+    assert reminder["Content-Language"] == lang
+    link = _only_link(inbox, reminder)
+    chooser = t(lang, "chooser.title")
+    guest.goto(link)
+    _in(guest, lang, "/areas")
+    assert walk.heading(guest) == chooser
+    main = guest.get_by_role("main")
+    assert main.get_by_role("link", name=owner_name, exact=True).count() == 1
+    walk.step(guest, snap, "reminder-signed-in")
+
+    _through_signin(guest, lang, link, guest_email, snap, "reminder")
+    _in(guest, lang, "/areas")
+    assert walk.heading(guest) == chooser
+    main.get_by_role("link", name=owner_name, exact=True).click()
+    guest.wait_for_url("**/areas/a_*")
+    assert walk.heading(guest) == t(lang, "area.title", area=owner_name)
+    walk.step(guest, snap, "reminder-then-signed-in-the-area")
