@@ -24,7 +24,11 @@ from tests.e2e.conftest import free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 README_URL = "http://127.0.0.1:8000"
-README_HOOK = "127.0.0.1:9001"  # the webhook receiver's address in the README
+# Other loopback addresses the README's examples listen on: the webhook receiver, the
+# billing service.
+README_LISTEN = ("127.0.0.1:9001", "127.0.0.1:9002")
+# Words before a block that has the reader save the python block above it as a file.
+SAVE = re.compile(r"save the example above as `([a-z_]+\.py)`")
 # The words after which the README has the reader restart the service with a setting.
 RESTART = "`DELEGAUTH_WEBHOOKS_INSECURE=1 .venv/bin/delegauth serve`"
 
@@ -46,6 +50,13 @@ def _later_blocks() -> list[tuple[str, str, str]]:
         found.append((heading, text[prose_from:at], match.group(1)))
         prose_from = start + match.end()
     return found
+
+
+def _saved(words: str, tmp_path: Path) -> None:
+    """Save the python block the words speak of, as the reader was told to."""
+    if saved := SAVE.search(words):
+        blocks = re.findall(r"```python\n(.*?)```", words, re.S)
+        (tmp_path / saved.group(1)).write_text(blocks[-1])
 
 
 def _kept_names() -> str:
@@ -93,6 +104,9 @@ def _checks(tmp_path: Path) -> dict[str, Callable[[list[str]], None]]:
             "400 past_time",
         ]
 
+    def guarded_route(out: list[str]) -> None:
+        assert out == [f'{{"paid": "42", "by": "{bo}"}}', "401"]
+
     def policy(out: list[str]) -> None:
         assert out[0].endswith(": 0 errors, 0 warnings: ok"), out
         assert out[1].endswith(" 0 tables failed: ok"), out
@@ -111,6 +125,7 @@ def _checks(tmp_path: Path) -> dict[str, Callable[[list[str]], None]]:
         "A backend service asks: may this user pay this invoice in this Client Area?": backend,
         "Grants on single resources": single_resources,
         "Grants that end": grants_that_end,
+        "Protecting a route in a backend service": guarded_route,
         "For security teams: policy as code": policy,
     }
 
@@ -177,13 +192,16 @@ def test_trying_it_works_when_pasted(tmp_path: Path) -> None:
         checks = _checks(tmp_path)
         later = _later_blocks()
         assert [heading for heading, _, _ in later] == list(checks)
-        hook = f"127.0.0.1:{free_port()}"
+        listen = {address: f"127.0.0.1:{free_port()}" for address in README_LISTEN}
         for heading, words, block in later:
             if RESTART in words:  # the reader restarts the service with that setting
                 server.stop()
                 env["DELEGAUTH_WEBHOOKS_INSECURE"] = "1"
                 server = start_server(env, tmp_path / "server.log", workers=1, port=port)
-            script = block.replace(README_URL, base).replace(README_HOOK, hook)
+            _saved(words, tmp_path)
+            script = block.replace(README_URL, base)
+            for address, free in listen.items():
+                script = script.replace(address, free)
             # policy diff answers 1 when a rollout flips decisions, as it does here.
             codes = (0, 1) if "policy diff" in block else (0,)
             out = _bash("source vars.sh\n" + script + keep, tmp_path, shell_env, codes)
