@@ -111,12 +111,22 @@ def _checks(tmp_path: Path) -> dict[str, Callable[[list[str]], None]]:
         assert out[0].endswith(": 0 errors, 0 warnings: ok"), out
         assert out[1].endswith(" 0 tables failed: ok"), out
         assert out[2] == "decision: allow (Casbin; the Decider agrees)", out
-        # The rollout would deny paying to Bo and Ana in Ana's area (and Bo in his own).
-        flips = [line for line in out if line.endswith(" invoice:pay: allow -> deny")]
-        assert {f"user:{who} area:{area} invoice:pay: allow -> deny" for who in (ana, bo)} <= set(
-            flips
-        ), out
-        assert out[-1].endswith(
+        ends = f"{until}T17:00:00Z"
+        assert any(line.startswith(f"why: the grant of perm:invoices ends at {ends} (in ")
+                   for line in out), out  # fmt: skip
+        on_one = "why: perm:managedomains is granted on example.com only; the request is on"
+        assert f"{on_one} example.org" in out, out
+        # The rollout would deny paying to Bo and Ana in Ana's area (and Bo in his own);
+        # at the instant Bo's access ends, only to Ana there.
+        totals = [n for n, line in enumerate(out) if " decision(s) change across " in line]
+        now, at_end = out[: totals[0] + 1], out[totals[0] + 1 :]
+        ana_line, bo_line = (
+            f"user:{who} area:{area} invoice:pay: allow -> deny" for who in (ana, bo)
+        )
+        assert ana_line in now and f"{bo_line} (grant ends {ends})" in now, out
+        assert ana_line in at_end and not any(line.startswith(bo_line) for line in at_end), out
+        flips = [line for line in now if " invoice:pay: allow -> deny" in line]
+        assert now[-1].endswith(
             f": {len(flips)} decision(s) change across {len(flips)} grant(s) in 2 area(s)"
         ), out
 

@@ -101,48 +101,68 @@ def test_clients_create_list_delete(tmp_path: Path) -> None:
     assert _run(["clients", "delete", "svc"], env).returncode == 1
 
 
-def test_policy_diff_against_the_database(tmp_path: Path) -> None:
-    env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
-    assert _run(["migrate"], env).returncode == 0
+def _store_rules(url: str, *rules: tuple[str, ...]) -> None:
+    """Add these g lines (subject, role, area[, end]) to the migrated database at ``url``."""
     from delegauth.storage.db import open_database
     from delegauth.storage.records import database_proxy
     from delegauth.storage.store import PeeweeStore
 
-    db = open_database(env["DELEGAUTH_DATABASE_URL"])
+    db = open_database(url)
     database_proxy.initialize(db)
     with PeeweeStore(db).transaction():
-        PeeweeStore(db).rules.add_policies(
-            "g", "g", [("user:u_" + "a" * 26, "perm:invoices", "area:a_" + "b" * 26)]
-        )
+        PeeweeStore(db).rules.add_policies("g", "g", list(rules))
+
+
+def _without_invoice_pay(policies: Path) -> None:
+    cat = policies / "catalogue.toml"
+    invoices = 'actions = ["invoice:read", "invoice:pay"]'
+    cat.write_text(cat.read_text().replace(invoices, 'actions = ["invoice:read"]'))
+
+
+def test_policy_diff_against_the_database(tmp_path: Path) -> None:
+    env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    assert _run(["migrate"], env).returncode == 0
+    _store_rules(
+        env["DELEGAUTH_DATABASE_URL"], ("user:u_" + "a" * 26, "perm:invoices", "area:a_" + "b" * 26)
+    )
     new = tmp_path / "new"
     shutil.copytree(POLICIES, new)
     same = _run(["policy", "diff", POLICIES, str(new)], env)
     assert same.returncode == 0 and "0 decision(s) change" in same.stdout
-    cat = new / "catalogue.toml"
-    cat.write_text(
-        cat.read_text().replace(
-            'actions = ["invoice:read", "invoice:pay"]', 'actions = ["invoice:read"]'
-        )
-    )
+    _without_invoice_pay(new)
     changed = _run(["policy", "diff", POLICIES, str(new), "--sample", "10"], env)
     assert changed.returncode == 1, changed.stderr
     assert "invoice:pay: allow -> deny" in changed.stdout
     assert "1 decision(s) change across 1 grant(s) in 1 area(s)" in changed.stdout
 
 
+def test_policy_diff_decides_stored_grants_until_their_end(tmp_path: Path) -> None:
+    env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    assert _run(["migrate"], env).returncode == 0
+    end = "2099-01-01T00:00:00Z"
+    _store_rules(
+        env["DELEGAUTH_DATABASE_URL"],
+        ("user:u_" + "a" * 26, "perm:invoices", "area:a_" + "b" * 26, end),
+    )
+    new = tmp_path / "new"
+    shutil.copytree(POLICIES, new)
+    _without_invoice_pay(new)
+    now = _run(["policy", "diff", POLICIES, str(new)], env)
+    assert now.returncode == 1, now.stderr
+    assert f"invoice:pay: allow -> deny (grant ends {end})" in now.stdout
+    ended = _run(["policy", "diff", POLICIES, str(new), "--at", end], env)
+    assert ended.returncode == 0, ended.stderr
+    assert "0 decision(s) change" in ended.stdout
+    bad = _run(["policy", "diff", POLICIES, str(new), "--at", "soon"], env)
+    assert bad.returncode == 2 and "--at is not a date and time" in bad.stderr
+
+
 def test_policy_check_reports_permissions_still_held(tmp_path: Path) -> None:
     env = {"DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
     assert _run(["migrate"], env).returncode == 0
-    from delegauth.storage.db import open_database
-    from delegauth.storage.records import database_proxy
-    from delegauth.storage.store import PeeweeStore
-
-    db = open_database(env["DELEGAUTH_DATABASE_URL"])
-    database_proxy.initialize(db)
-    with PeeweeStore(db).transaction():
-        PeeweeStore(db).rules.add_policies(
-            "g", "g", [("user:u_" + "a" * 26, "perm:emails", "area:a_" + "b" * 26)]
-        )
+    _store_rules(
+        env["DELEGAUTH_DATABASE_URL"], ("user:u_" + "a" * 26, "perm:emails", "area:a_" + "b" * 26)
+    )
     new = tmp_path / "new"
     shutil.copytree(POLICIES, new)
     before = _run(["policy", "check", str(new), "--held"], env)

@@ -22,6 +22,7 @@ from delegauth.errors import Escalation, InvalidInput
 __all__ = [
     "KEEP",
     "ExpirySweep",
+    "parse_instant",
     "parse_valid_until",
     "require_may_give_until",
     "valid_until_text",
@@ -43,17 +44,12 @@ class _Keep:
 KEEP = _Keep()
 
 
-def parse_valid_until(
-    value: object, now: datetime, *, field: str = "valid_until"
-) -> datetime | None:
-    """The end a caller asked for, as naive UTC whole seconds; None for no end.
+def parse_instant(value: object, *, field: str = "valid_until") -> datetime:
+    """An instant given as an aware datetime or an RFC 3339 / ISO 8601 string with an
+    offset ("Z" or "+02:00"), as naive UTC whole seconds.
 
-    Accepts an aware datetime or an RFC 3339 / ISO 8601 string with an offset ("Z" or
-    "+02:00"). A value without an offset is refused rather than guessed: whose midnight
-    would it be? So is an instant that is not after ``now``.
+    A value without an offset is refused rather than guessed: whose midnight would it be?
     """
-    if value is None or value == "":
-        return None
     if isinstance(value, str):
         if len(value) > 40:
             raise InvalidInput(f"{field} is not a date and time", field=field)
@@ -72,7 +68,19 @@ def parse_valid_until(
         raise InvalidInput(
             f"{field} needs a time zone offset (e.g. Z or +02:00)", field=field, code="naive_time"
         )
-    utc = when.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return when.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def parse_valid_until(
+    value: object, now: datetime, *, field: str = "valid_until"
+) -> datetime | None:
+    """The end a caller asked for, as naive UTC whole seconds; None for no end.
+
+    Read as parse_instant reads it; an instant that is not after ``now`` is refused.
+    """
+    if value is None or value == "":
+        return None
+    utc = parse_instant(value, field=field)
     if utc <= now:
         raise InvalidInput(f"{field} must be in the future", field=field, code="past_time")
     if utc - now > _LONGEST:

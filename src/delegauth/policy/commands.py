@@ -2,8 +2,12 @@
 
     delegauth policy check [DIR]       validate DIR (default: the configured policies)
     delegauth policy test [DIR]        run DIR/tests/*.yaml decision tables
+    delegauth policy diff OLD NEW      the decisions a rollout would flip for today's grants
     delegauth policy explain --user U --area A --resource-type T --action X
                                        why U may or may not do T:X in A
+
+diff and explain decide at ``--at`` (an RFC 3339 instant), now by default: a grant
+whose end has come no longer counts.
 
 Exit codes: 0 success (for explain: an explanation was printed, whatever the
 decision), 1 errors found or tables failed, 2 the policies or grants cannot be read.
@@ -16,10 +20,22 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from delegauth.domain.catalogue import ALL
-from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, is_casbin_name, is_id
+from delegauth.domain.catalogue import ALL, Catalogue
+from delegauth.domain.ids import (
+    CASBIN_NO_END,
+    NAME_RE,
+    PERM_ALL,
+    ROLE_OWNER,
+    SCOPE_SEP,
+    casbin_perm,
+    is_casbin_name,
+    is_id,
+)
+from delegauth.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from delegauth.config import Settings
 
 __all__ = ["add_policy_commands", "run_policy_command"]
@@ -50,19 +66,43 @@ def add_policy_commands(subparsers: Any) -> None:
     diff.add_argument(
         "--sample", type=int, metavar="N", help="only N areas of the database (default: all)"
     )
+    diff.add_argument("--at", metavar="TIME", help=_AT_HELP)
     explain = psub.add_parser("explain", help="say why a request is allowed or denied")
     explain.add_argument("--user", required=True, help="user id (u_… or user:u_…)")
     explain.add_argument("--area", required=True, help="area id (a_… or area:a_…)")
     explain.add_argument("--resource-type", required=True, help="e.g. invoice")
     explain.add_argument("--action", required=True, help="e.g. read")
+    explain.add_argument(
+        "--resource-id",
+        default="",
+        metavar="ID",
+        help="the resource's id, for grants on single resources (managedomains@example.com)",
+    )
+    explain.add_argument("--at", metavar="TIME", help=_AT_HELP)
     explain.add_argument("--policies", help="policies directory (DELEGAUTH_POLICIES_DIR)")
     explain.add_argument(
         "--grant",
         action="append",
         metavar="ROLE",
         help="explain with these grants instead of the database's: owner, all, a "
-        "permission name or role:<name> (repeat)",
+        "permission name, name@resource-id or role:<name> (repeat)",
     )
+
+
+_AT_HELP = "decide at this instant, e.g. 2026-12-09T10:00:00Z (default: now)"
+
+
+def _instant(value: str | None) -> datetime | None:
+    """--at as naive UTC (None: now); ValueError with a message for the user."""
+    if value is None:
+        return None
+    from delegauth.domain.expiry import parse_instant
+    from delegauth.errors import InvalidInput
+
+    try:
+        return parse_instant(value, field="--at")
+    except InvalidInput as ex:
+        raise ValueError(ex.detail) from ex
 
 
 def run_policy_command(args: argparse.Namespace, settings: Settings | None = None) -> int:
@@ -115,16 +155,24 @@ def _test(directory: str, tables: str | None, verbose: bool) -> int:
     return 0 if report.ok else 1
 
 
-def _role(value: str) -> str:
+def _role(value: str, catalogue: Catalogue) -> str:
     if value == "owner":
         return ROLE_OWNER
     if value == ALL:
         return PERM_ALL
     if NAME_RE.match(value):
         return f"perm:{value}"
+    if SCOPE_SEP in value:  # on one resource: managedomains@example.com
+        try:
+            [(base, resource_id)] = catalogue.parse([value]).scoped
+        except InvalidInput as ex:
+            raise ValueError(f"--grant {value!r}: {ex.detail}") from ex
+        return casbin_perm(base, resource_id)
     if is_casbin_name(value) and value.startswith(("perm:", "role:")):
         return value
-    raise ValueError(f"--grant {value!r}: use owner, all, a permission name or role:<name>")
+    raise ValueError(
+        f"--grant {value!r}: use owner, all, a permission name, name@resource-id or role:<name>"
+    )
 
 
 def _explain(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -141,33 +189,39 @@ def _explain(args: argparse.Namespace, settings: Settings | None) -> int:
     except PolicyError as ex:
         print(f"delegauth: the policies do not load: {ex}", file=sys.stderr)
         return 2
-    if args.grant:
-        try:
-            rules = [("g", user, _role(value), area) for value in args.grant]
-        except ValueError as ex:
-            print(f"delegauth: {ex}", file=sys.stderr)
-            return 2
-    else:
+    rules: list[tuple[str, ...]]
+    try:
+        at = _instant(args.at)
+        if args.grant:
+            rules = [("g", user, _role(value, bundle.catalogue), area) for value in args.grant]
+    except ValueError as ex:
+        print(f"delegauth: {ex}", file=sys.stderr)
+        return 2
+    if not args.grant:
         try:
             rules = _stored_rules(_settings(settings), area)
         except Exception as ex:  # noqa: BLE001 - report any storage failure and stop
             print(f"delegauth: cannot read the area's grants: {ex}", file=sys.stderr)
             return 2
-    result = explain(bundle, rules, user, area, args.resource_type, args.action)
+    result = explain(
+        bundle, rules, user, area, args.resource_type, args.action, args.resource_id, at=at
+    )
     for line in result.lines():
         print(line)
     return 0
 
 
-def _stored_rules(settings: Settings, area: str) -> list[tuple[str, str, str, str]]:
-    """The area's g lines, as the service's Decider reads them."""
+def _stored_rules(settings: Settings, area: str) -> list[tuple[str, ...]]:
+    """The area's g lines with their ends, as the service's Decider reads them."""
     from delegauth.storage.db import open_database
     from delegauth.storage.feed import PeeweePolicyFeed
     from delegauth.storage.records import database_proxy
 
     db = open_database(settings.database_url)
     database_proxy.initialize(db)
-    return [("g", sub, role, area) for sub, role, _end in PeeweePolicyFeed(db).domain_links(area)]
+    return [
+        ("g", sub, role, area, end) for sub, role, end in PeeweePolicyFeed(db).domain_links(area)
+    ]
 
 
 def _diff(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,11 +231,12 @@ def _diff(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         old, new = load_bundle(args.old), load_bundle(args.new)
-    except PolicyError as ex:
+        at = _instant(args.at)
+    except (PolicyError, ValueError) as ex:
         print(f"error: {ex}", file=sys.stderr)
         return 2
     rules = _all_stored_rules(settings, args.sample)
-    changes = diff_policies(old, new, rules)
+    changes = diff_policies(old, new, rules, at)
     for change in changes:
         print(change)
     users = {(line[1], line[3]) for line in rules if line[1].startswith("user:")}
@@ -192,8 +247,8 @@ def _diff(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if changes else 0
 
 
-def _all_stored_rules(settings: Settings, sample: int | None) -> list[tuple[str, str, str, str]]:
-    """The database's g lines: every area's, or those of ``sample`` areas."""
+def _all_stored_rules(settings: Settings, sample: int | None) -> list[tuple[str, ...]]:
+    """The database's g lines with their ends: every area's, or those of ``sample`` areas."""
     from delegauth.storage.db import open_database
     from delegauth.storage.records import CasbinRuleRecord, database_proxy
 
@@ -201,7 +256,7 @@ def _all_stored_rules(settings: Settings, sample: int | None) -> list[tuple[str,
     database_proxy.initialize(db)
     with db.connection_context():
         query: Any = CasbinRuleRecord.select(
-            CasbinRuleRecord.v0, CasbinRuleRecord.v1, CasbinRuleRecord.v2
+            CasbinRuleRecord.v0, CasbinRuleRecord.v1, CasbinRuleRecord.v2, CasbinRuleRecord.v3
         ).where(CasbinRuleRecord.ptype == "g")
         if sample is not None:
             areas = (
@@ -212,7 +267,7 @@ def _all_stored_rules(settings: Settings, sample: int | None) -> list[tuple[str,
                 .limit(max(sample, 0))
             )
             query = query.where(CasbinRuleRecord.v2.in_(areas))
-        return [("g", v0, v1, v2) for v0, v1, v2 in query.tuples()]
+        return [("g", v0, v1, v2, v3 or CASBIN_NO_END) for v0, v1, v2, v3 in query.tuples()]
 
 
 def _held_roles(settings: Settings) -> dict[str, int]:

@@ -68,7 +68,7 @@ from delegauth.policy.index import (
 )
 from delegauth.policy.mapping import Question, resource_value
 
-__all__ = ["AreaChange", "Decider", "PolicyFeed"]
+__all__ = ["AreaChange", "Decider", "PolicyFeed", "end_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ _NEVER = math.inf
 _NO_ENDS: dict[str, float] = {}
 
 
-def _end_seconds(text: str) -> float:
+def end_seconds(text: str) -> float:
     """A g line's end as epoch seconds (inf: none). One that does not read has passed."""
     try:
         when = until_from_casbin(text)
@@ -493,7 +493,7 @@ class Decider:
             sub = line[0]
             links.setdefault(sub, set()).add(line[1])
             if len(line) > 2 and line[2] not in ("", "_"):
-                ends[sub] = min(ends.get(sub, _NEVER), _end_seconds(line[2]))
+                ends[sub] = min(ends.get(sub, _NEVER), end_seconds(line[2]))
         area = _Area(
             {s: policy.shared(frozenset(r)) for s, r in links.items()}, version, ends or _NO_ENDS
         )
@@ -768,7 +768,7 @@ class Decider:
         if change.roles:
             links[change.subject] = policy.shared(frozenset(change.roles))
             if change.valid_until not in ("", "_"):
-                ends[change.subject] = _end_seconds(change.valid_until)
+                ends[change.subject] = end_seconds(change.valid_until)
         else:
             links.pop(change.subject, None)
         new = _Area(links, area.loaded_version, ends or _NO_ENDS)

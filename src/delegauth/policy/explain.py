@@ -6,15 +6,22 @@ does), the rules (p lines) those grants hold for the resource type and action, a
 where each rule comes from: a catalogue entry, "all", the owner, or a line of
 policy.csv. The decision shown is plain Casbin's, with the Decider's answer beside
 it; the two must agree.
+
+It is made at one instant (now by default): a grant whose end has come is listed, said
+to have lapsed, and gives nothing; one that ends later says when. A request may name a
+resource id, where grants on single resources (``perm:<name>@<id>``) count.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from delegauth.domain.catalogue import ALL
-from delegauth.domain.ids import PERM_ALL, ROLE_OWNER, is_id
+from delegauth.domain.ids import CASBIN_NO_END, PERM_ALL, ROLE_OWNER, SCOPE_SEP, is_id
 from delegauth.policy.bundle import (
     ANY_DOMAIN,
     CATALOGUE_FILE,
@@ -23,7 +30,7 @@ from delegauth.policy.bundle import (
     PolicyError,
 )
 from delegauth.policy.casbin_engine import build_enforcer, parse_model
-from delegauth.policy.decider import Decider
+from delegauth.policy.decider import Decider, end_seconds
 from delegauth.policy.index import closure, supports_fast_path
 from delegauth.policy.mapping import resource_value
 from delegauth.policy.memory_feed import MemoryPolicyFeed
@@ -46,9 +53,11 @@ class Explanation:
     domain: str
     obj: str
     act: str
+    resource_id: str  # the request's resource id ("" for none)
     allowed: bool  # plain Casbin's answer
     decider_allowed: bool | None  # the service's answer (None: it could not be asked)
     grants: tuple[tuple[str, ...], ...]  # the g lines that give the subject its roles here
+    # (with the grant's end as a fifth field when it has one, lapsed ones included)
     matched: tuple[MatchedRule, ...]
     catalogue_entries: tuple[tuple[str, str], ...]  # (permission, English label)
     reasons: tuple[str, ...]
@@ -64,7 +73,8 @@ class Explanation:
         )
         out = [
             f"decision: {'allow' if self.allowed else 'deny'} (Casbin{agree})",
-            f"request: {self.subject} in {self.domain}: {self.obj}:{self.act}",
+            f"request: {self.subject} in {self.domain}: {self.obj}:{self.act}"
+            + (f" on {self.resource_id}" if self.resource_id else ""),
             f"grants in {self.domain}:" if self.grants else f"grants in {self.domain}: none",
             *(f"  {', '.join(g)}" for g in self.grants),
             "rules that match:" if self.matched else "rules that match: none",
@@ -131,6 +141,21 @@ def _lines(bundle: PolicyBundle, name: str) -> list[str]:
         return []
 
 
+def _shown(line: tuple[str, ...]) -> tuple[str, ...]:
+    """A g line as listed: its end only when it has one."""
+    return line if len(line) > 4 and line[4] not in ("", CASBIN_NO_END) else line[:4]
+
+
+def _when(seconds: float, now: float) -> str:
+    """How far an end is from now, in the largest whole unit: "3 days", "5 minutes"."""
+    left = abs(seconds - now)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if left >= size:
+            count = int(left // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "less than a minute"
+
+
 def explain(
     bundle: PolicyBundle,
     rules: Iterable[Sequence[str]],
@@ -138,35 +163,55 @@ def explain(
     area: str,
     rtype: str,
     action: str,
+    resource_id: str = "",
+    *,
+    at: datetime | None = None,
 ) -> Explanation:
-    """Explain the decision for ``user`` doing ``rtype:action`` in ``area``.
+    """Explain the decision for ``user`` doing ``rtype:action`` in ``area`` (on the
+    resource ``resource_id``, if any) at ``at`` (naive UTC; default now).
 
-    ``rules`` are g lines (``("g", subject, role, domain)``); lines of other areas are
-    only mentioned. ``user`` and ``area`` may be bare ids (u_…, a_…) or namespaced.
+    ``rules`` are g lines (``("g", subject, role, domain)``, with the grant's end as a
+    fifth field if it has one); lines of other areas are only mentioned. ``user`` and
+    ``area`` may be bare ids (u_…, a_…) or namespaced.
     """
     subject = _namespaced(user, "u", "user")
     domain = _namespaced(area, "a", "area")
-    every = [tuple(r) for r in rules if len(r) == 4 and r[0] == "g"]
+    now = time.time() if at is None else at.replace(tzinfo=UTC).timestamp()
+    every = [tuple(r) for r in rules if len(r) in (4, 5) and r[0] == "g"]
     here = [r for r in every if r[3] == domain]
+    ends = {r: end_seconds(r[4]) if len(r) > 4 else math.inf for r in here}
     links: dict[str, frozenset[str]] = {}
-    for _, sub, role, _dom in here:
-        links[sub] = links.get(sub, frozenset()) | {role}
+    for line in here:
+        if ends[line] > now:  # a lapsed grant gives nothing
+            links[line[1]] = links.get(line[1], frozenset()) | {line[2]}
+    every_link: dict[str, frozenset[str]] = {}
+    for line in here:
+        every_link[line[1]] = every_link.get(line[1], frozenset()) | {line[2]}
     reach = closure(subject, links)
-    grants = tuple(r for r in here if r[1] in reach)
+    grants = tuple(_shown(r) for r in here if r[1] in closure(subject, every_link))
     reasons: list[str] = []
+    for line in here:
+        if line[1] != subject or ends[line] == math.inf:
+            continue
+        end = line[4]
+        if ends[line] <= now:
+            reasons.append(f"the grant of {line[2]} ended at {end}: it lapsed and gives nothing")
+        else:
+            reasons.append(f"the grant of {line[2]} ends at {end} (in {_when(ends[line], now)})")
 
     try:
+        enforcer = build_enforcer(bundle, here, clock=lambda: now)
         allowed = bool(
-            build_enforcer(bundle, here).enforce(subject, domain, resource_value(rtype), action)
+            enforcer.enforce(subject, domain, resource_value(rtype, resource_id), action)
         )
     except Exception as ex:  # noqa: BLE001 - pycasbin raises bare exceptions; deny
         allowed = False
         reasons.append(f"Casbin cannot decide: {ex}")
     decider_allowed: bool | None
     try:
-        decider = Decider(bundle, MemoryPolicyFeed(here), monotonic=lambda: 0.0)
+        decider = Decider(bundle, MemoryPolicyFeed(here), monotonic=lambda: 0.0, clock=lambda: now)
         decider.sync()
-        decider_allowed = decider.decide(subject, domain, rtype, action)
+        decider_allowed = decider.decide(subject, domain, rtype, action, resource_id)
     except PolicyError as ex:
         decider_allowed = None
         reasons.append(f"the Decider refuses this policy: {ex}")
@@ -181,7 +226,14 @@ def explain(
         and (len(line) < 6 or line[5] == "allow")
     ]
     sources = _Sources(bundle)
-    matched = tuple(MatchedRule(line, sources.of(line)) for line in candidates if line[1] in reach)
+    on_resource = f"{SCOPE_SEP}{resource_id}" if resource_id else None
+
+    def held_for(rule_subject: str) -> bool:
+        return rule_subject in reach or (
+            on_resource is not None and rule_subject + on_resource in reach
+        )
+
+    matched = tuple(MatchedRule(line, sources.of(line)) for line in candidates if held_for(line[1]))
     catalogue = bundle.catalogue
     entries = tuple(
         (perm.name, perm.label("en")) for perm in catalogue if (rtype, action) in perm.actions
@@ -194,6 +246,8 @@ def explain(
             f"{subject!r} is not a user id: the Decider denies every other subject "
             "(plain Casbin's g(x, x, area) would let a role name match its own rules)"
         )
+    elif not held and any(line[1] == subject for line in here):
+        reasons.append(f"{subject} holds nothing in {domain} any more: its grant lapsed")
     elif not held:
         reasons.append(f"{subject} holds no grant in {domain}: it is not a member")
         elsewhere = sorted({r[3] for r in every if r[1] == subject and r[3] != domain})
@@ -209,9 +263,19 @@ def explain(
             reasons.append(
                 f"it holds {_listed(held)}; {rtype}:{action} comes only with {_listed(holders)}"
             )
+            for holder in holders:
+                scoped = sorted(
+                    r.split(SCOPE_SEP, 1)[1] for r in held if r.startswith(holder + SCOPE_SEP)
+                )
+                if scoped:
+                    asked = f"on {resource_id}" if resource_id else "without a resource id"
+                    reasons.append(
+                        f"{holder} is granted on {_listed(scoped)} only; the request is {asked}"
+                    )
     with_rules = {line[1] for line in bundle.p_lines}
     for role in held:
-        if role not in with_rules and role not in links:
+        base = role.split(SCOPE_SEP, 1)[0]  # a grant on one resource: its permission's rules
+        if base not in with_rules and role not in links:
             reasons.append(f"{role} is granted but no rule names it (not in the catalogue?)")
     if decider_allowed is not None and decider_allowed != allowed and is_user:
         reasons.append(
@@ -230,6 +294,7 @@ def explain(
         domain=domain,
         obj=rtype,
         act=action,
+        resource_id=resource_id,
         allowed=allowed,
         decider_allowed=decider_allowed,
         grants=grants,

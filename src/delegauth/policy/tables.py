@@ -35,6 +35,15 @@ A case may instead be an AuthZEN request, for policies whose requests are not
 
 It is mapped as the service maps it (authzen.toml, identities.toml, resources.toml).
 
+A grant may end (``valid_until``, an RFC 3339 time with an offset) and a case may be
+decided at an instant (``at``, likewise; now by default, read once per run)::
+
+    grants:
+      - {user: tess, area: shop, permissions: [tickets], valid_until: "2030-01-01T00:00:00Z"}
+    cases:
+      - {user: tess, area: shop, at: "2029-12-31T23:59:59Z", allow: [ticket:read]}
+      - {user: tess, area: shop, at: "2030-01-01T00:00:00Z", deny: all}
+
 Every request is decided twice, by the Decider (the service's own path, with an
 in-memory feed) and by plain Casbin (``build_enforcer``). A disagreement between
 the two fails the case whatever the table expects.
@@ -44,15 +53,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from delegauth.domain.catalogue import ALL, Catalogue, CatalogueError
-from delegauth.domain.ids import NAME_RE, PERM_ALL, ROLE_OWNER, SCOPE_SEP, casbin_perm, is_id
+from delegauth.domain.expiry import parse_instant
+from delegauth.domain.ids import (
+    NAME_RE,
+    PERM_ALL,
+    ROLE_OWNER,
+    SCOPE_SEP,
+    casbin_perm,
+    casbin_until,
+    is_id,
+)
 from delegauth.domain.permission_bundles import PermissionBundle, load_bundles
 from delegauth.errors import InvalidInput
 from delegauth.policy.bundle import CATALOGUE_FILE, PolicyBundle, PolicyError, load_bundle
@@ -77,8 +97,8 @@ _OWNER = "owner"
 _REST = "rest"
 _LINE = "__line__"
 _TABLE_KEYS = {"name", "description", "grants", "cases"}
-_GRANT_KEYS = {"user", "area", "role", "permissions", "bundle", "bundles", "note"}
-_CASE_KEYS = {"user", "area", "resource", "allow", "deny", "note", "request", "decision"}
+_GRANT_KEYS = {"user", "area", "role", "permissions", "bundle", "bundles", "valid_until", "note"}
+_CASE_KEYS = {"user", "area", "resource", "at", "allow", "deny", "note", "request", "decision"}
 
 
 # -- fixture names ---------------------------------------------------------------------
@@ -229,7 +249,16 @@ class _Context:
     catalogue: Catalogue
     bundles: dict[str, PermissionBundle]
     roles: frozenset[str]  # custom roles that have rules
+    now: float  # the instant of cases without ``at`` (epoch seconds)
     covered: set[str] = field(default_factory=set)
+
+
+def _instant(value: object, key: str, line: int | None) -> datetime:
+    """An RFC 3339 time with an offset (YAML may hand over a datetime), as naive UTC."""
+    try:
+        return parse_instant(value, field=key)
+    except InvalidInput as ex:
+        raise _TableError(line, ex.detail) from ex
 
 
 def _grant_roles(grant: dict[str, Any], ctx: _Context) -> list[str]:
@@ -297,6 +326,7 @@ class _Case:
     domain: str
     expected: tuple[tuple[tuple[str, str], bool], ...]
     resource: str = ""  # the request's resource id (grants on single resources count there)
+    at: float = 0.0  # the instant it is decided at (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -304,6 +334,7 @@ class _RequestCase:
     line: int | None
     body: dict[str, Any]
     expected: bool
+    at: float = 0.0
 
 
 def _strip_lines(value: Any) -> Any:
@@ -314,7 +345,18 @@ def _strip_lines(value: Any) -> Any:
     return value
 
 
-def _parse_request_case(case: dict[str, Any]) -> _RequestCase:
+def _moment(at: float) -> str:
+    """An instant as the tables write it: 2030-01-01T00:00:00Z."""
+    return casbin_until(datetime.fromtimestamp(at, UTC).replace(tzinfo=None))
+
+
+def _case_instant(case: dict[str, Any], ctx: _Context) -> float:
+    if "at" not in case:
+        return ctx.now
+    return _instant(case["at"], "at", _line(case)).replace(tzinfo=UTC).timestamp()
+
+
+def _parse_request_case(case: dict[str, Any], ctx: _Context) -> _RequestCase:
     line = _line(case)
     extra = sorted(k for k in case if k in ("user", "area", "allow", "deny"))
     if extra:
@@ -326,13 +368,13 @@ def _parse_request_case(case: dict[str, Any]) -> _RequestCase:
         part = body.get(name) if isinstance(body, dict) else None
         if not isinstance(part, dict) or not all(isinstance(part.get(k), str) for k in keys):
             raise _TableError(line, f"request.{name} needs {', '.join(keys)} (strings)")
-    return _RequestCase(line, body, decision)
+    return _RequestCase(line, body, decision, _case_instant(case, ctx))
 
 
 def _parse_case(case: dict[str, Any], ctx: _Context) -> _Case | _RequestCase:
     line = _line(case)
     if "request" in case:
-        return _parse_request_case(case)
+        return _parse_request_case(case, ctx)
     for key in ("user", "area"):
         if key not in case:
             raise _TableError(line, f"a case needs {key}")
@@ -351,7 +393,10 @@ def _parse_case(case: dict[str, Any], ctx: _Context) -> _Case | _RequestCase:
     resource = case.get("resource", "")
     if not isinstance(resource, str):
         raise _TableError(line, "resource is a resource id (a string)")
-    return _Case(line, str(case["user"]), str(case["area"]), subject, domain, expected, resource)
+    at = _case_instant(case, ctx)
+    return _Case(
+        line, str(case["user"]), str(case["area"]), subject, domain, expected, resource, at
+    )
 
 
 def _load_table(
@@ -380,8 +425,11 @@ def _load_table(
             subject, domain = fixture_user(grant["user"]), fixture_area(grant["area"])
         except InvalidInput as ex:
             raise _TableError(_line(grant), ex.detail) from ex
+        end: tuple[str, ...] = ()
+        if grant.get("valid_until") is not None:
+            end = (casbin_until(_instant(grant["valid_until"], "valid_until", _line(grant))),)
         for role in _grant_roles(grant, ctx):
-            g_lines[("g", subject, role, domain)] = None
+            g_lines[("g", subject, role, domain, *end)] = None
     parsed = [
         _parse_case(_require_mapping(item, "case", _CASE_KEYS, _line(table)), ctx) for item in cases
     ]
@@ -398,13 +446,23 @@ def _verdict(allowed: bool) -> str:
     return "allowed" if allowed else "denied"
 
 
+def _engines(
+    bundle: PolicyBundle, g_lines: list[tuple[str, ...]], at: float
+) -> tuple[Any, Decider]:
+    """Plain Casbin and the Decider over ``g_lines``, both deciding at ``at``."""
+    enforcer = build_enforcer(bundle, g_lines, clock=lambda: at)
+    decider = Decider(bundle, MemoryPolicyFeed(g_lines), monotonic=lambda: 0.0, clock=lambda: at)
+    decider.sync()
+    return enforcer, decider
+
+
 def _run_table(path: Path, ctx: _Context) -> TableResult:
     result = TableResult(file=str(path), name=path.stem)
     try:
         result.name, g_lines, cases = _load_table(path, ctx)
-        enforcer = build_enforcer(ctx.bundle, g_lines)
-        decider = Decider(ctx.bundle, MemoryPolicyFeed(g_lines), monotonic=lambda: 0.0)
-        decider.sync()
+        # One pair of engines per instant the cases are decided at: a Decider drops the
+        # links of ended grants for good, so it never goes back in time.
+        engines = {case.at: _engines(ctx.bundle, g_lines, case.at) for case in cases}
     except _TableError as ex:
         result.failures.append(Failure(str(path), ex.line, ex.message))
         return result
@@ -413,6 +471,7 @@ def _run_table(path: Path, ctx: _Context) -> TableResult:
         return result
     for case in cases:
         result.cases += 1
+        enforcer, decider = engines[case.at]
         if isinstance(case, _RequestCase):
             _run_request_case(path, ctx, case, enforcer, decider, result)
             continue
@@ -433,6 +492,8 @@ def _run_table(path: Path, ctx: _Context) -> TableResult:
             who = f"{case.user} in {case.area}: {obj}:{act}"
             if case.resource:
                 who += f" on {case.resource}"
+            if case.at != ctx.now:
+                who += f" at {_moment(case.at)}"
             if decider_says != casbin_says:
                 message = (
                     f"{who}: the Decider and Casbin disagree (Decider {_verdict(decider_says)}, "
@@ -442,7 +503,16 @@ def _run_table(path: Path, ctx: _Context) -> TableResult:
                 message = f"{who} should be {_verdict(expected)}, was {_verdict(casbin_says)}"
             else:
                 continue
-            why = explain(ctx.bundle, g_lines, case.subject, case.domain, obj, act)
+            why = explain(
+                ctx.bundle,
+                g_lines,
+                case.subject,
+                case.domain,
+                obj,
+                act,
+                case.resource,
+                at=datetime.fromtimestamp(case.at, UTC).replace(tzinfo=None),
+            )
             result.failures.append(Failure(str(path), case.line, message, tuple(why.lines())))
     return result
 
@@ -476,6 +546,8 @@ def _run_request_case(
         why = (f"asked Casbin: {', '.join(map(str, question.values))}",)
     subject, resource = case.body["subject"], case.body["resource"]
     who = f"{subject['type']} {subject['id']}: {case.body['action']['name']} on {resource['type']}"
+    if case.at != ctx.now:
+        who += f" at {_moment(case.at)}"
     if decider_says != casbin_says:
         message = (
             f"{who}: the Decider and Casbin disagree (Decider {_verdict(decider_says)}, "
@@ -510,7 +582,7 @@ def run_tables(policies_dir: str | Path, tables_dir: str | Path | None = None) -
     custom_roles = frozenset(
         line[1] for line in bundle.p_lines if line[1].startswith("role:") and line[1] != ROLE_OWNER
     )
-    ctx = _Context(bundle, bundle.catalogue, bundles, custom_roles)
+    ctx = _Context(bundle, bundle.catalogue, bundles, custom_roles, now=float(int(time.time())))
     report.tables = [_run_table(path, ctx) for path in files]
     # Without domains nothing is granted in areas: the catalogue only names actions.
     report.uncovered = _uncovered(ctx) if bundle.mapping.domain != "none" else []

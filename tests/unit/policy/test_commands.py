@@ -68,9 +68,8 @@ def test_explain_rejects_malformed_ids(capsys: pytest.CaptureFixture[str]) -> No
     assert "must be ids" in capsys.readouterr().err
 
 
-def test_explain_reads_grants_from_the_database(
-    tmp_path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _stored(tmp_path, role: str, end: str = "") -> Settings:
+    """Settings whose database holds USER's g line of ``role`` in AREA (ending at ``end``)."""
     from delegauth.storage.db import open_database
     from delegauth.storage.records import CasbinRuleRecord, database_proxy
     from delegauth.storage.schema import migrate
@@ -80,10 +79,51 @@ def test_explain_reads_grants_from_the_database(
     database_proxy.initialize(db)
     migrate(db)
     with db.connection_context():
-        CasbinRuleRecord.create(ptype="g", v0=f"user:{USER}", v1="perm:quotes", v2=f"area:{AREA}")
-    settings = Settings(policies_dir=str(POLICIES), database_url=url)
+        CasbinRuleRecord.create(ptype="g", v0=f"user:{USER}", v1=role, v2=f"area:{AREA}", v3=end)
+    return Settings(policies_dir=str(POLICIES), database_url=url)
+
+
+def test_explain_reads_grants_from_the_database(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _stored(tmp_path, "perm:quotes")
     argv = ["policy", "explain", "--user", USER, "--area", AREA, "--resource-type", "quote"]
     assert _run(*argv, "--action", "accept", settings=settings) == 0
     out = capsys.readouterr().out
     assert out.startswith("decision: allow")
     assert f"g, user:{USER}, perm:quotes, area:{AREA}" in out
+
+
+def test_explain_on_a_resource_id_with_a_grant_on_it(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["policy", "explain", "--user", USER, "--area", AREA, "--resource-type", "domain"]
+    grant = ["--grant", "managedomains@example.com"]
+    assert _run(*argv, "--action", "update", "--resource-id", "example.com", *grant) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision: allow")
+    assert f"g, user:{USER}, perm:managedomains@example.com, area:{AREA}" in out
+    assert _run(*argv, "--action", "update", "--resource-id", "example.org", *grant) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision: deny")
+    assert "why: perm:managedomains is granted on example.com only; the request is on " in out
+    assert _run(*argv, "--action", "update", "--grant", "invoices@example.com") == 2
+    assert "cannot be limited to single resources" in capsys.readouterr().err
+
+
+def test_explain_says_when_a_stored_grant_lapsed_or_ends(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    end = "2030-01-01T00:00:00Z"
+    settings = _stored(tmp_path, "perm:quotes", end)
+    argv = ["policy", "explain", "--user", USER, "--area", AREA, "--resource-type", "quote"]
+    assert _run(*argv, "--action", "accept", settings=settings) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision: allow")
+    assert f"why: the grant of perm:quotes ends at {end} (in " in out
+    assert _run(*argv, "--action", "accept", "--at", "2030-01-01T01:00:00+01:00",
+                settings=settings) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("decision: deny")
+    assert f"g, user:{USER}, perm:quotes, area:{AREA}, {end}" in out
+    assert f"why: the grant of perm:quotes ended at {end}: it lapsed and gives nothing" in out
+    assert _run(*argv, "--action", "accept", "--at", "2030-01-01", settings=settings) == 2
+    assert "--at needs a time zone offset" in capsys.readouterr().err

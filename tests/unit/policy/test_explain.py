@@ -3,6 +3,8 @@ decision, or why nothing matched."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from delegauth.domain.ids import PERM_ALL, ROLE_OWNER
@@ -128,3 +130,35 @@ def test_model_outside_the_fast_path_is_noted(policies: PoliciesCopy) -> None:
     why = explain(load_bundle(policies.root), [_g(ROLE_OWNER)], BOB, SHOP, "invoice", "read")
     assert why.allowed and why.decider_allowed
     assert "not the standard RBAC-with-domains shape" in why.reasons[-1]
+
+
+def test_a_lapsed_grant_is_listed_and_gives_nothing(shipped: PolicyBundle) -> None:
+    end = "2030-01-01T00:00:00Z"
+    rules = [("g", BOB, "perm:invoices", SHOP, end)]
+    before = explain(shipped, rules, BOB, SHOP, "invoice", "pay", at=datetime(2029, 12, 29))
+    assert before.allowed and before.decider_allowed
+    assert before.grants == (("g", BOB, "perm:invoices", SHOP, end),)
+    assert before.reasons == (f"the grant of perm:invoices ends at {end} (in 3 days)",)
+    after = explain(shipped, rules, BOB, SHOP, "invoice", "pay", at=datetime(2030, 1, 1))
+    assert not after.allowed and after.decider_allowed is False
+    assert after.matched == ()
+    assert after.reasons[:2] == (
+        f"the grant of perm:invoices ended at {end}: it lapsed and gives nothing",
+        f"{BOB} holds nothing in {SHOP} any more: its grant lapsed",
+    )
+    assert f"  g, {BOB}, perm:invoices, {SHOP}, {end}" in after.lines()
+
+
+def test_a_grant_on_one_resource_is_explained_on_the_resource_id(shipped: PolicyBundle) -> None:
+    rules = [_g("perm:managedomains@example.com")]
+    on_it = explain(shipped, rules, BOB, SHOP, "domain", "update", "example.com")
+    assert on_it.allowed and on_it.decider_allowed
+    assert [m.rule for m in on_it.matched] == [("p", "perm:managedomains", "*", "domain", "update")]
+    assert f"request: {BOB} in {SHOP}: domain:update on example.com" in on_it.lines()
+    other = explain(shipped, rules, BOB, SHOP, "domain", "update", "example.org")
+    assert not other.allowed and other.decider_allowed is False and other.matched == ()
+    assert other.reasons[-1] == (
+        "perm:managedomains is granted on example.com only; the request is on example.org"
+    )
+    bare = explain(shipped, rules, BOB, SHOP, "domain", "update")
+    assert bare.reasons[-1].endswith("the request is without a resource id")

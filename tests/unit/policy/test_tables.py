@@ -253,3 +253,57 @@ def test_a_bad_grant_on_one_resource_is_a_table_error(
         "  - {user: bob, area: shop, allow: [invoice:read]}\n",
     )
     assert not report.ok and words in "\n".join(report.lines())
+
+
+def test_a_grant_ends_at_its_instant_and_cases_are_decided_when_they_say(
+    policies: PoliciesCopy,
+) -> None:
+    report = _run(
+        policies,
+        "name: access until\n"
+        "grants:\n"
+        "  - {user: tess, area: shop, permissions: [tickets],\n"
+        "     valid_until: '2030-01-01T01:00:00+01:00'}\n"
+        "  - {user: olga, area: shop, permissions: [tickets], valid_until: 2020-01-01T00:00:00Z}\n"
+        "cases:\n"
+        "  - {user: tess, area: shop, at: '2029-12-31T23:59:59Z', allow: [ticket:read]}\n"
+        "  - {user: tess, area: shop, at: '2030-01-01T00:00:00Z', deny: all}\n"
+        "  - {user: tess, area: shop, allow: [ticket:read], deny: [invoice:read]}\n"
+        "  - {user: olga, area: shop, deny: all}\n"
+        "  - {user: olga, area: shop, at: '2019-12-31T23:59:59Z', allow: [ticket:read]}\n"
+        "  - {user: tess, area: shop, at: '2030-01-01T00:00:00Z', allow: [ticket:read]}\n",
+    )
+    (table,) = report.tables
+    # Both engines decide each case at its instant; the last case is wrong on purpose.
+    assert [(f.line, f.message) for f in table.failures] == [
+        (12, "tess in shop: ticket:read at 2030-01-01T00:00:00Z should be allowed, was denied"),
+    ]
+    assert (
+        "why: the grant of perm:tickets ended at 2030-01-01T00:00:00Z: it lapsed and gives nothing"
+        in table.failures[0].detail
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "words"),
+    [
+        ("grant", "'2030-01-01T00:00:00'", "valid_until needs a time zone offset"),
+        ("grant", "tomorrow", "valid_until is not a date and time"),
+        ("case", "'2030-01-01 00:00'", "at needs a time zone offset"),
+    ],
+)
+def test_an_instant_without_an_offset_is_a_table_error(
+    policies: PoliciesCopy, where: str, value: str, words: str
+) -> None:
+    grant_end = f", valid_until: {value}" if where == "grant" else ""
+    case_at = f", at: {value}" if where == "case" else ""
+    report = _run(
+        policies,
+        "grants:\n"
+        f"  - {{user: bob, area: shop, permissions: [invoices]{grant_end}}}\n"
+        "cases:\n"
+        f"  - {{user: bob, area: shop, allow: [invoice:read]{case_at}}}\n",
+    )
+    (table,) = report.tables
+    assert [f.line for f in table.failures] == [2 if where == "grant" else 4]
+    assert words in table.failures[0].message
