@@ -40,6 +40,15 @@ AREAS_PER_DELEGATE = 4  # how many areas a delegate belongs to, on average
 SAMPLE = 2000  # grants whose decisions are checked after the import
 
 
+def process_cpu(pid: int) -> float:
+    """User and system CPU seconds of a process on this machine (/proc), 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -123,23 +132,38 @@ def write_files(
 def child(url: str, path: str, batch: int) -> None:
     """Import ``path`` into ``url``; print seconds, peak RSS and the summary as JSON."""
     from delegauth.policy.bundle import load_bundle
-    from delegauth.storage.db import open_database
+    from delegauth.storage.db import is_postgres, open_database
     from delegauth.storage.transfer import BulkImporter
 
     bundle = load_bundle(POLICIES)
     db = open_database(url, statement_timeout_ms=60_000, busy_timeout_ms=10_000)
     importer = BulkImporter(db, bundle.catalogue, policy_hash=lambda: bundle.version)
     bad: list[str] = []
+    backends: dict[int, float] = {}  # PostgreSQL: the importer's server processes' CPU
+
+    def seen(_batch: int) -> None:
+        if is_postgres(db):
+            pid = int(db.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            backends.setdefault(pid, process_cpu(pid))
+
     t0, c0 = time.perf_counter(), time.process_time()
     summary = importer.run(
-        path, batch_size=batch, on_bad=lambda b: bad.append(f"{b.line}: {b.reason}")
+        path,
+        batch_size=batch or None,
+        on_bad=lambda b: bad.append(f"{b.line}: {b.reason}"),
+        before_commit=seen,
     )
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # A backend's CPU before the first batch it served is not the import's (a few ms).
+    server = sum(process_cpu(pid) - before for pid, before in backends.items())
+    db.close()
     print(
         json.dumps(
             {
                 "seconds": seconds,
                 "cpu": cpu,
+                "server_cpu": server,
+                "load": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
                 "rss": peak_rss_mib(),
                 "summary": summary.as_json(),
                 "bad": bad[:5],
@@ -239,7 +263,8 @@ def bench(name: str, url: str, files: tuple[Path, Path, Path], sample: Any, args
     small_grants = small_run["summary"]["outcomes"].get("grant created", 0)
     bad = sum(r["summary"]["bad_lines"] for r in (pop, small_run, full_run))
     mib = 1024 * 1024
-    print(f"\nimport into {name}, batches of {args.batch:,} lines")
+    sizes = f"{args.batch:,} lines" if args.batch else "automatic size"
+    print(f"\nimport into {name}, batches of {sizes}")
     row(f"{name} population: users, areas", f"{users:,}, {areas:,}")
     row(f"{name} population: seconds", f"{pop['seconds']:.1f}")
     row(f"{name} population: lines/s", f"{(users + areas) / pop['seconds']:,.0f}")
@@ -247,7 +272,16 @@ def bench(name: str, url: str, files: tuple[Path, Path, Path], sample: Any, args
     row(f"{name} grants/s at {small_grants:,} grants", f"{rate_small:,.0f}")
     row(f"{name} grants/s at {grants:,} grants", f"{grants / full_run['seconds']:,.0f}")
     row(f"{name} seconds for {grants:,} grants", f"{full_run['seconds']:.1f}")
+    batches = full_run["summary"]["batches"]
+    row(f"{name} batches, mean lines a batch", f"{batches:,}, {grants / max(batches, 1):,.0f}")
     row(f"{name} grants per CPU second of the importer", f"{grants / full_run['cpu']:,.0f}")
+    if full_run["server_cpu"]:
+        both = full_run["cpu"] + full_run["server_cpu"]
+        row(
+            f"{name} grants per CPU second of the server", f"{grants / full_run['server_cpu']:,.0f}"
+        )
+        row(f"{name} grants per CPU second, both", f"{grants / both:,.0f}")
+    row(f"{name} load average at the end (1, 5, 15 min)", full_run["load"])
     row(
         f"{name} peak RSS MiB / file MiB, small",
         f"{small_run['rss']:.0f} / {small.stat().st_size / mib:.1f}",
@@ -271,7 +305,7 @@ def row(label: str, value: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grants", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=0, help="lines a batch (0: automatic)")
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--pg", default=os.environ.get("DELEGAUTH_TEST_PG_URL", ""))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, every figure")

@@ -471,6 +471,85 @@ def test_decisions_follow_each_committed_batch(
     assert seen == [(True, False), (True, True), (False, True)]
 
 
+def _many_grants(count: int) -> str:
+    """Ana's area cust-1 and ``count`` delegates, each granted there: users, then grants."""
+    people = [
+        {"kind": "user", "email": "ana@example.com"},
+        {"kind": "area", "key": "cust-1", "name": "Acme", "owner": "ana@example.com"},
+    ]
+    people += [{"kind": "user", "email": f"d{n}@example.com"} for n in range(count)]
+    grants = [
+        {"kind": "grant", "user": f"d{n}@example.com", "area": "cust-1", "permissions": "all"}
+        for n in range(count)
+    ]
+    return _lines(*people) + _lines(*grants)
+
+
+def test_sqlite_sizes_batches_by_how_long_each_holds_the_write_lock(
+    fresh: Any, tmp_path: Path
+) -> None:
+    """Without --batch, SQLite sizes each batch by the last one's write transaction: about
+    lock_budget seconds, at most twice the last size, 1,000 to 50,000 lines. PostgreSQL
+    (no single write lock) keeps 5,000. Every line is written either way."""
+    path = _file(tmp_path, _many_grants(6000))  # 12,002 lines
+    ticks = itertools.count()
+
+    def timer() -> float:
+        return float(next(ticks))  # each write transaction takes 1 s on this clock
+
+    target = fresh()
+    sizes: list[int] = []
+    importer = target.importer(lock_budget=0.25, timer=timer)
+    summary = importer.run(path, after_commit=lambda n: sizes.append(target.counts()["users"]))
+    assert summary.written and summary.outcomes["grant created"] == 6000
+    if target.url.startswith("postgres"):
+        assert summary.batches == 3  # 5,000 + 5,000 + 2,002
+        return
+    # 5,000 lines took 1 s: a quarter of that, 1,250; then 1,000 (the floor) each.
+    assert summary.batches == 2 + -(-(12_002 - 5000 - 1250) // 1000)
+    assert sizes[:2] == [5000 - 2 + 1, 6001]  # users committed after each of the first two
+    again = fresh()
+    summary = again.importer(lock_budget=100.0, timer=timer).run(path)
+    assert summary.batches == 2  # 5,000, then the 7,002 left (up to 10,000: twice the last)
+    # The same rows, but for the grants.imported audit events: one an area and batch.
+    assert {**again.counts(), "audit_events": 0} == {**target.counts(), "audit_events": 0}
+
+
+def test_a_batch_of_one_empty_text_and_nulls_are_stored_as_they_were(
+    fresh: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL takes a column of values as one joined text: a column of one empty
+    text (not an empty column) and None (not a text) arrive as they were, and are found
+    again by the next import."""
+    target = fresh()
+    one = _file(tmp_path, _lines({"kind": "user", "email": "ana@example.com"}), "one.jsonl")
+    summary, bad = target.run(one, batch_size=1)
+    assert bad == [] and summary.outcomes["user created"] == 1
+    more = _file(
+        tmp_path,
+        _lines(
+            {"kind": "area", "key": "cust-1", "name": "Acme", "owner": "ana@example.com"},
+            {"kind": "user", "email": "bo@example.com"},
+            {"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": "all"},
+        ),
+        "more.jsonl",
+    )
+    assert target.run(more)[1] == []
+    with target.db.connection_context():
+        rows = target.db.execute_sql(
+            "SELECT u.email, u.name, g.role, g.valid_until, g.granted_by FROM users u"
+            " JOIN grants g ON g.user_id = u.id ORDER BY u.email"
+        ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("ana@example.com", "", "owner", None, None),
+        ("bo@example.com", "", "delegate", None, None),
+    ]
+    for path in (one, more):
+        summary, bad = target.run(path)
+        assert bad == [] and set(summary.outcomes) <= {"user unchanged", "area unchanged",
+                                                        "grant unchanged"}  # fmt: skip
+
+
 # -- export --------------------------------------------------------------------------------------
 
 
