@@ -122,6 +122,23 @@ class Round:
     checked: int
     wrong: int
     bad: int
+    cpu_us: float = 0.0  # CPU time of the server's processes per answer (user + system)
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` and every process below it (the server's
+    master and workers): unlike req/s, it hardly depends on what else the machine runs."""
+    total, todo = 0, [pid]
+    while todo:
+        proc = Path(f"/proc/{todo.pop()}")
+        try:
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            for task in (proc / "task").iterdir():
+                todo.extend(int(p) for p in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def build_population(work: Path, grants: int, queries: int, working_set: int) -> dict:
@@ -312,7 +329,10 @@ def run(args: argparse.Namespace) -> int:
             for kind, conns, auth in workloads:
                 for server, (delegauth, bare) in pairs.items():
                     for name, target in (("delegauth", delegauth), ("bare", bare)):
+                        before = server_cpu_s(target.proc.pid)
                         r = wrk(target.base, lua, files[kind], auth, args.seconds, conns)
+                        used = server_cpu_s(target.proc.pid) - before
+                        r.cpu_us = used / max(r.checked, 1) * 1e6
                         results.setdefault((kind, conns, server, name), []).append(r)
             print(f"round {n + 1}/{args.rounds} done", flush=True)
         return report(args, results)
@@ -373,6 +393,19 @@ def report(args: argparse.Namespace, results: Results) -> int:
                 results[(kind, conns, server, "delegauth")], results[(kind, conns, server, "bare")]
             )
             print(f"  {f'{LABEL[kind]}, {conns} conns':<28}{server:<18}{ratio:>6.2f}")
+    print()
+    print(
+        "server CPU per answer, us (user + system of master and workers; median of rounds),"
+        " and bare / delegauth"
+    )
+    for kind, conns in workloads:
+        for server in args.server:
+            mine = _median(results[(kind, conns, server, "delegauth")], "cpu_us")
+            bare = _median(results[(kind, conns, server, "bare")], "cpu_us")
+            print(
+                f"  {f'{LABEL[kind]}, {conns} conns':<28}{server:<18}"
+                f"{mine:>8.1f}{bare:>8.1f}{bare / mine if mine else 0.0:>7.2f}"
+            )
     if len(args.server) > 1:
         first = args.server[0]
         print()

@@ -148,6 +148,14 @@ def check_http(out: str) -> None:
                 re.MULTILINE,
             )
             assert ratio and number(ratio.group(1)) > 0, f"no {server} ratio for {workload}:\n{out}"
+            cpu = re.search(
+                rf"^  {re.escape(workload)}, \d+ conns\s+{re.escape(server)}"
+                rf"\s+({NUM})\s+({NUM})\s+({NUM})$",
+                out,
+                re.MULTILINE,
+            )
+            assert cpu, f"no {server} CPU per answer for {workload}:\n{out}"
+            assert all(number(g) > 0 for g in cpu.groups()), cpu.group(0)
     assert number(row_value(out, "wrong answers")) == 0
     assert number(row_value(out, "refused or failed requests (delegauth)")) == 0
 
