@@ -25,6 +25,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DecisionTally",
     "count_change",
+    "count_decision",
     "count_token",
     "observe_webhook",
     "render",
@@ -111,6 +112,14 @@ def _observe_many(histogram: Any, amount: float, count: int) -> None:
         if amount <= bound:
             bucket.inc(count)
             break
+
+
+def count_decision(allowed: bool, seconds: float) -> None:
+    """One request's one decision (a single evaluation): what a DecisionTally holding it
+    would write, without the tally."""
+    counter, histogram = _BY_OUTCOME.get(allowed) or _children(allowed)
+    counter.inc()
+    _observe_many(histogram, seconds, 1)
 
 
 def count_token(grant_type: str) -> None:

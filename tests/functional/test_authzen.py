@@ -46,6 +46,23 @@ def test_plain_response_is_exactly_the_decision(api: Api, world) -> None:
     assert res.status_code == 200
     assert res.json == {"decision": True}
     assert res.headers["X-Request-ID"] == "req-123"
+    # Written as send_json writes every body (compact), with the security headers.
+    assert res.content == b'{"decision":true}'
+    assert res.headers["content-type"] == "application/json"
+    assert res.headers["cache-control"] == "no-store"
+    assert res.headers["x-content-type-options"] == "nosniff"
+    denied = api.call(
+        "POST",
+        "/access/v1/evaluation",
+        api.service_token(),
+        json=_req(world["billing"], world["owner"].area_id, "invoice", "refund"),
+    )
+    assert denied.content == b'{"decision":false}'
+    # A context (here empty) takes the general path: the same answer.
+    with_context = {**_req(world["billing"], world["owner"].area_id, "invoice", "pay")}
+    with_context["context"] = {}
+    res = api.call("POST", "/access/v1/evaluation", api.service_token(), json=with_context)
+    assert res.content == b'{"decision":true}'
 
 
 def test_unknown_users_areas_actions_and_types_deny(api: Api, world) -> None:

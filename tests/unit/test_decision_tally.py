@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from delegauth import metrics
 
 
@@ -40,3 +42,19 @@ def test_a_tally_counts_every_decision_once_per_request() -> None:
     assert _value("delegauth_decision_seconds_bucket", 'le="1e-05",outcome="allow"') == (
         seen["slow"] + 3
     )
+
+
+def test_one_decision_is_counted_as_a_tally_of_one_would_count_it() -> None:
+    deny = 'outcome="deny"'
+    read = [
+        ("delegauth_decisions_total", deny),
+        ("delegauth_decision_seconds_count", deny),
+        ("delegauth_decision_seconds_sum", deny),
+        ("delegauth_decision_seconds_bucket", 'le="2.5e-05",' + deny),
+        ("delegauth_decision_seconds_bucket", 'le="1e-05",' + deny),  # below it: untouched
+    ]
+    before = [_value(name, labels) for name, labels in read]
+    metrics.count_decision(False, 2e-5)
+    after = [_value(name, labels) for name, labels in read]
+    grown = [a - b for a, b in zip(after, before, strict=True)]
+    assert grown == pytest.approx([1, 1, 2e-5, 1, 0], abs=1e-12)

@@ -179,7 +179,7 @@ class EvaluationResource:
         body = read_json(req, self._max)
         decision = _single(self._decider, body, claims.area, self._emails)
         self._auth.still_valid(claims)
-        send_json(resp, decision)
+        _send_decision(resp, decision)
 
 
 def _single(
@@ -191,12 +191,32 @@ def _single(
     """One evaluation: validate (a malformed request is a 400 before anything waits),
     catch up to the caller's consistency token, decide."""
     request = _request(decider, body, token_area, users_by_email)
-    decider.wait_for(_consistency(body))
-    tally = metrics.DecisionTally()
-    try:
-        return _decision(decider, body, request, tally)
-    finally:
-        tally.observe()
+    if "context" in body:  # no context: no consistency token to wait for, no explanation
+        decider.wait_for(_consistency(body))
+        if isinstance(request, str) or _wants_explanation(body):
+            tally = metrics.DecisionTally()
+            try:
+                return _decision(decider, body, request, tally)
+            finally:
+                tally.observe()
+    if isinstance(request, str):
+        return {"decision": False}
+    started = time.perf_counter()
+    allowed = decider.decide_question(request)
+    metrics.count_decision(allowed, time.perf_counter() - started)
+    return {"decision": allowed}
+
+
+# A Decision without context, as send_json writes it: sent as these bytes.
+_PLAIN_DECISION = {True: b'{"decision":true}', False: b'{"decision":false}'}
+
+
+def _send_decision(resp: falcon.Response, decision: dict[str, Any]) -> None:
+    if len(decision) == 1 and type(decision["decision"]) is bool:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _PLAIN_DECISION[decision["decision"]]
+    else:
+        send_json(resp, decision)
 
 
 class EvaluationsResource:
