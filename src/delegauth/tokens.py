@@ -32,6 +32,7 @@ from delegauth.errors import Unauthenticated
 __all__ = ["ALGORITHMS", "AccessClaims", "KeyRing", "SigningKey", "TokenService", "new_key"]
 
 ACCESS_TYPE = "at+jwt"
+ID_TOKEN_TYPE = "JWT"  # noqa: S105 - a JOSE typ, not a secret
 # NOTE: the only algorithms ever accepted. Never derive this list from the token: each
 # key carries its own algorithm and a token must use exactly that one.
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
@@ -230,6 +231,31 @@ def _write_key(root: Path, key: SigningKey) -> None:
     os.replace(temp, final)  # readers never see a half-written key
 
 
+def _b64(data: bytes) -> bytes:
+    """base64url without padding (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+class _Signer:
+    """A signing key loaded once: PyJWT's algorithm for it, the private key, and the
+    encoded JOSE header of each token type (``alg``, ``kid``, ``typ``, sorted as PyJWT
+    sorts them)."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self.algorithm = jwt.get_algorithm_by_name(key.algorithm)
+        self.private = self.algorithm.prepare_key(key.private())
+        self.headers = {
+            typ: _b64(
+                json.dumps(
+                    {"alg": key.algorithm, "kid": key.kid, "typ": typ},
+                    separators=(",", ":"),
+                    sort_keys=True,
+                ).encode("utf-8")
+            )
+            for typ in (ACCESS_TYPE, ID_TOKEN_TYPE)
+        }
+
+
 @dataclass(frozen=True)
 class AccessClaims:
     sub: str
@@ -264,7 +290,7 @@ class TokenService:
         self.audience = audience
         self._lifetime = lifetime_s
         self._clock = clock
-        self._signing: dict[str, Any] = {}  # kid -> loaded private key
+        self._signing: dict[str, _Signer] = {}  # kid -> its key, loaded
         # Tokens verified before: the exact token string -> (claims, key-set generation).
         # A hit skips only the signature and claim checks already done on these same bytes;
         # exp is compared with the clock on every hit, and a changed key set or a forget()
@@ -280,14 +306,21 @@ class TokenService:
         return self._lifetime
 
     def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        """A compact JWS of ``claims``, signed by the current key with PyJWT's algorithm.
+
+        The bytes are those jwt.encode makes (header keys sorted, compact JSON); only its
+        per-call work is done once per key instead: loading the key, building and checking
+        the header. That was a third of a client_credentials request.
+        """
         self._keys.refresh(60.0)
         key = self._keys.current
-        private = self._signing.get(key.kid)
-        if private is None:
-            private = self._signing[key.kid] = key.private()
-        return jwt.encode(
-            claims, private, algorithm=key.algorithm, headers={"typ": typ, "kid": key.kid}
-        )
+        signer = self._signing.get(key.kid)
+        if signer is None:
+            signer = self._signing[key.kid] = _Signer(key)
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+        signing_input = signer.headers[typ] + b"." + payload
+        signature = signer.algorithm.sign(signing_input, signer.private)
+        return (signing_input + b"." + _b64(signature)).decode("ascii")
 
     def issue_access(
         self,
@@ -352,7 +385,7 @@ class TokenService:
         if auth_time is not None:
             claims["auth_time"] = int(auth_time.replace(tzinfo=UTC).timestamp())
         claims.update({k: v for k, v in extra.items() if v is not None})
-        return self._sign(claims, "JWT")
+        return self._sign(claims, ID_TOKEN_TYPE)
 
     def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid access token, or raise Unauthenticated.

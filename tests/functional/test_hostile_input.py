@@ -222,7 +222,14 @@ def test_search_page_token_nested_deeply_is_400(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["response_type=%E7%8A%99&client_id=x", 'response_type=a"b&client_id=x', "client_id=%C3%A6"],
+    [
+        "response_type=%E7%8A%99&client_id=x",
+        'response_type=a"b&client_id=x',
+        "client_id=%C3%A6",
+        "client_id=%7F",  # DEL: ASCII, not printable
+        "client_id=a%09b",  # a tab
+        "client_%0A=x",  # in a name
+    ],
 )
 def test_oauth_parameters_outside_printable_ascii_are_400(api: Api, query: str) -> None:
     # Authlib cannot build an error description echoing them: this was a 500.

@@ -522,6 +522,41 @@ def test_each_algorithm_signs_and_verifies_and_pins_itself(algorithm: str) -> No
     assert jwk["alg"] == algorithm and not PRIVATE_JWK_MEMBERS & set(jwk)
 
 
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+def test_tokens_are_the_bytes_pyjwt_would_sign(algorithm: str) -> None:
+    """Signing skips jwt.encode's per-call work but not its output: the same header and
+    payload segments, and a signature PyJWT verifies (RS256 and EdDSA are deterministic,
+    so there the whole token is the same)."""
+    ring = KeyRing.generate(algorithm)
+    service = _service(ring)
+    key = ring.current
+    for token, claims, typ in (
+        (*service.issue_access(sub="u_alice", client_id="tests", scope=["openid"]), "at+jwt"),
+        (
+            *service.issue_access(
+                sub="u_bob",
+                client_id="web",
+                scope=["openid", "areas"],
+                area="a_1",
+                role="delegate",
+                permissions=["invoices:read", "ñandú"],
+            ),
+            "at+jwt",
+        ),
+    ):
+        expected = jwt.encode(
+            claims, key.private(), algorithm=algorithm, headers={"typ": typ, "kid": key.kid}
+        )
+        assert token.split(".")[:2] == expected.split(".")[:2]
+        if algorithm != "ES256":
+            assert token == expected
+        public = ring.public_key(key.kid)
+        assert public is not None
+        assert jwt.decode(token, public[1], algorithms=[algorithm], audience=AUDIENCE) == claims
+    id_token = service.issue_id_token(sub="u_alice", client_id="web", nonce="n")
+    assert jwt.get_unverified_header(id_token) == {"alg": algorithm, "kid": key.kid, "typ": "JWT"}
+
+
 def test_rotation_keeps_the_old_key_until_its_tokens_expire(tmp_path: Path) -> None:
     now = [1_800_000_000.0]
     directory = tmp_path / "keys"

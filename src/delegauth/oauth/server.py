@@ -7,13 +7,12 @@ back Authlib's (status, body, headers) for the resource to render.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import falcon
 from authlib.oauth2 import AuthorizationServer
@@ -35,17 +34,29 @@ from delegauth.tokens import TokenService
 __all__ = ["AuthlibResponse", "DelegauthAuthorizationServer", "oauth_request"]
 
 
-class _Headers(dict[str, str]):
-    """Case-insensitive header lookup, as Authlib expects of request headers."""
+class _Headers(Mapping[str, str]):
+    """A request's headers as Authlib reads them (``get``, ``[]``, ``in``, case-insensitive),
+    looked up in the WSGI environ when asked rather than copied for every request."""
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key.lower(), default)
+    __slots__ = ("_req",)
+
+    def __init__(self, req: falcon.Request) -> None:
+        self._req = req
 
     def __getitem__(self, key: str) -> str:
-        return super().__getitem__(key.lower())
+        value = self._req.get_header(key) if isinstance(key, str) else None
+        if value is None:
+            raise KeyError(key)
+        return value
 
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and super().__contains__(key.lower())
+    def __iter__(self) -> Iterator[str]:
+        return iter([name.lower() for name in self._req.headers])
+
+    def __len__(self) -> int:
+        return len(self._req.headers)
+
+    def __bool__(self) -> bool:
+        return True  # without counting them (Authlib asks: ``headers or {}``)
 
 
 class _Payload(OAuth2Payload):
@@ -107,29 +118,33 @@ def oauth_request(
     Raises Authlib's InsecureTransportError when that URL is plain http on a host that
     is not loopback, unless ``allow_http`` (``serve`` refuses to start that way).
     """
-    headers = _Headers({k.lower(): v for k, v in req.headers.items()})
-    args = parse_qs(urlsplit(req.relative_uri).query, keep_blank_values=True)
+    query = req.query_string
+    args = parse_qs(query, keep_blank_values=True) if query else {}
     body = read_form(req) if form is None else form
     _check_parameters(args)
     _check_parameters(body)
     uri = public_url.rstrip("/") + req.relative_uri
-    return _Request(req.method, uri, headers, args, body, allow_http=allow_http)
+    return _Request(req.method, uri, _Headers(req), args, body, allow_http=allow_http)
 
 
 # RFC 6749 Appendix A: every parameter is printable ASCII (VSCHAR), and response_type,
 # grant_type and redirect_uri are names or URIs, which hold no quote or backslash.
 # Authlib echoes those three in error descriptions, and cannot build one holding
 # anything else (§5.2): refuse them here, before Authlib sees them.
-_VSCHAR = re.compile(r"[\x20-\x7e]*")
 _ECHOED = frozenset({"response_type", "grant_type", "redirect_uri"})
+
+
+def _vschar(value: str) -> bool:
+    # For ASCII, str.isprintable() is exactly %x20-7E (the space included).
+    return value.isascii() and value.isprintable()
 
 
 def _check_parameters(values: dict[str, list[str]]) -> None:
     for name, items in values.items():
-        shown = name if _VSCHAR.fullmatch(name) else "(invalid name)"
-        if not all(_VSCHAR.fullmatch(v) for v in [name, *items]):
+        if not (_vschar(name) and all(_vschar(v) for v in items)):
             raise InvalidInput(
-                "OAuth parameters are printable ASCII (RFC 6749 Appendix A)", field=shown
+                "OAuth parameters are printable ASCII (RFC 6749 Appendix A)",
+                field=name if _vschar(name) else "(invalid name)",
             )
         if name in _ECHOED and any('"' in v or "\\" in v for v in items):
             raise InvalidInput(f"{name} holds a quote or a backslash", field=name)
