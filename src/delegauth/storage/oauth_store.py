@@ -31,6 +31,8 @@ __all__ = ["ClientRow", "CodeRow", "PeeweeOAuthStore", "RefreshRow", "SessionRow
 
 # How long a revocation is kept past its token's expiry (verifiers allow seconds of skew).
 _KEEP = timedelta(hours=1)
+# What execute_sql wraps a statement in: driver errors raised as peewee's own.
+_DRIVER_ERRORS = peewee.__exception_wrapper__  # type: ignore[attr-defined]
 # Client rows kept parsed, by their columns' values (emptied when full).
 _PARSED_CLIENTS = 1024
 
@@ -154,11 +156,15 @@ class PeeweeOAuthStore:
             ).execute()
 
     def get_client(self, client_id: str) -> ClientRow | None:
-        # The SQL as text: peewee building this query cost more than the rest of a
-        # client_credentials request but signing.
+        # The SQL as text, on the driver's cursor: this is the one statement of a
+        # client_credentials request, and peewee building it, then its execute_sql around
+        # it, each cost as much as the database running it. Driver errors still become
+        # peewee's (its exception wrapper, as execute_sql does), which _read answers.
         sql = f"SELECT {_CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = {self._db.param}"
-        with self._read():
-            found = self._db.execute_sql(sql, (client_id,)).fetchone()
+        with self._read(), _DRIVER_ERRORS:
+            cursor = self._db.connection().cursor()
+            cursor.execute(sql, (client_id,))
+            found = cursor.fetchone()
         if found is None:
             return None
         # The row is read every time (a deleted or changed client is seen at once); only
