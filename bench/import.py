@@ -163,6 +163,7 @@ def child(url: str, path: str, batch: int) -> None:
                 "seconds": seconds,
                 "cpu": cpu,
                 "server_cpu": server,
+                "postgres": is_postgres(db),
                 "load": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
                 "rss": peak_rss_mib(),
                 "summary": summary.as_json(),
@@ -275,12 +276,11 @@ def bench(name: str, url: str, files: tuple[Path, Path, Path], sample: Any, args
     batches = full_run["summary"]["batches"]
     row(f"{name} batches, mean lines a batch", f"{batches:,}, {grants / max(batches, 1):,.0f}")
     row(f"{name} grants per CPU second of the importer", f"{grants / full_run['cpu']:,.0f}")
-    if full_run["server_cpu"]:
-        both = full_run["cpu"] + full_run["server_cpu"]
-        row(
-            f"{name} grants per CPU second of the server", f"{grants / full_run['server_cpu']:,.0f}"
-        )
-        row(f"{name} grants per CPU second, both", f"{grants / both:,.0f}")
+    if full_run["postgres"]:  # the server's processes too: it runs on this machine
+        server = full_run["server_cpu"]
+        rate = f"{grants / server:,.0f}" if server else "- (no CPU tick seen)"
+        row(f"{name} grants per CPU second of the server", rate)
+        row(f"{name} grants per CPU second, both", f"{grants / (full_run['cpu'] + server):,.0f}")
     row(f"{name} load average at the end (1, 5, 15 min)", full_run["load"])
     row(
         f"{name} peak RSS MiB / file MiB, small",

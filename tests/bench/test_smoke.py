@@ -211,6 +211,14 @@ def check_import(out: str) -> None:
         value = row_value(out, f"{db} peak RSS MiB / file MiB, {which}")
         assert re.fullmatch(rf"{NUM} / {NUM}", value), value
     assert number(row_value(out, f"{db} grants per CPU second of the importer")) > 0
+    if db == "PostgreSQL":  # the server's CPU, read from /proc: the server is on loopback
+        assert row_value(out, f"{db} grants per CPU second of the server")
+        assert number(row_value(out, f"{db} grants per CPU second, both")) > 0
+    batches, mean = row_value(out, f"{db} batches, mean lines a batch").split(", ")
+    assert number(batches) > 0 and number(mean) > 0
+    assert re.fullmatch(
+        rf"{NUM} {NUM} {NUM}", row_value(out, f"{db} load average at the end (1, 5, 15 min)")
+    )
     assert number(row_value(out, f"{db} decisions checked")) > 0
     assert number(row_value(out, f"{db} wrong decisions")) == 0
     assert number(row_value(out, f"{db} bad lines")) == 0
