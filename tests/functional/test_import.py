@@ -519,9 +519,11 @@ def test_a_batch_of_one_empty_text_and_nulls_are_stored_as_they_were(
     fresh: Any, tmp_path: Path
 ) -> None:
     """PostgreSQL takes a column of values as one joined text: a column of one empty
-    text (not an empty column) and None (not a text) arrive as they were, and are found
+    text (not an empty column), None (not a text) and what an array literal would have to
+    quote (quotes, braces, a backslash, the word NULL) arrive as they were, and are found
     again by the next import."""
     target = fresh()
+    odd = 'Bo "B", {b} \\ NULL'
     one = _file(tmp_path, _lines({"kind": "user", "email": "ana@example.com"}), "one.jsonl")
     summary, bad = target.run(one, batch_size=1)
     assert bad == [] and summary.outcomes["user created"] == 1
@@ -529,7 +531,7 @@ def test_a_batch_of_one_empty_text_and_nulls_are_stored_as_they_were(
         tmp_path,
         _lines(
             {"kind": "area", "key": "cust-1", "name": "Acme", "owner": "ana@example.com"},
-            {"kind": "user", "email": "bo@example.com"},
+            {"kind": "user", "email": "bo@example.com", "name": odd},
             {"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": "all"},
         ),
         "more.jsonl",
@@ -542,7 +544,7 @@ def test_a_batch_of_one_empty_text_and_nulls_are_stored_as_they_were(
         ).fetchall()
     assert [tuple(r) for r in rows] == [
         ("ana@example.com", "", "owner", None, None),
-        ("bo@example.com", "", "delegate", None, None),
+        ("bo@example.com", odd, "delegate", None, None),
     ]
     for path in (one, more):
         summary, bad = target.run(path)
