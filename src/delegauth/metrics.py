@@ -93,6 +93,15 @@ class DecisionTally:
             self.denied += 1
             self.denied_s += seconds
 
+    def add_many(self, allowed: int, denied: int, seconds: float) -> None:
+        """``allowed`` and ``denied`` decisions that took ``seconds`` together."""
+        if allowed or denied:
+            share = seconds / (allowed + denied)
+            self.allowed += allowed
+            self.allowed_s += share * allowed
+            self.denied += denied
+            self.denied_s += share * denied
+
     def observe(self) -> None:
         for allowed, count, seconds in (
             (True, self.allowed, self.allowed_s),

@@ -113,6 +113,13 @@ def test_nesting_just_past_the_limit_is_refused_and_at_the_limit_is_read(api: Ap
         ('"]]]]", "{{", ' + "[" * 31 + "]" * 31, True),  # brackets in strings
         ('"\\"]]", ' + "[" * 31 + "]" * 31, True),  # an escaped quote before them
         ('"\\"]]", ' + "[" * 30 + "]" * 30, False),
+        # Long bodies (a batch's size) are measured whatever their bracket count.
+        ('"' + "x" * 2000 + '", ' + "[" * 31 + "]" * 31, True),
+        ('"' + "x" * 2000 + '", ' + "[" * 30 + "]" * 30, False),
+        ('"' + "[" * 2000 + '", ' + "[" * 31 + "]" * 31, True),
+        ('"' + "[" * 2000 + '", ' + "[" * 30 + "]" * 30, False),
+        ('"\\n' + "x" * 2000 + '", ' + "[" * 31 + "]" * 31, True),
+        ('"\\n' + "x" * 2000 + '", ' + "[" * 30 + "]" * 30, False),
     ],
 )
 def test_nesting_is_measured_past_brackets_in_strings(api: Api, name: str, refused: bool) -> None:

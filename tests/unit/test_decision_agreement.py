@@ -243,16 +243,26 @@ def _assert_agree(
     reference: Reference | None = None,
 ) -> None:
     reference = reference or Reference(bundle, feed)
+    asked: list[tuple[str, str, str, str, str]] = []
     for request in requests:
         sub, dom, (obj, act) = request[:3]
         rid = request[3] if len(request) > 3 else ""  # type: ignore[misc]
-        expected = reference.enforce(sub, dom, obj, act, rid)
+        asked.append((sub, dom, obj, act, rid))
+    expected_all = [reference.enforce(*request) for request in asked]
+    for decider in deciders:
+        # A batch's decide_all first (areas and memos maybe cold), then one by one, then the
+        # batch again (every answer memoized): the same answers each time.
+        assert decider.decide_all(asked) == expected_all, asked
+    for request, expected in zip(asked, expected_all, strict=True):
+        sub, dom, obj, act, rid = request
         for decider in deciders:
             got = decider.decide(sub, dom, obj, act, rid)
             assert got == expected, (
                 f"decide{(sub, dom, obj, act, rid)} = {got}, casbin says {expected}; "
                 f"g lines of {dom!r}: {[g for g in feed.g_lines() if g[3] == dom]}"
             )
+    for decider in deciders:
+        assert decider.decide_all(asked) == expected_all, asked
 
 
 # -- bundles: the shipped one and variants of the model and policy files ------------------
@@ -379,6 +389,8 @@ class DecisionAgreement(RuleBasedStateMachine):
     def non_user_subjects_denied(self, requests: list[Request]) -> None:
         for sub, dom, (obj, act), rid in requests:
             assert self.live.decide(sub, dom, obj, act, rid) is False, (sub, dom, obj, act, rid)
+        asked = [(sub, dom, obj, act, rid) for sub, dom, (obj, act), rid in requests]
+        assert self.live.decide_all(asked) == [False] * len(asked)
 
     @invariant()
     def probes_agree(self) -> None:
@@ -554,6 +566,27 @@ def test_stale_decider_is_unavailable() -> None:
     now[0] += 2.0
     with pytest.raises(Unavailable):
         decider.decide(USERS[0], AREAS[0], "invoice", "read")
+    with pytest.raises(Unavailable):  # a batch too, though every answer is memoized
+        decider.decide_all([(USERS[0], AREAS[0], "invoice", "read", "")])
+
+
+def test_decide_all_stops_after_the_first_answer_it_is_told_to() -> None:
+    feed = FakeFeed()
+    feed.links[(USERS[0], AREAS[0])] = frozenset({"perm:invoices"})
+    decider = _decider(SHIPPED, feed)
+    asked = [
+        (USERS[0], AREAS[0], "invoice", "read", ""),
+        (USERS[0], AREAS[0], "domain", "read", ""),
+        (USERS[0], AREAS[0], "invoice", "read", ""),
+        (USERS[0], AREAS[1], "domain", "read", ""),
+    ]
+    assert decider.decide_all(asked, until=False) == [True, False]
+    assert decider.decide_all(asked, until=True) == [True]
+    assert decider.decide_all(asked[1:], until=True) == [False, True]
+    # What comes after the stop is not decided: AREAS[1] has not been read.
+    assert decider.areas_held == 1
+    assert decider.decide_all(asked) == [True, False, True, False]
+    assert decider.areas_held == 2
 
 
 def test_sync_wraps_storage_errors_in_unavailable() -> None:

@@ -121,9 +121,12 @@ def _enforce(reference: casbin.Enforcer, sub: str, dom: str, obj: str, act: str)
 
 
 def _assert_agree(decider: Decider, reference: casbin.Enforcer, when: str) -> None:
-    for request in _requests():
-        expected = _enforce(reference, *request)
+    asked = [(*request, "") for request in _requests()]  # no resource id
+    expected_all = [_enforce(reference, *request[:4]) for request in asked]
+    assert decider.decide_all(asked) == expected_all, f"decide_all at {when}"
+    for request, expected in zip(asked, expected_all, strict=True):
         assert decider.decide(*request) is expected, f"{request} at {when}: casbin {expected}"
+    assert decider.decide_all(asked) == expected_all, f"decide_all again at {when}"
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -191,6 +191,17 @@ class RequestMapping:
     def listed_resources(self, kind: str) -> list[str]:
         return sorted(ident for k, ident in self.resources if k == kind)
 
+    @cached_property
+    def plain(self) -> bool:
+        """Whether requests map as the shipped delegation policy's do: subjects of type
+        user by delegauth user id, the domain from resource.properties.area, the object from
+        resource.type (``question`` is then (user:<id>, area:<area>, type, action name))."""
+        return (
+            self.subjects.get("user") == "users"
+            and self.domain == AREA_PROPERTY
+            and self.object_source == "resource.type"
+        )
+
     # -- one evaluation ------------------------------------------------------------------
 
     def question(
