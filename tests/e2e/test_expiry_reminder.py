@@ -3,8 +3,10 @@ the expiry sweep in their background, the mail outbox delivering over SMTP to ai
 
 An owner invites with valid_until a day away (within the default three days), the invitee
 verifies and accepts; the reminder reaches the invitee's inbox, in their language, naming
-the area and the end in UTC. (That it is sent once per grant and end, and the lapse's
-audit event, are tested with a controlled clock in tests/functional/test_expiry.py.)
+the area and the end in UTC, as no browser ever reported the invitee's time zone (mail in
+a known zone: tests/functional/test_mail_time_zones.py). (That it is sent once per grant
+and end, and the lapse's audit event, are tested with a controlled clock in
+tests/functional/test_expiry.py.)
 """
 
 from __future__ import annotations
@@ -58,5 +60,5 @@ def test_the_delegate_is_reminded_over_smtp(
     _post(b, f"/v1/invitations/{inv['id']}/accept", {}, guest_token)
     reminder = inbox.wait_for("g@example.com", "termina el")
     text = inbox.text(reminder)
-    assert end.strftime("%Y-%m-%d %H:%M UTC") in text
+    assert end.strftime("%Y-%m-%d %H:%M (UTC)") in text  # no browser ever named a zone
     assert "Olga (o@example.com)" in text

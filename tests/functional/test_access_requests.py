@@ -4,7 +4,7 @@ transaction), decline, withdraw, rate limits and no disclosure of who has an acc
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -174,7 +174,11 @@ def test_a_plain_delegate_cannot_see_or_answer_requests(api: Api) -> None:
 
 class _BrokenAnswer(MailComposer):
     def access_request_answered(
-        self, request: AccessRequest, area: Area, requester: User
+        self,
+        request: AccessRequest,
+        area: Area,
+        requester: User,
+        until: datetime | None = None,
     ) -> OutgoingMail:
         raise RuntimeError("template exploded")
 

@@ -23,7 +23,13 @@ from tests.conftest import Api
 
 class _BrokenComposer(MailComposer):
     def invitation(
-        self, invitation: Invitation, area: Area, inviter: User, token: str, locale: str
+        self,
+        invitation: Invitation,
+        area: Area,
+        inviter: User,
+        token: str,
+        locale: str,
+        invitee: User | None = None,
     ) -> OutgoingMail:
         raise RuntimeError("template exploded")
 

@@ -281,7 +281,7 @@ def test_the_delegate_is_reminded_once_per_end(api: Api, clock: Any) -> None:
     assert sweep.run_once() == (1, 0)
     assert sweep.run_once() == (0, 0)  # once
     [mail] = _ending_mails(api, d.email)
-    assert "ends on " + until.strftime("%Y-%m-%d %H:%M UTC") in mail.text
+    assert "ends on " + until.strftime("%Y-%m-%d %H:%M (UTC)") in mail.text
     assert "Olivia (o@example.com)" in mail.text
     # Extended: a reminder again, for the new end.
     later = _end(clock, days=2)

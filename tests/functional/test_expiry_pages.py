@@ -1,6 +1,7 @@
 """Access until, in the pages: User Management says "expires in 3 days" (English and
-Spanish) in the browser's time zone, the grant edit extends it, the invite form sets it,
-and a bad value comes back on the form in the user's language.
+Spanish) in the browser's time zone, the grant edit extends it, the invite form and the
+access-request review set it, the delegate's area home shows it, and a bad value comes
+back on the form in the user's language.
 
 Through HTTP against the in-process app and a real database (SQLite and PostgreSQL); the
 browser's zone is the ``tz`` cookie the pages' script sets.
@@ -8,7 +9,8 @@ browser's zone is the ``tz`` cookie the pages' script sets.
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
 
@@ -132,3 +134,160 @@ def test_a_past_end_comes_back_on_the_invite_form(
     assert res.status_code == 303, res.text
     page = unescape(pages.get(f"/areas/{owner.area_id}/users").text)
     assert f"{future.replace('T', ' ')} (UTC)" in page
+
+
+def _review_link(api: Api, owner_area: str, boss: Pages) -> str:
+    match = re.search(
+        r'href="(/areas/[^"]+/access-requests/r_[a-z2-7]+)"',
+        boss.get(f"/areas/{owner_area}/users").text,
+    )
+    assert match
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        (
+            "en",
+            (
+                "Access until (optional)",
+                "Date and time in Europe/Madrid.",
+                "Choose a date and time in the future.",
+                "Choose a date and time within ten years.",
+                "Access until",
+                "expires in 3 days",
+            ),
+        ),
+        (
+            "es",
+            (
+                "Acceso hasta (opcional)",
+                "Fecha y hora en Europe/Madrid.",
+                "Elige una fecha y una hora futuras.",
+                "Elige una fecha y una hora dentro de los próximos diez años.",
+                "Acceso hasta",
+                "caduca en 3 días",
+            ),
+        ),
+    ],
+)
+def test_the_review_approves_a_subset_until_an_end_in_the_owners_zone(
+    api: Api, clock: FrozenClock, language: str, words: tuple[str, ...]
+) -> None:
+    label, hint, past_message, far_message, until_label, remaining = words
+    owner = api.signup("o@example.com", name="Olivia")
+    asker = api.signup("s@example.com", name="Sam")
+    them = Pages(api, language)
+    them.cookies["tz"] = "America/New_York"
+    them.signin(asker.email)
+    ask = "/access-requests/new"
+    res = them.post(
+        ask,
+        [
+            ("csrf", them.csrf(ask)),
+            ("email", owner.email),
+            ("access", "some"),
+            ("permission", "invoices"),
+            ("permission", "quotes"),
+        ],
+    )
+    assert res.status_code == 303, res.text
+
+    boss = Pages(api, language)
+    boss.cookies["tz"] = "Europe/Madrid"
+    boss.signin(owner.email)
+    review = _review_link(api, owner.area_id, boss)
+    form = unescape(boss.get(review).text)
+    assert label in form and hint in form and 'type="datetime-local"' in form
+
+    def approve(typed: str) -> object:
+        return boss.post(
+            review + "/approve",
+            [
+                ("csrf", boss.csrf(review)),
+                ("access", "some"),
+                ("permission", "quotes"),
+                ("valid_until", typed),
+            ],
+        )
+
+    now_madrid = clock().replace(tzinfo=UTC).astimezone(MADRID)
+    for typed, message in (
+        ((now_madrid - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), past_message),
+        ((now_madrid + timedelta(days=3700)).strftime("%Y-%m-%dT%H:%M"), far_message),
+        ("tomorrow", None),
+    ):
+        res = approve(typed)
+        assert res.status_code == 400, res.text  # type: ignore[attr-defined]
+        page = unescape(res.text)  # type: ignore[attr-defined]
+        assert f'value="{typed}"' in page  # kept as typed, at its field
+        if message:
+            assert re.search(r'id="valid-until-error">' + re.escape(message), page), page
+        assert not api.decide(asker, owner.area_id, "quote", "read")
+
+    end_madrid = now_madrid + timedelta(days=3, minutes=5)
+    res = approve(end_madrid.strftime("%Y-%m-%dT%H:%M"))
+    assert res.status_code == 303, res.text  # type: ignore[attr-defined]
+    end_utc = end_madrid.astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    assert _grant_until(api, owner.area_id, asker.user_id) == end_utc
+    assert api.decide(asker, owner.area_id, "quote", "read")
+    assert not api.decide(asker, owner.area_id, "invoice", "read")
+
+    # The requester sees the end on the area's home, in their own zone.
+    home = unescape(them.get(f"/areas/{owner.area_id}").text)
+    end_ny = end_utc.replace(tzinfo=UTC).astimezone(ZoneInfo("America/New_York"))
+    assert re.search(
+        rf"<dt>{until_label}</dt><dd>{remaining} · {end_ny:%Y-%m-%d %H:%M}"
+        r" \(America/New_York\)</dd>",
+        home,
+    ), home
+
+
+def test_a_members_review_keeps_their_end_and_offers_no_field(api: Api, clock: FrozenClock) -> None:
+    owner = api.signup("o@example.com")
+    d = api.link(owner, "d@example.com", ["tickets"])
+    boss = Pages(api)
+    boss.signin(owner.email)
+    edit = f"/areas/{owner.area_id}/users/{d.user_id}/edit"
+    end = (clock() + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M")
+    res = boss.post(
+        edit,
+        [
+            ("csrf", boss.csrf(edit)),
+            ("access", "some"),
+            ("permission", "tickets"),
+            ("valid_until", end),
+        ],
+    )
+    assert res.status_code == 303
+    them = Pages(api)
+    them.signin(d.email)
+    ask = f"/areas/{owner.area_id}/request-access"
+    res = them.post(ask, [("csrf", them.csrf(ask)), ("access", "some"), ("permission", "quotes")])
+    assert res.status_code == 303, res.text
+    review = _review_link(api, owner.area_id, boss)
+    page = unescape(boss.get(review).text)
+    assert 'name="valid_until"' not in page
+    assert "it keeps its own end" in page
+    assert f"expires in 5 days · {end.replace('T', ' ')} (UTC)" in page
+    # An end posted anyway is refused at the field, in the user's words.
+    later = (clock() + timedelta(days=9)).strftime("%Y-%m-%dT%H:%M")
+    res = boss.post(
+        review + "/approve",
+        [
+            ("csrf", boss.csrf(review)),
+            ("access", "some"),
+            ("permission", "quotes"),
+            ("valid_until", later),
+        ],
+    )
+    assert res.status_code == 400
+    assert "An end applies to a whole grant" in unescape(res.text)
+    res = boss.post(
+        review + "/approve",
+        [("csrf", boss.csrf(review)), ("access", "some"), ("permission", "quotes")],
+    )
+    assert res.status_code == 303
+    assert _grant_until(api, owner.area_id, d.user_id) == datetime.fromisoformat(end)
+    assert api.decide(d, owner.area_id, "quote", "read")

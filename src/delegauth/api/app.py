@@ -231,7 +231,10 @@ def build_services(
             on_revoked=changed,
         ),
         sessions=BrowserSessions(
-            oauth_store, clock, secure=settings.public_url.startswith("https://")
+            oauth_store,
+            clock,
+            secure=settings.public_url.startswith("https://"),
+            on_zone=accounts.remember_time_zone,
         ),
         limiter=SignInLimiter(oauth_store, clock),
         mail_limiter=SignInLimiter(

@@ -74,13 +74,14 @@ class InvitationsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, area_id: str) -> None:
         claims = self._auth.user_in_area(req, area_id)
-        data = read_json(req, self._max, ("email", "permissions", "valid_until"))
+        data = read_json(req, self._max, ("email", "permissions", "valid_until", "language"))
         inv, created = self._invitations.invite(
             claims.sub,
             area_id,
             data.get("email"),
             data.get("permissions"),
             data.get("valid_until"),
+            mail_locale=data.get("language"),
         )
         send_json(resp, {"invitation": invitation_view(inv)}, 201 if created else 200)
 

@@ -34,6 +34,7 @@ def user_view(user: User) -> dict[str, Any]:
         "name": user.name,
         "locale": user.locale,
         "email_verified": user.email_verified,
+        "time_zone": user.time_zone or None,
     }
 
 
@@ -62,6 +63,7 @@ def invitation_view(inv: Invitation, area: Area | None = None) -> dict[str, Any]
         "created_at": timestamp(inv.created_at),
         "sends": inv.sends,
         "valid_until": None if inv.valid_until is None else timestamp(inv.valid_until),
+        "language": inv.mail_locale or None,
     }
     if area is not None:
         body["area_name"] = area.name

@@ -276,7 +276,8 @@ class AccessRequests:
             self._finish(request, AccessRequestStatus.APPROVED, now, actor_id, given)
             for audit_area in self._audit_areas(request):
                 self._audit(audit_area, actor_id, "access_request.approved", request, before, now)
-            self._tell_requester(request, now)
+            ends = change.grant.valid_until if change.grant is not None else None
+            self._tell_requester(request, now, ends)
         self._changed(change.version)
         return request, change
 
@@ -420,13 +421,17 @@ class AccessRequests:
             return
         self._store.enqueue_mail(self._mail.access_request(request, area, requester, owner), now)
 
-    def _tell_requester(self, request: AccessRequest, now: datetime) -> None:
+    def _tell_requester(
+        self, request: AccessRequest, now: datetime, until: datetime | None = None
+    ) -> None:
+        """The outcome, with the end of the access it gave (``until``), if it ends."""
         assert request.area_id is not None
         area = self._store.get_area(request.area_id)
         requester = self._store.get_user(request.requester_id)
         if area is None or requester is None:
             return
-        self._store.enqueue_mail(self._mail.access_request_answered(request, area, requester), now)
+        mail = self._mail.access_request_answered(request, area, requester, until)
+        self._store.enqueue_mail(mail, now)
 
     @staticmethod
     def _parse_request(value: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from delegauth.domain.catalogue import PermissionSet
 from delegauth.domain.emails import canonical_email
@@ -18,6 +18,7 @@ from delegauth.domain.ports import (
     Store,
     ignore_change,
 )
+from delegauth.domain.time_zones import known_zone
 from delegauth.domain.tokens import hash_secret, new_secret
 from delegauth.errors import (
     AlreadyRegistered,
@@ -63,6 +64,7 @@ class AreaAccess:
     area: Area
     role: Role
     permissions: PermissionSet
+    valid_until: datetime | None = None  # the grant ends then (naive UTC)
 
 
 class Accounts:
@@ -222,6 +224,18 @@ class Accounts:
         with self._store.transaction():
             return self._store.find_user_by_email(canon)
 
+    def remember_time_zone(self, user_id: str, zone: object) -> None:
+        """Keep the time zone the user's browser reported, for the mail they get
+        (domain.time_zones); a name zoneinfo does not know is ignored. Writes only when
+        it changed."""
+        known = known_zone(zone)
+        if not known:
+            return
+        with self._store.transaction():
+            user = self._store.get_user(user_id)
+            if user is not None and user.time_zone != known:
+                self._store.set_user_time_zone(user_id, known)
+
     def get_user(self, user_id: str) -> User:
         user = self._store.get_user(user_id)
         if user is None:
@@ -238,7 +252,7 @@ class Accounts:
                 continue
             area = self._store.get_area(grant.area_id)
             if area is not None:
-                out.append(AreaAccess(area, grant.role, grant.held()))
+                out.append(AreaAccess(area, grant.role, grant.held(), grant.valid_until))
         out.sort(key=lambda a: (a.role is not Role.OWNER, a.area.name, a.area.id))
         return out
 

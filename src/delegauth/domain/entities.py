@@ -61,6 +61,7 @@ class User:
     password_hash: str
     email_verified: bool
     created_at: datetime
+    time_zone: str = ""  # IANA name the browser last reported (domain.time_zones); "" unknown
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Invitation:
     updated_at: datetime
     sends: int = 1
     valid_until: datetime | None = None  # the grant it becomes ends then (naive UTC)
+    mail_locale: str = ""  # the language the inviter chose for its mail ("" none chosen)
 
     def is_open(self, now: datetime) -> bool:
         return self.status is InvitationStatus.PENDING and now < self.expires_at

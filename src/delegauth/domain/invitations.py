@@ -91,7 +91,8 @@ class Invitations:
         """Invite an email; re-inviting updates and resends. Returns (invitation, created).
 
         ``valid_until``: when the access it offers ends (domain.expiry; None: never). The
-        email goes in ``mail_locale`` when the inviter chose one ("en" or "es")."""
+        email goes in ``mail_locale`` when the inviter chose one ("en" or "es"); the
+        invitation keeps the choice for resends (re-inviting without one keeps it too)."""
         canon = canonical_email(email)
         if mail_locale is not None and mail_locale not in LOCALES:
             raise InvalidInput("the email's language must be en or es", field="language")
@@ -123,6 +124,7 @@ class Invitations:
                     created_at=now,
                     updated_at=now,
                     valid_until=until,
+                    mail_locale=mail_locale or "",
                 )
                 self._store.add_invitation(inv)
                 self._audit(actor_id, "invitation.created", inv, None, _snapshot(inv), now)
@@ -132,6 +134,7 @@ class Invitations:
                 inv = existing
                 inv.permissions = offered
                 inv.valid_until = until
+                inv.mail_locale = mail_locale or inv.mail_locale
                 inv.invited_by = actor_id
                 inv.token_hash = hash_secret(token)
                 inv.expires_at = now + self._ttl
@@ -140,7 +143,7 @@ class Invitations:
                 self._store.update_invitation(inv)
                 self._audit(actor_id, "invitation.updated", inv, before, _snapshot(inv), now)
                 created = False
-            self._send(inv, actor_id, token, invitee, now, mail_locale)
+            self._send(inv, actor_id, token, invitee, now)
         return inv, created
 
     def list_for_area(self, actor_id: str, area_id: str) -> list[Invitation]:
@@ -182,7 +185,8 @@ class Invitations:
         return inv
 
     def resend(self, actor_id: str, area_id: str, invitation_id: str) -> Invitation:
-        """Send a fresh link (the old one stops working) and restart the expiry."""
+        """Send a fresh link (the old one stops working) and restart the expiry, in the
+        language chosen when inviting."""
         now = self._clock()
         with self._store.transaction():
             actor = require_manager(self._store, area_id, actor_id, now)
@@ -370,15 +374,15 @@ class Invitations:
         token: str,
         invitee: User | None,
         now: datetime,
-        chosen_locale: str | None = None,
     ) -> None:
         area = self._store.get_area(inv.area_id)
         inviter = self._store.get_user(inviter_id)
         assert area is not None and inviter is not None
-        # The inviter's choice; else an invitee with an account reads their own language,
-        # a new one the inviter's.
-        locale = chosen_locale or (invitee.locale if invitee is not None else inviter.locale)
-        self._store.enqueue_mail(self._mail.invitation(inv, area, inviter, token, locale), now)
+        # The language chosen when inviting (kept on the invitation); else an invitee with
+        # an account reads their own, a new one the inviter's.
+        locale = inv.mail_locale or (invitee.locale if invitee is not None else inviter.locale)
+        mail = self._mail.invitation(inv, area, inviter, token, locale, invitee)
+        self._store.enqueue_mail(mail, now)
 
     def _audit(
         self,

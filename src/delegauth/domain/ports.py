@@ -54,7 +54,13 @@ class MailComposer(Protocol):
     def verification(self, user: User, token: str, return_to: str = "") -> OutgoingMail: ...
 
     def invitation(
-        self, invitation: Invitation, area: Area, inviter: User, token: str, locale: str
+        self,
+        invitation: Invitation,
+        area: Area,
+        inviter: User,
+        token: str,
+        locale: str,
+        invitee: User | None = None,
     ) -> OutgoingMail: ...
 
     def grant_ending(
@@ -66,7 +72,11 @@ class MailComposer(Protocol):
     ) -> OutgoingMail: ...
 
     def access_request_answered(
-        self, request: AccessRequest, area: Area, requester: User
+        self,
+        request: AccessRequest,
+        area: Area,
+        requester: User,
+        until: datetime | None = None,
     ) -> OutgoingMail: ...
 
 
@@ -78,6 +88,7 @@ class Store(Protocol):
     # users and areas
     def add_user(self, user: User) -> None: ...
     def update_user(self, user: User) -> None: ...
+    def set_user_time_zone(self, user_id: str, zone: str) -> None: ...
     def get_user(self, user_id: str) -> User | None: ...
     def find_user_by_email(self, email: str) -> User | None: ...
     def add_area(self, area: Area) -> None: ...

@@ -1,8 +1,14 @@
 """Compose verification, invitation, access-ending and access-request emails in English or
-Spanish."""
+Spanish.
+
+A time is written in the recipient's time zone, named (the zone their browser last
+reported, domain.time_zones), or in UTC, named, when it is not known: an invitee without
+an account yet, a user who has not signed in since.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from string import Template
 from typing import Any
@@ -11,6 +17,7 @@ from urllib.parse import quote
 from delegauth.domain.access_requests import defang
 from delegauth.domain.catalogue import Catalogue, CatalogueSource, PermissionSet, as_source
 from delegauth.domain.entities import AccessRequest, Area, Grant, Invitation, OutgoingMail, User
+from delegauth.domain.time_zones import shown_in
 
 __all__ = ["MailComposer"]
 
@@ -25,10 +32,11 @@ _TEXT: dict[str, dict[str, Any]] = {
         "invite_text": Template(
             "Hello,\n\n$inviter ($inviter_email) invited you to manage the Client Area "
             '"$area" with these permissions:\n\n$permissions\n\n'
-            "Accept the invitation here (the link expires on $expires):\n\n$link\n\n"
+            "${until}The link expires on $expires. Accept the invitation here:\n\n$link\n\n"
             "If you have no account yet, you will be asked to sign up with this email address.\n"
         ),
         "all": "All permissions",
+        "invite_until": Template("The access ends on $until.\n\n"),
         "ending_subject": Template("Your access to “$area” ends on $until"),
         "ending_text": Template(
             'Hello $name,\n\nYour access to the Client Area "$area" ends on $until.\n\n'
@@ -45,10 +53,12 @@ _TEXT: dict[str, dict[str, Any]] = {
         "ask_message": "Their message:",
         "answer_subject": Template("Your access request for “$area”: $outcome"),
         "approved": "approved",
+        "answer_until": Template("This access ends on $until.\n\n"),
         "declined": "declined",
         "answer_approved": Template(
             'Hello,\n\nYour request for access to the Client Area "$area" was approved.'
-            " You now also hold:\n\n$permissions\n\nSee your access requests here:\n\n$link\n"
+            " You now also hold:\n\n$permissions\n\n${until}See your access requests here:"
+            "\n\n$link\n"
         ),
         "answer_declined": Template(
             'Hello,\n\nYour request for access to the Client Area "$area" was declined.\n\n'
@@ -65,10 +75,11 @@ _TEXT: dict[str, dict[str, Any]] = {
         "invite_text": Template(
             "Hola:\n\n$inviter ($inviter_email) te ha invitado a gestionar el Área de Cliente "
             '"$area" con estos permisos:\n\n$permissions\n\n'
-            "Acepta la invitación aquí (el enlace caduca el $expires):\n\n$link\n\n"
+            "${until}El enlace caduca el $expires. Acepta la invitación aquí:\n\n$link\n\n"
             "Si todavía no tienes cuenta, se te pedirá que te registres con esta dirección.\n"
         ),
         "all": "Todos los permisos",
+        "invite_until": Template("El acceso termina el $until.\n\n"),
         "ending_subject": Template("Tu acceso a «$area» termina el $until"),
         "ending_text": Template(
             'Hola $name:\n\nTu acceso al Área de Cliente "$area" termina el $until.\n\n'
@@ -85,11 +96,12 @@ _TEXT: dict[str, dict[str, Any]] = {
         "ask_message": "Su mensaje:",
         "answer_subject": Template("Tu solicitud de acceso a «$area»: $outcome"),
         "approved": "aprobada",
+        "answer_until": Template("Este acceso termina el $until.\n\n"),
         "declined": "rechazada",
         "answer_approved": Template(
             'Hola:\n\nTu solicitud de acceso al Área de Cliente "$area" ha sido aprobada.'
-            " Ahora también tienes:\n\n$permissions\n\nConsulta tus solicitudes aquí:\n\n"
-            "$link\n"
+            " Ahora también tienes:\n\n$permissions\n\n${until}Consulta tus solicitudes"
+            " aquí:\n\n$link\n"
         ),
         "answer_declined": Template(
             'Hola:\n\nTu solicitud de acceso al Área de Cliente "$area" ha sido rechazada.'
@@ -120,11 +132,22 @@ class MailComposer:
         )
 
     def invitation(
-        self, invitation: Invitation, area: Area, inviter: User, token: str, locale: str
+        self,
+        invitation: Invitation,
+        area: Area,
+        inviter: User,
+        token: str,
+        locale: str,
+        invitee: User | None = None,
     ) -> OutgoingMail:
         """The invitation mail in ``locale``; its subject names the Client Area by its
-        account name (the inviter is named in the text)."""
+        account name (the inviter is named in the text). Times are in the zone of the
+        ``invitee``'s account (UTC without one)."""
         t = _TEXT.get(locale, _TEXT["en"])
+        zone = invitee.time_zone if invitee is not None else ""
+        until = ""
+        if invitation.valid_until is not None:
+            until = t["invite_until"].substitute(until=shown_in(invitation.valid_until, zone))
         perms = self._listed(invitation.permissions, locale)
         link = f"{self._base}/invitations/accept?token={quote(token)}"
         values = {
@@ -132,7 +155,8 @@ class MailComposer:
             "inviter_email": inviter.email,
             "area": area.name,
             "permissions": perms,
-            "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "expires": shown_in(invitation.expires_at, zone),
+            "until": until,
             "link": link,
         }
         text = t["invite_text"].substitute(values)
@@ -149,14 +173,14 @@ class MailComposer:
     def grant_ending(
         self, grant: Grant, area: Area, delegate: User, owner: User | None = None
     ) -> OutgoingMail:
-        """The reminder that a delegate's access ends soon, in their language (the end in
-        UTC: the delegate's time zone is not known here)."""
+        """The reminder that a delegate's access ends soon, in their language and time
+        zone."""
         assert grant.valid_until is not None
         t = _TEXT.get(delegate.locale, _TEXT["en"])
         values = {
             "name": delegate.name or delegate.email,
             "area": area.name,
-            "until": grant.valid_until.strftime("%Y-%m-%d %H:%M UTC"),
+            "until": shown_in(grant.valid_until, delegate.time_zone),
             "owner": (owner.name or owner.email) if owner else "",
             "owner_email": owner.email if owner else "",
             "link": f"{self._base}/",
@@ -198,16 +222,25 @@ class MailComposer:
         )
 
     def access_request_answered(
-        self, request: AccessRequest, area: Area, requester: User
+        self,
+        request: AccessRequest,
+        area: Area,
+        requester: User,
+        until: datetime | None = None,
     ) -> OutgoingMail:
-        """To the requester, in their language: approved (with what) or declined."""
+        """To the requester, in their language: approved (with what, and until when in
+        their time zone) or declined."""
         locale = requester.locale
         t = _TEXT.get(locale, _TEXT["en"])
         approved = request.granted is not None
+        ends = ""
+        if approved and until is not None:
+            ends = t["answer_until"].substitute(until=shown_in(until, requester.time_zone))
         values = {
             "area": area.name,
             "outcome": t["approved" if approved else "declined"],
             "permissions": self._listed(request.granted, locale) if request.granted else "",
+            "until": ends,
             "link": f"{self._base}/access-requests",
         }
         text = t["answer_approved" if approved else "answer_declined"].substitute(values)

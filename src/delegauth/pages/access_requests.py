@@ -22,6 +22,7 @@ from delegauth.pages.forms import field_value
 from delegauth.pages.menu import access_in
 from delegauth.pages.rendering import Flash
 from delegauth.pages.text import error_text, t
+from delegauth.pages.zones import zone_of
 from delegauth.storage.oauth_store import SessionRow
 
 __all__ = ["AccessRequestPages"]
@@ -263,6 +264,7 @@ class _Review(_Base):
         form: dict[str, list[str]] | None = None,
         error: str = "",
         status: int = 200,
+        until_error: str = "",
     ) -> None:
         locale = negotiate_locale(req)
         users = f"/areas/{area_id}/users"
@@ -276,6 +278,10 @@ class _Review(_Base):
         now = self.p.requests.clock()
         state = request.status_at(now)
         base = f"/areas/{area_id}/access-requests/{request.id}"
+        # An end belongs to a whole grant: it is chosen here only for someone who holds
+        # none in the area yet; a member's grant keeps its own (shown, changed by Modify).
+        holding = self.c.store.get_grant(area_id, request.requester_id)
+        zone = zone_of(req)
         self.c.page(
             req,
             resp,
@@ -297,6 +303,15 @@ class _Review(_Base):
             decline=base + "/decline",
             back=users,
             chooser=self.c.chooser(locale, request.permissions, error, form=form),
+            until=(
+                None
+                if holding is not None
+                else self.c.until_field(req, locale, None, form, until_error)
+            ),
+            member_until=(
+                self.c.until_text(locale, zone, holding.valid_until) if holding is not None else ""
+            ),
+            member_error=until_error if holding is not None else "",
         )
 
     def on_get(
@@ -326,18 +341,22 @@ class _Review(_Base):
         if action not in ("approve", "decline"):
             raise falcon.HTTPNotFound()
         users = f"/areas/{area_id}/users"
-        problem = ""
+        problem = until_problem = ""
         try:
             if action == "decline":
                 self.p.requests.decline(session.user_id, area_id, request_id)
                 raise falcon.HTTPSeeOther(users + "?done=request_declined")
             chosen, problem = self.c.choice(locale, form)
+            until = zone_of(req).parse(field_value(form, "valid_until"))
             if not problem:
-                self.p.requests.approve(session.user_id, area_id, request_id, chosen)
+                self.p.requests.approve(session.user_id, area_id, request_id, chosen, until)
                 raise falcon.HTTPSeeOther(users + "?done=approved")
         except DelegauthError as ex:
-            if action == "decline" or ex.field != "permissions":
+            if action == "decline" or ex.field not in ("permissions", "valid_until"):
                 self.c.fail(req, resp, ex, session, area_id, here=users)
                 return
-            problem = error_text(locale, ex)
-        self._show(req, resp, session, area_id, request_id, form, problem, 400)
+            if ex.field == "valid_until":
+                until_problem = error_text(locale, ex)
+            else:
+                problem = error_text(locale, ex)
+        self._show(req, resp, session, area_id, request_id, form, problem, 400, until_problem)

@@ -381,6 +381,7 @@ class _AreaHome(_Base):
             area_name=current.area.name,
             role=str(current.role),
             permissions=self.c.perm_labels(locale, current.permissions),
+            until=self.c.until_text(locale, zone_of(req), current.valid_until),
             tasks=tasks,
         )
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import falcon
 
 from delegauth.domain.tokens import hash_secret, same_hash
+from delegauth.pages.zones import reported_zone
 from delegauth.storage.oauth_store import PeeweeOAuthStore, SessionRow
 
 __all__ = ["BrowserSessions", "SignInLimiter"]
@@ -25,21 +26,32 @@ class BrowserSessions:
         *,
         secure: bool,
         lifetime: timedelta = timedelta(hours=12),
+        on_zone: Callable[[str, str], None] | None = None,
     ) -> None:
         self._oauth = oauth
         self._clock = clock
         self._secure = secure
         self._lifetime = lifetime
+        # Told (user id, zone) on each signed-in page the browser reports its zone for:
+        # the account keeps it for mail (Accounts.remember_time_zone).
+        self._on_zone = on_zone
 
     def now(self) -> datetime:
         """The sessions' clock (naive UTC): what the pages compare grants' ends with."""
         return self._clock()
 
     def current(self, req: falcon.Request) -> SessionRow | None:
+        """The signed-in session, if any; its user's account is told the zone the browser
+        reports (``on_zone``)."""
         value = req.get_cookie_values(SESSION_COOKIE)
         if not value or len(value[0]) > 100:
             return None
-        return self._oauth.get_session(hash_secret(value[0]), self._clock())
+        session = self._oauth.get_session(hash_secret(value[0]), self._clock())
+        if session is not None and self._on_zone is not None:
+            zone = reported_zone(req)
+            if zone:
+                self._on_zone(session.user_id, zone)
+        return session
 
     def start(self, resp: falcon.Response, user_id: str) -> SessionRow:
         value = secrets.token_urlsafe(32)

@@ -3,25 +3,24 @@ reports it (the ``tz`` cookie, an IANA name such as Europe/Madrid). Without it (
 an unknown name) the pages show and read UTC, and say so beside the field.
 
 Times are shown and typed in that zone; the domain receives an aware datetime and keeps
-UTC (domain.expiry).
+UTC (domain.expiry). The signed-in user's account keeps the last zone reported
+(``reported_zone``, through BrowserSessions), for mail (domain.time_zones).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, tzinfo
 from urllib.parse import unquote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
 
+from delegauth.domain.time_zones import MAX_ZONE, known_zone, shown_in, zone_info
 from delegauth.errors import InvalidInput
 from delegauth.pages.text import t
 
-__all__ = ["Zone", "zone_of"]
+__all__ = ["Zone", "reported_zone", "zone_of"]
 
 COOKIE = "tz"
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 _FIELD = "valid_until"
 
 
@@ -40,8 +39,7 @@ class Zone:
 
     def shown(self, end: datetime) -> str:
         """An end (naive UTC) as the listings show it: date, time and the zone's name."""
-        local = end.replace(tzinfo=UTC).astimezone(self._zone)
-        return f"{local:%Y-%m-%d %H:%M} ({self.name})"
+        return shown_in(end, self.name)
 
     def parse(self, value: str) -> datetime | None:
         """A datetime-local value typed in this zone, as an aware datetime; None if empty."""
@@ -57,15 +55,18 @@ class Zone:
         return local.replace(tzinfo=self._zone)
 
 
+def reported_zone(req: falcon.Request) -> str:
+    """The zone the browser reported (the script's cookie), if zoneinfo knows it; else ""."""
+    raw = req.cookies.get(COOKIE, "")
+    if not raw or len(raw) > 3 * MAX_ZONE:
+        return ""
+    return known_zone(unquote(raw))  # the script encodes it (the "/")
+
+
 def zone_of(req: falcon.Request) -> Zone:
     """The zone the browser reported, or UTC."""
-    name = unquote(req.cookies.get(COOKIE, ""))  # the script encodes it (the "/")
-    if name and len(name) <= 64 and _NAME.match(name):
-        try:
-            return Zone(name, ZoneInfo(name))
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
-    return Zone("UTC", UTC)
+    name, zone = zone_info(reported_zone(req))
+    return Zone(name, zone)
 
 
 def remaining(locale: str, end: datetime, now: datetime) -> str:

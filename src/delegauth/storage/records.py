@@ -53,6 +53,9 @@ class UserRecord(_Base):
     password_hash = pw.CharField(max_length=255)
     email_verified = pw.BooleanField(default=False)
     created_at = pw.DateTimeField()
+    # migration 0013; "" unknown. The default is the database's: a write that names no
+    # time zone (a row built for an older schema, the bulk import) gets "".
+    time_zone = pw.CharField(max_length=64, constraints=[pw.SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "users"
@@ -115,6 +118,8 @@ class InvitationRecord(_Base):
     updated_at = pw.DateTimeField()
     sends = pw.IntegerField(default=1)
     valid_until = pw.DateTimeField(null=True)  # migration 0007
+    # migration 0013; "" none chosen (the database's default, as users.time_zone)
+    mail_locale = pw.CharField(max_length=8, constraints=[pw.SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "invitations"

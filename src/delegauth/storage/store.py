@@ -147,6 +147,9 @@ class PeeweeStore:
         fields = {k: v for k, v in vars(user).items() if k != "id"}
         UserRecord.update(**fields).where(UserRecord.id == user.id).execute()
 
+    def set_user_time_zone(self, user_id: str, zone: str) -> None:
+        UserRecord.update(time_zone=zone).where(UserRecord.id == user_id).execute()
+
     def get_user(self, user_id: str) -> User | None:
         row = UserRecord.get_or_none(UserRecord.id == user_id)
         return None if row is None else User(**row.__data__)
