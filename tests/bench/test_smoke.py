@@ -112,6 +112,20 @@ def check_tokens(out: str) -> None:
         match = re.search(pattern, out, re.MULTILINE)
         assert match, f"no figures for {alg}:\n{out}"
         assert all(number(g) > 0 for g in match.groups()), match.group(0)
+    assert number(row_value(out, "CPU µs a request")) > 0
+    assert number(row_value(out, "requests per CPU second")) > 0
+    assert number(row_value(out, "wrong answers")) == 0
+    shares = [number(row_value(out, label).rstrip("%")) for label in TOKEN_PARTS]
+    assert all(share >= 0 for share in shares) and 95 <= sum(shares) <= 105, shares
+
+
+TOKEN_PARTS = (
+    "signing (TokenService.issue_access)",
+    "client lookup (PeeweeOAuthStore.get_client)",
+    "Authlib's request (oauth_request)",
+    "Authlib's grant and client checks (the rest of its response)",
+    "Falcon, middleware and the response (the rest)",
+)
 
 
 def check_propagation(out: str) -> None:

@@ -6,6 +6,7 @@ back Authlib's (status, body, headers) for the resource to render.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import falcon
+from authlib.common.security import is_secure_transport
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -82,13 +84,13 @@ class _Request(OAuth2Request):
         args: dict[str, list[str]],
         form: dict[str, list[str]],
         *,
-        allow_http: bool = False,
+        transport_checked: bool = False,
     ) -> None:
-        if allow_http and uri.startswith("http://"):
-            # The operator chose plain http (DELEGAUTH_INSECURE_HTTP, development only).
-            # Authlib's transport check reads nothing but the URI: show it the https
-            # form, then keep the real one.
-            super().__init__(method, "https://" + uri.removeprefix("http://"), headers=headers)
+        if transport_checked:
+            # Authlib's transport check reads nothing but the URI's scheme and host, which
+            # were checked already (see oauth_request): show it one it passes at once, then
+            # keep the real one.
+            super().__init__(method, _PASSES_TRANSPORT_CHECK, headers=headers)
             self.uri = uri
         else:
             super().__init__(method, uri, headers=headers)  # InsecureTransportError on http
@@ -123,8 +125,21 @@ def oauth_request(
     body = read_form(req) if form is None else form
     _check_parameters(args)
     _check_parameters(body)
-    uri = public_url.rstrip("/") + req.relative_uri
-    return _Request(req.method, uri, _Headers(req), args, body, allow_http=allow_http)
+    base = public_url.rstrip("/")
+    # Every URI here is the public base URL and a path, so the base's scheme and host are
+    # the URI's: Authlib's verdict on them is asked once. The operator may also have chosen
+    # plain http (DELEGAUTH_INSECURE_HTTP, development only).
+    checked = (allow_http and base.startswith("http://")) or _secure_transport(base)
+    uri = base + req.relative_uri
+    return _Request(req.method, uri, _Headers(req), args, body, transport_checked=checked)
+
+
+_PASSES_TRANSPORT_CHECK = "https://localhost/"
+
+
+@functools.lru_cache(maxsize=16)
+def _secure_transport(base: str) -> bool:
+    return is_secure_transport(base + "/")
 
 
 # RFC 6749 Appendix A: every parameter is printable ASCII (VSCHAR), and response_type,
