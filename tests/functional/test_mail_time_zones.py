@@ -1,7 +1,7 @@
 """Mail in the recipient's time zone, and invitations resent in the language chosen.
 
-- The account keeps the time zone the browser last reported to a signed-in page (the
-  ``tz`` cookie), if zoneinfo knows it; /v1/me shows it.
+- The account keeps the time zone the browser last reported on signing in or up and on
+  each signed-in page (the ``tz`` cookie), if zoneinfo knows it; /v1/me shows it.
 - The expiry reminder, an invitation with an end (and its link's expiry) and an approval
   with an end state the time in the recipient's zone, named; UTC, named, when unknown.
 - The language picked on the invite form (or given as ``language`` to the API) is kept
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from delegauth.storage.records import InvitationRecord, MailRecord, UserRecord
-from tests.conftest import Api, FrozenClock, Person
+from tests.conftest import PASSWORD, Api, FrozenClock, Person
 from tests.functional.test_access_requests import _answer, _ask_owner
 from tests.functional.test_console_forms import Pages
 from tests.functional.test_expiry import _invite, _wire
@@ -76,6 +76,29 @@ def test_the_account_keeps_the_zone_its_browser_reports(api: Api) -> None:
     stranger.cookies["tz"] = "Asia/Tokyo"
     stranger.get("/signin")
     assert _zone_of(api, d) == "America/New_York"
+
+
+def test_signing_in_or_up_keeps_the_zone_before_any_other_page(api: Api) -> None:
+    d = api.signup("d@example.com")
+    pages = Pages(api)
+    pages.cookies["tz"] = "Pacific/Auckland"
+    pages.signin(d.email)  # the post alone: it may lead straight back to an OAuth client
+    assert _zone_of(api, d) == "Pacific/Auckland"
+    newcomer = Pages(api)
+    newcomer.cookies["tz"] = "Africa/Nairobi"
+    res = newcomer.post(
+        "/signup",
+        [
+            ("csrf", newcomer.csrf("/signup")),
+            ("name", "Nia"),
+            ("email", "nia@example.com"),
+            ("password", PASSWORD),
+        ],
+    )
+    assert res.status_code == 303, res.text
+    with api.services.db.connection_context():
+        stored = UserRecord.get(UserRecord.email == "nia@example.com").time_zone
+    assert stored == "Africa/Nairobi"
 
 
 @pytest.mark.parametrize(

@@ -47,13 +47,19 @@ class BrowserSessions:
         if not value or len(value[0]) > 100:
             return None
         session = self._oauth.get_session(hash_secret(value[0]), self._clock())
-        if session is not None and self._on_zone is not None:
-            zone = reported_zone(req)
-            if zone:
-                self._on_zone(session.user_id, zone)
+        if session is not None:
+            self._remember_zone(req, session.user_id)
         return session
 
-    def start(self, resp: falcon.Response, user_id: str) -> SessionRow:
+    def _remember_zone(self, req: falcon.Request, user_id: str) -> None:
+        zone = reported_zone(req)
+        if zone and self._on_zone is not None:
+            self._on_zone(user_id, zone)
+
+    def start(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> SessionRow:
+        """Sign ``user_id`` in (the session cookie); their account is told the zone the
+        browser reports, as on every signed-in page."""
+        self._remember_zone(req, user_id)
         value = secrets.token_urlsafe(32)
         now = self._clock()
         row = SessionRow(

@@ -95,7 +95,7 @@ class SignInPage:
             self._form(req, resp, return_to, email_raw, t(locale, "signin.failed"), 401)
             return
         self._limiter.succeeded(email, address)
-        self._sessions.start(resp, user.id)
+        self._sessions.start(req, resp, user.id)
         raise falcon.HTTPSeeOther(return_to)
 
 
@@ -186,7 +186,7 @@ class SignUpPage:
         except DelegauthError as ex:
             self._form(req, resp, return_to, invitation, values, ex, status_for(ex))
             return
-        self._sessions.start(resp, user.id)
+        self._sessions.start(req, resp, user.id)
         if user.email_verified:  # signed up through an invitation sent to this address
             raise falcon.HTTPSeeOther(return_to)
         raise falcon.HTTPSeeOther(check_email_url(return_to))
