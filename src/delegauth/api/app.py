@@ -31,6 +31,7 @@ from delegauth.api import (
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import send_json
 from delegauth.api.catalogue import LanguageMiddleware, PermissionsResource
+from delegauth.api.fast import FastEvaluation
 from delegauth.api.metrics import MetricsResource
 from delegauth.api.middleware import AccessLines, RequestMiddleware
 from delegauth.api.openapi import OpenApiResource
@@ -67,7 +68,7 @@ from delegauth.storage.store import PeeweeStore
 from delegauth.tokens import KeyRing, TokenService
 from delegauth.webhooks import HttpxSender, WebhookDispatcher, WebhookKey, new_salt
 
-__all__ = ["Services", "build_services", "create_app", "get_app", "utcnow"]
+__all__ = ["Services", "build_services", "create_app", "get_app", "serving_app", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +509,18 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     return app
 
 
-def get_app(policy: PolicySnapshot | None = None) -> falcon.App:
+def serving_app(settings: Settings, services: Services) -> FastEvaluation:
+    """The WSGI app a server runs: ``create_app``'s, with the common single evaluation
+    answered in front of it (api/fast.py)."""
+    return FastEvaluation(
+        create_app(settings, services=services),
+        Authenticator(services.tokens),
+        services.decider,
+        settings.max_body_bytes,
+    )
+
+
+def get_app(policy: PolicySnapshot | None = None) -> FastEvaluation:
     """The app a server worker runs; ``policy`` is the snapshot ``serve`` checked."""
     settings = load_settings()
     logging.basicConfig(level=settings.log_level)
@@ -527,4 +539,4 @@ def get_app(policy: PolicySnapshot | None = None) -> falcon.App:
     if threading.current_thread() is threading.main_thread():
         # SIGHUP (forwarded by the serve master to every worker): check policies/ now.
         signal.signal(signal.SIGHUP, lambda signum, frame: services.watcher.trigger())
-    return create_app(settings, services=services)
+    return serving_app(settings, services)

@@ -19,8 +19,12 @@ class Authenticator:
         self._tokens = tokens
 
     def claims(self, req: falcon.Request) -> AccessClaims:
-        header = req.env.get("HTTP_AUTHORIZATION") or ""  # req.get_header, without its work
-        scheme, _, token = header.partition(" ")
+        # req.get_header("Authorization"), without its work
+        return self.bearer(req.env.get("HTTP_AUTHORIZATION"))
+
+    def bearer(self, header: str | None) -> AccessClaims:
+        """The claims of the access token in an Authorization header's value."""
+        scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("a bearer token is required")
         return self._tokens.verify(token.strip())
@@ -45,7 +49,11 @@ class Authenticator:
         return claims
 
     def service(self, req: falcon.Request, scope: str = DECISIONS_SCOPE) -> AccessClaims:
-        claims = self.claims(req)
+        return self.service_bearer(req.env.get("HTTP_AUTHORIZATION"), scope)
+
+    def service_bearer(self, header: str | None, scope: str = DECISIONS_SCOPE) -> AccessClaims:
+        """``service`` for an Authorization header's value."""
+        claims = self.bearer(header)
         if scope not in claims.scope:
             raise Forbidden(f"the token lacks the '{scope}' scope")
         return claims

@@ -17,12 +17,12 @@ from json.encoder import encode_basestring_ascii as _json_string
 
 import falcon
 
-__all__ = ["AccessLines", "RequestMiddleware"]
+__all__ = ["SECURITY_HEADERS", "AccessLines", "RequestMiddleware", "log_access", "request_id"]
 
 access_log = logging.getLogger("delegauth.access")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -40,39 +40,53 @@ class RequestMiddleware:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         context = req.context
         context.started = time.perf_counter()
-        given = req.env.get("HTTP_X_REQUEST_ID")
-        context.request_id = given if given and _SAFE_ID.fullmatch(given) else _new_request_id()
+        context.request_id = request_id(req.env.get("HTTP_X_REQUEST_ID"))
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        resp.set_headers(_SECURITY_HEADERS)
+        resp.set_headers(SECURITY_HEADERS)
         context = req.context
         rid = getattr(context, "request_id", None)
         if rid:
             resp.set_header("X-Request-ID", rid)
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        started = getattr(context, "started", None)
-        ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
-        # The line json.dumps(..., separators=(",", ":")) would write, at a fraction of its
-        # cost: the strings through the json module's own escaping (ASCII, as dumps does).
-        remote = req.remote_addr
-        line = (
-            f'{{"ts":"{_utc_second()}","request_id":{_json_string(rid) if rid else "null"},'
-            f'"method":{_json_string(req.method)},"path":{_json_string(req.path)},'
-            f'"status":{resp.status_code},"ms":{"null" if ms is None else repr(ms)},'
-            f'"remote":{_json_string(remote) if remote is not None else "null"}}}'
-        )
-        handlers = access_log.handlers
-        if len(handlers) == 1 and type(handlers[0]) is AccessLines and not access_log.propagate:
-            handlers[0].write(line)  # serve's own handler: no LogRecord to build
-            return
-        # makeRecord + handle: the same record info() makes, without walking the stack for
-        # the caller's file and line, which an access log line never shows.
-        access_log.handle(
-            access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None)
-        )
+        if access_log.isEnabledFor(logging.INFO):
+            started = getattr(context, "started", None)
+            log_access(rid, req.method, req.path, resp.status_code, started, req.remote_addr)
+
+
+def request_id(given: str | None) -> str:
+    """The caller's X-Request-ID when it is a safe one, else a new one."""
+    return given if given and _SAFE_ID.fullmatch(given) else _new_request_id()
+
+
+def log_access(
+    rid: str | None,
+    method: str,
+    path: str,
+    status: int,
+    started: float | None,
+    remote: str | None,
+) -> None:
+    """Write the request's access line (when the access logger takes INFO)."""
+    ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
+    # The line json.dumps(..., separators=(",", ":")) would write, at a fraction of its
+    # cost: the strings through the json module's own escaping (ASCII, as dumps does).
+    line = (
+        f'{{"ts":"{_utc_second()}","request_id":{_json_string(rid) if rid else "null"},'
+        f'"method":{_json_string(method)},"path":{_json_string(path)},'
+        f'"status":{status},"ms":{"null" if ms is None else repr(ms)},'
+        f'"remote":{_json_string(remote) if remote is not None else "null"}}}'
+    )
+    handlers = access_log.handlers
+    if len(handlers) == 1 and type(handlers[0]) is AccessLines and not access_log.propagate:
+        handlers[0].write(line)  # serve's own handler: no LogRecord to build
+        return
+    # makeRecord + handle: the same record info() makes, without walking the stack for
+    # the caller's file and line, which an access log line never shows.
+    access_log.handle(
+        access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None)
+    )
 
 
 class AccessLines(logging.Handler):

@@ -1,0 +1,160 @@
+"""The common single AuthZEN evaluation, answered before Falcon: at a few µs a decision,
+building Falcon's request and response objects cost more than everything else delegauth does.
+
+``FastEvaluation`` wraps the Falcon app. It answers only what it recognises as the common
+case of ``POST /access/v1/evaluation``, exactly as the Falcon route would:
+
+- no query string; ``Content-Type: application/json``; a Content-Length within the body limit;
+- a bearer token that verifies, with the ``decisions`` scope (the same TokenService checks:
+  exp against the clock, the revocation list, the key-set generation, the cache);
+- a body that is a JSON object without escapes and without deep nesting (read_json's fast
+  case), with subject {type: "user", id}, action {name}, resource {type, id, properties:
+  {area}}, each a string, ids that are Casbin names, no ``properties`` on subject or action
+  and no ``context`` (no consistency token to wait for, no explanation asked);
+- a policy whose mapping is the shipped one and that the Decider's index decides.
+
+Anything else, and any error on the way (a refused token, a stale policy), goes to the Falcon
+app unchanged (the body it read put back), which answers it, refusals included, as it
+answers every request. So this only ever answers 200 with ``{"decision": …}``: the same
+bytes, headers, access line and metrics as the route (tests/functional/test_fast_path.py
+compares them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from delegauth import metrics
+from delegauth.api.auth import Authenticator
+from delegauth.api.body import MAX_JSON_DEPTH
+from delegauth.api.middleware import SECURITY_HEADERS, access_log, log_access, request_id
+from delegauth.domain.ids import is_casbin_name
+from delegauth.errors import DelegauthError
+from delegauth.policy.decider import Decider
+from delegauth.policy.mapping import AREA_PROPERTY, RequestMapping
+
+__all__ = ["PATH", "FastEvaluation"]
+
+PATH = "/access/v1/evaluation"
+_ANSWERS = {True: b'{"decision":true}', False: b'{"decision":false}'}
+_FIXED_HEADERS = [("Content-Type", "application/json"), *SECURITY_HEADERS.items()]
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class FastEvaluation:
+    def __init__(self, app: WSGIApp, auth: Authenticator, decider: Decider, max_body: int) -> None:
+        self._app = app
+        self._auth = auth
+        self._decider = decider
+        self._max = max_body
+        # The mapping last checked and whether it is the shipped one (one tuple: threads).
+        self._seen: tuple[RequestMapping | None, bool] = (None, False)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if (
+            environ.get("PATH_INFO") != PATH
+            or environ.get("REQUEST_METHOD") != "POST"
+            or environ.get("QUERY_STRING")
+        ):
+            return self._app(environ, start_response)
+        started = time.perf_counter()
+        try:
+            answer = self._answer(environ)
+        except Exception:  # noqa: BLE001 - the route meets it again and answers as it does
+            answer = None
+        if answer is None:
+            return self._app(environ, start_response)
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        start_response(
+            "200 OK",
+            [
+                *_FIXED_HEADERS,
+                ("X-Request-ID", rid),
+                ("Content-Length", str(len(answer))),
+            ],
+        )
+        if access_log.isEnabledFor(20):  # logging.INFO
+            remote = environ.get("REMOTE_ADDR", "127.0.0.1")  # as Falcon's req.remote_addr
+            log_access(rid, "POST", PATH, 200, started, remote)
+        return [answer]
+
+    def _answer(self, environ: dict[str, Any]) -> bytes | None:
+        """The answer's body, or None to leave the request to the Falcon app (the body, if
+        read, put back in ``environ``)."""
+        if environ.get("CONTENT_TYPE") != "application/json":
+            return None
+        length = environ.get("CONTENT_LENGTH")
+        if not length or not length.isdigit() or not 0 < int(length) <= self._max:
+            return None
+        try:
+            claims = self._auth.service_bearer(environ.get("HTTP_AUTHORIZATION"))
+        except DelegauthError:
+            return None  # the route refuses it, as it refuses every such request
+        raw = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(raw)  # for the Falcon app, if it answers
+        asked = self._plain_request(raw)
+        if asked is None:
+            return None
+        decider = self._decider
+        try:
+            began = time.perf_counter()
+            allowed = decider.decide(*asked)
+            took = time.perf_counter() - began
+            self._auth.still_valid(claims)
+        except DelegauthError:
+            return None
+        metrics.count_decision(allowed, took)
+        return _ANSWERS[allowed]
+
+    def _plain_request(self, raw: bytes) -> tuple[str, str, str, str, str] | None:
+        """(user:<id>, area:<area>, resource type, action, resource id) for a body in the
+        common shape under a policy decided by the index; None for anything else."""
+        decider = self._decider
+        mapping = decider.bundle.mapping
+        seen, plain = self._seen
+        if mapping is not seen:  # a reloaded policy: check its mapping once
+            plain = (
+                mapping.subjects.get("user") == "users"
+                and mapping.domain == AREA_PROPERTY
+                and mapping.object_source == "resource.type"
+            )
+            self._seen = (mapping, plain)
+        if not plain or not decider.fast:
+            return None
+        # read_json's fast case only: escapes or deep nesting get its full checks there.
+        if b"\\" in raw or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+            return None
+        try:
+            body = json.loads(raw.decode("utf-8"))
+            subject, action, resource = body["subject"], body["action"], body["resource"]
+            ident, name = subject["id"], action["name"]
+            rtype, rid, props = resource["type"], resource["id"], resource["properties"]
+            area = props["area"]
+        except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
+            return None
+        if (
+            type(body) is not dict
+            or type(subject) is not dict
+            or type(action) is not dict
+            or type(resource) is not dict
+            or type(props) is not dict
+            or "context" in body
+            or "properties" in subject
+            or "properties" in action
+            or subject.get("type") != "user"
+            or type(ident) is not str
+            or type(name) is not str
+            or type(rtype) is not str
+            or type(rid) is not str
+            or type(area) is not str
+        ):
+            return None
+        user, domain = "user:" + ident, "area:" + area
+        if not is_casbin_name(user) or not is_casbin_name(domain):
+            return None  # the route denies these with its reason
+        return user, domain, rtype, name, rid
