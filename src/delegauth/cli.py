@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from delegauth.config import Settings, load_settings
@@ -338,6 +338,7 @@ def _cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     """Operators' webhooks: the whole service's (or, with --area, any area's)."""
     from delegauth.api.app import utcnow
     from delegauth.api.webhooks import delivery_view, webhook_view
+    from delegauth.domain.events import PUBLISHED_TYPES
     from delegauth.domain.webhooks import Webhooks
     from delegauth.errors import DelegauthError
     from delegauth.webhooks import WebhookKey, new_salt
@@ -352,12 +353,28 @@ def _cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
         new_salt=new_salt,
         secret=key.secret,
     )
+    now = utcnow()
     try:
         if args.action == "add":
-            endpoint, secret = hooks.add(None, args.area, args.url, args.description or "")
-            out: Any = {"webhook": webhook_view(endpoint), "secret": secret}
+            endpoint, secret = hooks.add(
+                None, args.area, args.url, args.description or "", args.event_type
+            )
+            out: Any = {"webhook": webhook_view(endpoint, now), "secret": secret}
+        elif args.action == "types":
+            out = list(PUBLISHED_TYPES)
+        elif args.action == "events":
+            types = None if args.all else args.event_type
+            out = {
+                "webhook": webhook_view(
+                    hooks.set_event_types(None, None, args.webhook_id, types), now
+                )
+            }
+        elif args.action == "rotate":
+            grace = timedelta(hours=args.grace_hours)
+            endpoint, secret = hooks.rotate_secret(None, None, args.webhook_id, grace)
+            out = {"webhook": webhook_view(endpoint, now), "secret": secret}
         elif args.action == "list":
-            out = [webhook_view(e) for e in hooks.listing(None, args.area)]
+            out = [webhook_view(e, now) for e in hooks.listing(None, args.area)]
         elif args.action == "remove":
             out = {"removed": hooks.remove(None, None, args.webhook_id).id}
         elif args.action == "deliveries":
@@ -465,6 +482,28 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("url", help="https URL of a public host")
     add.add_argument("--description")
     add.add_argument("--area", help="an area's webhook (a_…); default: every area's events")
+    add.add_argument(
+        "--event-type",
+        action="append",
+        metavar="TYPE",
+        help="send only events of this type (repeat; default: every type; see `types`)",
+    )
+    hsub.add_parser("types", help="the event types a webhook may be limited to")
+    events = hsub.add_parser("events", help="change which event types a webhook receives")
+    events.add_argument("webhook_id")
+    which = events.add_mutually_exclusive_group(required=True)
+    which.add_argument("--event-type", action="append", metavar="TYPE", help="(repeat)")
+    which.add_argument("--all", action="store_true", help="every type")
+    rotate = hsub.add_parser(
+        "rotate", help="a new signing secret (printed once); the old one signs too for a while"
+    )
+    rotate.add_argument("webhook_id")
+    rotate.add_argument(
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="how long deliveries are signed with the old secret too (default 24, 0 to 168)",
+    )
     hlist = hsub.add_parser("list", help="every webhook (with --area: that area's)")
     hlist.add_argument("--area")
     remove = hsub.add_parser("remove", help="remove a webhook and its delivery log")

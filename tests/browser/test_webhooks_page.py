@@ -1,6 +1,7 @@
 """The owner's Webhooks page in a real browser, in English and Spanish: reached from the
-account menu, adding a webhook shows its secret once, the delivery log shows the attempt;
-axe at desktop and phone sizes, no sideways scrolling (walk.step), screenshots."""
+account menu, adding a webhook shows its secret once, the delivery log shows the attempt,
+the webhook's events are chosen and its secret rotated there; axe at desktop and phone
+sizes, no sideways scrolling (walk.step), screenshots."""
 
 from __future__ import annotations
 
@@ -53,3 +54,23 @@ def test_the_owner_adds_a_webhook_and_reads_its_log(
     page.wait_for_url(re.compile(r".*/webhooks/w_[a-z2-7]{26}$"))
     assert walk.row(page, "grant.invited").count() == 1
     _check(page, snap, "webhook delivery log")
+
+    # Only some events from now on: the choice is saved and the listing shows it.
+    page.get_by_label(t(lang, "webhooks.events_some"), exact=True).check()
+    page.get_by_label("grant.changed", exact=True).check()
+    page.get_by_label("grant.removed", exact=True).check()
+    page.get_by_role("button", name=t(lang, "webhooks.save_events"), exact=True).click()
+    assert page.get_by_text(t(lang, "done.events_saved")).count() == 1
+    assert page.get_by_label("grant.changed", exact=True).is_checked()
+    assert not page.get_by_label("grant.invited", exact=True).is_checked()
+    _check(page, snap, "webhook events chosen")
+
+    # A new secret, shown once; the old one still signs until the time it names.
+    page.get_by_role("button", name=t(lang, "webhooks.rotate"), exact=True).click()
+    rotated = page.locator("code.secret").inner_text()
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/=]{44}", rotated) and rotated != secret
+    assert walk.heading(page) == t(lang, "webhooks.log_title")
+    _check(page, snap, "webhook secret rotated")
+    page.get_by_role("link", name=t(lang, "webhooks.back"), exact=True).click()
+    assert "grant.changed, grant.removed" in walk.row(page, URL).inner_text()
+    _check(page, snap, "webhooks with events")

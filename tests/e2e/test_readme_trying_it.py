@@ -84,9 +84,15 @@ def _checks(tmp_path: Path) -> dict[str, Callable[[list[str]], None]]:
     until = datetime.date.today() + datetime.timedelta(days=30)
 
     def webhooks(out: list[str]) -> None:
-        # The receiver checked the signature with the secret Ana was shown.
-        after = '{"permissions": ["invoices", "tickets"], "role": "delegate"}'
-        assert out == [f"grant.changed user:{bo} {after}"]
+        # The receiver checked the signature with the secret Ana was shown; after the
+        # rotation, with the old secret and the new one, both on the same delivery.
+        before = '{"permissions": ["invoices", "tickets"], "role": "delegate"}'
+        after = '{"permissions": ["invoices"], "role": "delegate"}'
+        assert out == [
+            f"grant.changed user:{bo} {before}",
+            '["grant.changed","grant.removed"]',
+            f"grant.changed user:{bo} {after}",
+        ], out
 
     def backend(out: list[str]) -> None:
         assert out == ['{"decision":true}']

@@ -88,3 +88,80 @@ def test_only_the_owner_sees_and_opens_webhooks(api: Api) -> None:
     home = pages.get(f"/areas/{owner.area_id}").text
     assert "/webhooks" not in home
     assert pages.get(f"/areas/{owner.area_id}/webhooks").status_code == 403
+
+
+def test_the_owner_chooses_a_webhooks_events_and_rotates_its_secret(api: Api) -> None:
+    receiver = Receiver()
+    try:
+        owner = api.signup("o@example.com")
+        pages = Pages(api)
+        pages.signin("o@example.com")
+        hooks = f"/areas/{owner.area_id}/webhooks"
+        form = [("csrf", pages.csrf(hooks)), ("url", receiver.url), ("events", "some")]
+        res = pages.post(hooks, [*form, ("event_type", "grant.removed")])
+        assert res.status_code == 201, res.text
+        old = re.search(r'<code class="secret">(whsec_[^<]+)</code>', res.text)
+        assert old, res.text
+        assert "grant.removed" in _text(pages.get(hooks).text)
+        (endpoint,) = api.services.webhooks.listing(owner.user_id, owner.area_id)
+        assert endpoint.event_types == ("grant.removed",)
+        api.invite(owner, "x@example.com")
+        assert api.services.dispatcher.deliver_due() == 0  # not asked for
+
+        log_page = f"{hooks}/{endpoint.id}"
+        page = pages.get(log_page).text
+        assert 'value="grant.removed" checked' in page and 'id="events-some"' in page
+        res = pages.post(
+            f"{log_page}/events",
+            [("csrf", pages.csrf(log_page)), ("events", "some"), ("event_type", "grant.invited")],
+        )
+        assert res.status_code == 303 and res.headers["location"].endswith("done=events_saved")
+        assert "The webhook's events were saved." in _text(pages.get(res.headers["location"]).text)
+
+        res = pages.post(f"{log_page}/rotate", [("csrf", pages.csrf(log_page))])
+        assert res.status_code == 200, res.text
+        new = re.search(r'<code class="secret">(whsec_[^<]+)</code>', res.text)
+        assert new and new.group(1) != old.group(1)
+        assert "each delivery is signed with the previous secret too" in _text(res.text)
+        assert new.group(1) not in pages.get(log_page).text  # shown once only
+        api.invite(owner, "y@example.com")
+        assert api.services.dispatcher.deliver_due() == 1
+        (got,) = receiver.wait_for(1)
+        for secret in (old.group(1), new.group(1)):
+            assert Webhook(secret).verify(got.body, got.headers)["type"] == "grant.invited"
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize(
+    ("language", "ticked", "words"),
+    [
+        ("en", [], "Tick at least one event type, or choose all events."),
+        ("es", [], "Marque al menos un tipo de evento, o elija todos los eventos."),
+        ("en", ["grant.exploded"], "That event type does not exist: choose from the list."),
+        ("es", ["grant.exploded"], "Ese tipo de evento no existe: elija uno de la lista."),
+    ],
+)
+def test_a_refused_event_choice_is_explained_on_the_form(
+    api: Api, language: str, ticked: list[str], words: str
+) -> None:
+    owner = api.signup("o@example.com")
+    pages = Pages(api, language)
+    pages.signin("o@example.com")
+    hooks = f"/areas/{owner.area_id}/webhooks"
+    chosen = [("event_type", name) for name in ticked]
+    form = [("csrf", pages.csrf(hooks)), ("url", "https://hooks.example.com/d"), ("events", "some")]
+    res = pages.post(hooks, [*form, *chosen])
+    assert res.status_code == 400
+    assert words in _text(res.text)
+    assert 'value="https://hooks.example.com/d"' in res.text  # what was typed stays
+    assert api.services.webhooks.listing(owner.user_id, owner.area_id) == []
+    endpoint, _secret = api.services.webhooks.add(
+        owner.user_id, owner.area_id, "https://hooks.example.com/e"
+    )
+    log_page = f"{hooks}/{endpoint.id}"
+    res = pages.post(
+        f"{log_page}/events", [("csrf", pages.csrf(log_page)), ("events", "some"), *chosen]
+    )
+    assert res.status_code == 400 and words in _text(res.text)
+    assert api.services.webhooks.get(owner.user_id, owner.area_id, endpoint.id).event_types is None

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,118 @@ def test_metrics_show_the_queue_and_the_delivery_lag(api: Api, receiver: Receive
     assert api.services.dispatcher.deliver_due() == 1
     assert scrape("delegauth_webhook_queue_depth") == 0
     assert scrape("delegauth_webhook_delivery_lag_seconds_count") == delivered + 1
+
+
+# -- event-type filters and secret rotation ---------------------------------------------
+
+
+def test_an_endpoint_receives_only_the_event_types_it_asked_for(
+    api: Api, receiver: Receiver
+) -> None:
+    owner = api.signup("o@example.com")
+    hooks = f"/v1/areas/{owner.area_id}/webhooks"
+    body = {"url": receiver.url, "event_types": ["grant.removed", "grant.changed"]}
+    res = api.call("POST", hooks, api.token(owner), json=body)
+    assert res.status_code == 201, res.text
+    webhook, secret = res.json["webhook"], res.json["secret"]
+    assert webhook["event_types"] == ["grant.changed", "grant.removed"]
+    everything = api.call("POST", hooks, api.token(owner), json={"url": receiver.url + "/all"})
+    assert everything.json["webhook"]["event_types"] is None  # the default: every type
+
+    delegate = api.link(owner, "d@example.com", ["tickets"])  # invited, accepted, created
+    member = f"/v1/areas/{owner.area_id}/members/{delegate.user_id}"
+    changed = api.call("PATCH", member, api.token(owner), json={"permissions": ["invoices"]})
+    assert changed.status_code == 200, changed.text
+    assert api.services.dispatcher.deliver_due() == 5  # four to the unfiltered one
+    got = receiver.wait_for(5)
+    mine = [Webhook(secret).verify(r.body, r.headers) for r in got if r.path == "/hook"]
+    assert [e["type"] for e in mine] == ["grant.changed"]
+
+    # From now on, every type; the change applies to events published after it.
+    res = api.call(
+        "PATCH", f"{hooks}/{webhook['id']}", api.token(owner), json={"event_types": None}
+    )
+    assert res.status_code == 200 and res.json["webhook"]["event_types"] is None
+    api.invite(owner, "x@example.com")
+    assert api.services.dispatcher.deliver_due() == 2
+    assert [r.path for r in receiver.wait_for(7)[5:]].count("/hook") == 1
+
+
+@pytest.mark.parametrize(
+    "event_types",
+    [["grant.changed", "grant.exploded"], [], "grant.changed", [7], ["<script>"]],
+)
+def test_unknown_event_types_are_refused_with_problem_json(
+    api: Api, receiver: Receiver, event_types: object
+) -> None:
+    owner = api.signup("o@example.com")
+    hooks = f"/v1/areas/{owner.area_id}/webhooks"
+    body = {"url": receiver.url, "event_types": event_types}
+    res = api.call("POST", hooks, api.token(owner), json=body)
+    assert res.status_code == 400, res.text
+    assert res.headers["content-type"] == "application/problem+json"
+    assert res.json["field"] == "event_types" and "<script>" not in res.text
+    assert api.call("GET", hooks, api.token(owner)).json["webhooks"] == []
+    created = api.call("POST", hooks, api.token(owner), json={"url": receiver.url}).json
+    res = api.call(
+        "PATCH",
+        f"{hooks}/{created['webhook']['id']}",
+        api.token(owner),
+        json={"event_types": event_types},
+    )
+    assert res.status_code == 400 and res.json["field"] == "event_types", res.text
+    unknown = ["grant.changed", "grant.exploded"]
+    if event_types == unknown:
+        assert res.json["code"] == "unknown_event_type"
+        assert "grant.exploded" in res.json["detail"]
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends(
+    api: Api, receiver: Receiver, clock: FrozenClock
+) -> None:
+    owner = api.signup("o@example.com")
+    hooks = f"/v1/areas/{owner.area_id}/webhooks"
+    created = api.call("POST", hooks, api.token(owner), json={"url": receiver.url}).json
+    hook, old = f"{hooks}/{created['webhook']['id']}", created["secret"]
+    res = api.call("POST", f"{hook}/rotate-secret", api.token(owner), json={"grace_period_s": 3600})
+    assert res.status_code == 200, res.text
+    new = res.json["secret"]
+    assert new.startswith("whsec_") and new != old
+    until = (clock() + timedelta(seconds=3600)).replace(microsecond=0).isoformat() + "Z"
+    assert res.json["webhook"]["previous_secret_until"] == until
+    assert api.call("GET", hook, api.token(owner)).json["webhook"]["previous_secret_until"] == until
+
+    # During the grace period: two signatures, so the receiver verifies with either secret.
+    api.invite(owner, "x@example.com")
+    assert api.services.dispatcher.deliver_due() == 1
+    (during,) = receiver.wait_for(1)
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(old).verify(during.body, during.headers)["type"] == "grant.invited"
+    assert Webhook(new).verify(during.body, during.headers)["type"] == "grant.invited"
+
+    # From its end on, only the new secret signs.
+    clock.advance(seconds=3600)
+    api.invite(owner, "y@example.com")
+    assert api.services.dispatcher.deliver_due() == 1
+    after = receiver.wait_for(2)[1]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(new).verify(after.body, after.headers)["type"] == "grant.invited"
+    with pytest.raises(Exception, match="signature"):
+        Webhook(old).verify(after.body, after.headers)
+    assert api.call("GET", hook, api.token(owner)).json["webhook"]["previous_secret_until"] is None
+
+    # Without a grace period the old secret stops at once; a bad one is a 400.
+    res = api.call("POST", f"{hook}/rotate-secret", api.token(owner), json={"grace_period_s": 0})
+    assert res.status_code == 200 and res.json["webhook"]["previous_secret_until"] is None
+    for bad in (-1, 8 * 86400, "1h", True):
+        res = api.call(
+            "POST", f"{hook}/rotate-secret", api.token(owner), json={"grace_period_s": bad}
+        )
+        assert res.status_code == 400 and res.json["field"] == "grace_period_s", res.text
+    # The default grace period is a day; only the owner rotates.
+    res = api.call("POST", f"{hook}/rotate-secret", api.token(owner))
+    day = (clock() + timedelta(days=1)).replace(microsecond=0).isoformat() + "Z"
+    assert res.status_code == 200 and res.json["webhook"]["previous_secret_until"] == day
+    manager = api.link(owner, "m@example.com", ["users"])
+    res = api.call("POST", f"{hook}/rotate-secret", api.token(manager, owner.area_id))
+    assert res.status_code == 403

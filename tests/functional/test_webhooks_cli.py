@@ -101,3 +101,43 @@ def test_the_operator_exports_everything_with_a_cursor(api: Api) -> None:
     assert final == int(rows[-1]["id"])
     res = _cli(api, "audit", "export", "--after", str(final))
     assert res.stdout == "" and json.loads(res.stderr.strip().splitlines()[-1]) == {"cursor": final}
+
+
+def test_the_operator_filters_event_types_and_rotates_the_secret(
+    api: Api, clock: FrozenClock
+) -> None:
+    receiver = Receiver()
+    try:
+        types = json.loads(_cli(api, "webhooks", "types").stdout)
+        assert "grant.changed" in types and "grant.invited" in types
+        res = _cli(api, "webhooks", "add", receiver.url, "--event-type", "grant.nope")
+        assert res.returncode == 2 and "unknown event type(s): grant.nope" in res.stderr
+        res = _cli(api, "webhooks", "add", receiver.url, "--event-type", "grant.changed")
+        assert res.returncode == 0, res.stderr
+        added = json.loads(res.stdout)
+        hook, old = added["webhook"]["id"], added["secret"]
+        assert added["webhook"]["event_types"] == ["grant.changed"]
+        owner = api.signup("a@example.com")
+        api.invite(owner, "x@example.com")
+        assert api.services.dispatcher.deliver_due() == 0  # grant.invited is not asked for
+
+        res = _cli(api, "webhooks", "events", hook, "--event-type", "grant.invited")
+        assert json.loads(res.stdout)["webhook"]["event_types"] == ["grant.invited"]
+        res = _cli(api, "webhooks", "rotate", hook, "--grace-hours", "1")
+        assert res.returncode == 0, res.stderr
+        rotated = json.loads(res.stdout)
+        new = rotated["secret"]
+        assert new != old and rotated["webhook"]["previous_secret_until"] is not None
+        clock.now = utcnow()  # the CLI set the grace period on the real clock
+        api.invite(owner, "y@example.com")
+        assert api.services.dispatcher.deliver_due() == 1
+        (got,) = receiver.wait_for(1)
+        assert Webhook(old).verify(got.body, got.headers)["type"] == "grant.invited"
+        assert Webhook(new).verify(got.body, got.headers)["type"] == "grant.invited"
+
+        res = _cli(api, "webhooks", "events", hook, "--all")
+        assert json.loads(res.stdout)["webhook"]["event_types"] is None
+        res = _cli(api, "webhooks", "rotate", hook, "--grace-hours", "200")
+        assert res.returncode == 2 and "grace period" in res.stderr
+    finally:
+        receiver.close()

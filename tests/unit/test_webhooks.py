@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import yaml
 from standardwebhooks.webhooks import Webhook
 
-from delegauth.domain.events import event_type
-from delegauth.domain.webhooks import check_url
+from delegauth.domain.events import PUBLISHED_TYPES, event_type
+from delegauth.domain.webhooks import check_event_types, check_url
 from delegauth.errors import InvalidInput, WebhookDeliveryError
 from delegauth.webhooks import HttpxSender, WebhookKey, signed_headers
 
@@ -78,10 +81,22 @@ def test_the_key_file_is_created_once_and_private(tmp_path: object) -> None:
 def test_signed_headers_verify_with_standardwebhooks() -> None:
     secret = WebhookKey(b"k" * 32).secret("w_a", "s")
     body = b'{"type":"grant.changed"}'
-    headers = signed_headers(secret, "msg_1", datetime.now(UTC), body)
+    headers = signed_headers([secret], "msg_1", datetime.now(UTC), body)
     assert Webhook(secret).verify(body, headers) == {"type": "grant.changed"}
     with pytest.raises(Exception, match="signature"):
         Webhook(secret).verify(body + b" ", headers)
+
+
+def test_during_a_rotation_either_secret_verifies() -> None:
+    key = WebhookKey(b"k" * 32)
+    new, old, other = key.secret("w_a", "new"), key.secret("w_a", "old"), key.secret("w_a", "x")
+    body = b'{"type":"grant.changed"}'
+    headers = signed_headers([new, old], "msg_1", datetime.now(UTC), body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert all(sig.startswith("v1,") for sig in headers["webhook-signature"].split(" "))
+    assert Webhook(new).verify(body, headers) == Webhook(old).verify(body, headers)
+    with pytest.raises(Exception, match="signature"):
+        Webhook(other).verify(body, headers)
 
 
 def test_event_types_map_audit_kinds_and_default_to_the_kind() -> None:
@@ -104,3 +119,30 @@ def test_a_key_directory_it_cannot_write_asks_for_the_setting(tmp_path: object) 
         WebhookKey.load_or_create("", str(blocked / "keys"))
     configured = WebhookKey.load_or_create("a2V5" * 11, str(blocked / "keys"))
     assert configured.secret("w_a", "s").startswith("whsec_")
+
+
+def test_every_audit_kind_is_a_type_a_filter_may_name() -> None:
+    # The kinds the domain and the importer audit (string literals such as
+    # "grant.updated") all publish as a type in PUBLISHED_TYPES, so a filter can ask for
+    # any event that is sent.
+    src = Path(__file__).resolve().parents[2] / "src" / "delegauth"
+    pattern = re.compile(r'"((?:area|grants?|invitation|access_request)\.[a-z_]+)"')
+    files = [*(src / "domain").glob("*.py"), src / "storage" / "transfer.py"]
+    kinds = {k for path in files for k in pattern.findall(path.read_text("utf-8"))}
+    assert kinds and {event_type(k) for k in kinds} <= set(PUBLISHED_TYPES), sorted(
+        {event_type(k) for k in kinds} - set(PUBLISHED_TYPES)
+    )
+    spec = yaml.safe_load((src / "api" / "openapi.yaml").read_text("utf-8"))
+    assert tuple(spec["components"]["schemas"]["EventType"]["enum"]) == PUBLISHED_TYPES
+
+
+def test_a_filter_names_known_types_or_none() -> None:
+    assert check_event_types(None) is None and check_event_types("all") is None
+    assert check_event_types(["grant.removed", "grant.changed", "grant.removed"]) == (
+        "grant.changed",
+        "grant.removed",
+    )
+    for bad in ([], "grant.changed", ["grant.nope"], [1], {"a": 1}):
+        with pytest.raises(InvalidInput) as caught:
+            check_event_types(bad)
+        assert caught.value.field == "event_types"

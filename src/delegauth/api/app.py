@@ -428,7 +428,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> falcon.App
     )
     app.add_route(
         "/v1/areas/{area_id}/webhooks/{webhook_id}",
-        webhooks.WebhookResource(auth, services.webhooks),
+        webhooks.WebhookResource(auth, services.webhooks, max_body),
+    )
+    app.add_route(
+        "/v1/areas/{area_id}/webhooks/{webhook_id}/rotate-secret",
+        webhooks.RotateSecretResource(auth, services.webhooks, max_body),
     )
     app.add_route(
         "/v1/areas/{area_id}/webhooks/{webhook_id}/deliveries",

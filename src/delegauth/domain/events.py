@@ -13,7 +13,7 @@ from typing import Any
 
 from delegauth.domain.entities import AuditEvent
 
-__all__ = ["EVENT_TYPES", "event_payload", "event_type"]
+__all__ = ["EVENT_TYPES", "PUBLISHED_TYPES", "event_payload", "event_type"]
 
 # audit kind -> published event type (the grant-change vocabulary of issue 14).
 EVENT_TYPES: dict[str, str] = {
@@ -30,6 +30,23 @@ EVENT_TYPES: dict[str, str] = {
     "access_request.declined": "grant.request_declined",
     "access_request.withdrawn": "grant.request_withdrawn",
 }
+
+
+# Audit kinds published under their own names (the table above does not rename them).
+_OWN_NAMES = (
+    "area.created",
+    "area.imported",
+    "area.updated",
+    "grants.imported",
+    "invitation.cancelled",
+    "invitation.expired",
+    "invitation.imported",
+    "invitation.resent",
+    "invitation.updated",
+)
+
+# Every event type a webhook may ask for (its filter), in order.
+PUBLISHED_TYPES: tuple[str, ...] = tuple(sorted({*EVENT_TYPES.values(), *_OWN_NAMES}))
 
 
 def event_type(action: str) -> str:

@@ -1,8 +1,14 @@
 """Webhook endpoints: an area's, registered by its owner, or the service's, by an operator.
 
-An endpoint receives every grant-change event of its area (or of every area), signed
-with its own secret (Standard Webhooks). The secret is shown once, when the endpoint is
-created; the server can always re-derive it (webhooks/signing.py) but never shows it again.
+An endpoint receives the grant-change events of its area (or of every area): every type,
+or only the types its filter names (``event_types``; unknown types are refused). Each is
+signed with the endpoint's own secret (Standard Webhooks). The secret is shown once, when
+the endpoint is created or its secret rotated; the server can always re-derive it
+(webhooks/signing.py) but never shows it again.
+
+Rotation follows Standard Webhooks: a new salt makes a new secret, and for a grace period
+the previous salt is kept, so deliveries carry a signature by each secret (the
+``webhook-signature`` header lists both) and the receiver can switch at its own pace.
 
 URLs must be https, and must not name a loopback, private, link-local or otherwise
 non-public address or a local-only host name; the dispatcher checks the addresses a name
@@ -14,22 +20,26 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from delegauth.domain.access import require_grant
 from delegauth.domain.entities import Role
+from delegauth.domain.events import PUBLISHED_TYPES
 from delegauth.domain.ids import WEBHOOK, new_id, parse_id
 from delegauth.domain.ports import Clock, Store
 from delegauth.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = [
+    "DEFAULT_GRACE",
+    "MAX_GRACE",
     "Delivery",
     "Endpoint",
     "WebhookStore",
     "Webhooks",
+    "check_event_types",
     "check_url",
     "is_public_address",
 ]
@@ -37,6 +47,9 @@ __all__ = [
 MAX_URL = 2000
 MAX_DESCRIPTION = 200
 MAX_PAGE = 100
+# How long a rotated-out secret keeps signing deliveries beside the new one.
+DEFAULT_GRACE = timedelta(hours=24)
+MAX_GRACE = timedelta(days=7)
 # Host names that only ever mean this machine or a private network.
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 
@@ -50,6 +63,18 @@ class Endpoint:
     secret_salt: str
     created_by: str | None
     created_at: datetime
+    event_types: tuple[str, ...] | None = None  # None: every type
+    previous_salt: str | None = None  # the rotated-out secret's, while it still signs
+    previous_until: datetime | None = None
+
+    def receives(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
+
+    def previous_until_at(self, now: datetime) -> datetime | None:
+        """Until when the previous secret still signs, or None if it no longer does."""
+        if self.previous_salt is None or self.previous_until is None:
+            return None
+        return self.previous_until if self.previous_until > now else None
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,7 @@ class Delivery:
 
 class WebhookStore(Protocol):
     def add_endpoint(self, endpoint: Endpoint) -> None: ...
+    def update_endpoint(self, endpoint: Endpoint) -> None: ...
     def get_endpoint(self, endpoint_id: str) -> Endpoint | None: ...
     def list_endpoints(self, area_id: str | None, *, every: bool = False) -> list[Endpoint]: ...
     def remove_endpoint(self, endpoint_id: str) -> None: ...
@@ -126,6 +152,29 @@ def check_url(value: object, *, insecure: bool) -> str:
     return value
 
 
+def check_event_types(value: object) -> tuple[str, ...] | None:
+    """The filter asked for: None (or "all") for every type, else a non-empty list of
+    known types, returned sorted without repeats. Raises InvalidInput (event_types)."""
+    if value is None or value == "all":
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(
+            'event_types must be "all", null or a non-empty list of event types',
+            field="event_types",
+            code="event_types",
+        )
+    unknown = sorted({v for v in value if v not in PUBLISHED_TYPES})
+    if unknown:
+        # Echo only what looks like a type name; never arbitrary input.
+        shown = ", ".join(u for u in unknown[:5] if u.replace(".", "").replace("_", "").isalnum())
+        raise InvalidInput(
+            f"unknown event type(s): {shown or '(invalid)'}; known: {', '.join(PUBLISHED_TYPES)}",
+            field="event_types",
+            code="unknown_event_type",
+        )
+    return tuple(sorted(set(value)))
+
+
 class Webhooks:
     """Register, list and remove endpoints; read their delivery logs; redeliver.
 
@@ -150,6 +199,10 @@ class Webhooks:
         self._new_salt = new_salt
         self._secret = secret
 
+    def now(self) -> datetime:
+        """The clock endpoints' grace periods are read against."""
+        return self._clock()
+
     # -- an area's, by its owner -----------------------------------------------------
 
     def _require_owner(self, area_id: str | None, actor_id: str | None) -> None:
@@ -168,10 +221,13 @@ class Webhooks:
         area_id: str | None,
         url: object,
         description: object = "",
+        event_types: object = None,
     ) -> tuple[Endpoint, str]:
-        """Register an endpoint for ``area_id`` (None: every area, for operators only);
-        return it with its signing secret, which is shown this once."""
+        """Register an endpoint for ``area_id`` (None: every area, for operators only),
+        receiving ``event_types`` (None: every type); return it with its signing secret,
+        which is shown this once."""
         checked = check_url(url, insecure=self._insecure)
+        types = check_event_types(event_types)
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
             raise InvalidInput(
                 f"description must be text of at most {MAX_DESCRIPTION} characters",
@@ -185,6 +241,7 @@ class Webhooks:
             secret_salt=self._new_salt(),
             created_by=actor_id,
             created_at=self._clock(),
+            event_types=types,
         )
         with self._store.transaction():
             self._require_owner(area_id, actor_id)
@@ -204,6 +261,44 @@ class Webhooks:
     def get(self, actor_id: str | None, area_id: str | None, endpoint_id: object) -> Endpoint:
         with self._store.transaction():
             return self._endpoint(actor_id, area_id, endpoint_id)
+
+    def set_event_types(
+        self, actor_id: str | None, area_id: str | None, endpoint_id: object, event_types: object
+    ) -> Endpoint:
+        """Send the endpoint only ``event_types`` from now on (None: every type)."""
+        types = check_event_types(event_types)
+        with self._store.transaction():
+            endpoint = replace(self._endpoint(actor_id, area_id, endpoint_id), event_types=types)
+            self._webhooks.update_endpoint(endpoint)
+        return endpoint
+
+    def rotate_secret(
+        self,
+        actor_id: str | None,
+        area_id: str | None,
+        endpoint_id: object,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> tuple[Endpoint, str]:
+        """Give the endpoint a new secret (a new salt), shown this once; deliveries are
+        signed with the current one too for ``grace`` (0: not at all), then with the new
+        one only. Rotating again within a grace period drops the oldest secret."""
+        if not timedelta(0) <= grace <= MAX_GRACE:
+            raise InvalidInput(
+                f"the grace period must be 0 to {MAX_GRACE.days * 24} hours",
+                field="grace_period_s",
+                code="grace_period",
+            )
+        with self._store.transaction():
+            endpoint = self._endpoint(actor_id, area_id, endpoint_id)
+            keep = grace > timedelta(0)
+            endpoint = replace(
+                endpoint,
+                secret_salt=self._new_salt(),
+                previous_salt=endpoint.secret_salt if keep else None,
+                previous_until=self._clock() + grace if keep else None,
+            )
+            self._webhooks.update_endpoint(endpoint)
+        return endpoint, self._secret(endpoint.id, endpoint.secret_salt)
 
     def remove(self, actor_id: str | None, area_id: str | None, endpoint_id: object) -> Endpoint:
         with self._store.transaction():

@@ -344,7 +344,9 @@ class WebhookEndpointRecord(_Base):
     """Where events go: one area's (area_id) or the whole service's (None). Migration 0010.
 
     The signing secret is not stored: it is derived from the server's webhook key and
-    ``secret_salt`` (webhooks/signing.py)."""
+    ``secret_salt`` (webhooks/signing.py). Migration 0014: ``event_types`` (a JSON list,
+    NULL: every type) and, after a rotation, the previous secret's salt and until when
+    deliveries are signed with it too."""
 
     id = pw.CharField(primary_key=True, max_length=40)
     area_id = pw.CharField(max_length=40, null=True, index=True)
@@ -353,6 +355,9 @@ class WebhookEndpointRecord(_Base):
     secret_salt = pw.CharField(max_length=64)
     created_by = pw.CharField(max_length=40, null=True)
     created_at = pw.DateTimeField()
+    event_types = pw.TextField(null=True)
+    previous_salt = pw.CharField(max_length=64, null=True)
+    previous_until = pw.DateTimeField(null=True)
 
     class Meta:
         table_name = "webhook_endpoints"

@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 
 from delegauth.domain.entities import AuditEvent
-from delegauth.domain.events import event_payload
+from delegauth.domain.events import event_payload, event_type
 from delegauth.domain.webhooks import Delivery, Endpoint
 from delegauth.storage.db import connected
 from delegauth.storage.records import (
@@ -50,7 +50,16 @@ def _claimable(now: datetime) -> peewee.Expression:
 
 
 def _endpoint(row: WebhookEndpointRecord) -> Endpoint:
-    return Endpoint(**row.__data__)
+    data = dict(row.__data__)
+    types = data.pop("event_types", None)
+    return Endpoint(**data, event_types=None if types is None else tuple(json.loads(types)))
+
+
+def _columns(endpoint: Endpoint) -> dict[str, Any]:
+    data = vars(endpoint).copy()
+    types = data.pop("event_types")
+    data["event_types"] = None if types is None else json.dumps(list(types))
+    return data
 
 
 class PeeweeWebhookStore:
@@ -60,19 +69,26 @@ class PeeweeWebhookStore:
     # -- publishing (inside the audit event's transaction) ---------------------------
 
     def publish(self, event: AuditEvent, audit_id: int) -> bool:
-        """Queue ``event`` for every endpoint of its area and every service-wide one.
+        """Queue ``event`` for every endpoint of its area and every service-wide one that
+        receives its type.
 
         Returns whether anything was queued. The event's ``created_at`` is the wall clock
         (delivery lag is measured from it); its deliveries are due from the audit event's
         time, on the domain's clock like every other schedule.
         """
-        endpoints = [
-            row.id
-            for row in WebhookEndpointRecord.select(WebhookEndpointRecord.id).where(
+        kind = event_type(event.action)
+        query: Any = (
+            WebhookEndpointRecord.select(
+                WebhookEndpointRecord.id, WebhookEndpointRecord.event_types
+            )
+            .where(
                 (WebhookEndpointRecord.area_id == event.area_id)
                 | WebhookEndpointRecord.area_id.is_null()
             )
-        ]
+            .tuples()
+        )
+        rows: list[tuple[str, str | None]] = list(query)
+        endpoints = [ident for ident, types in rows if types is None or kind in json.loads(types)]
         if not endpoints:
             return False
         now = _wall_clock()
@@ -103,7 +119,17 @@ class PeeweeWebhookStore:
     # -- endpoints ---------------------------------------------------------------------
 
     def add_endpoint(self, endpoint: Endpoint) -> None:
-        WebhookEndpointRecord.insert(**vars(endpoint)).execute()
+        WebhookEndpointRecord.insert(**_columns(endpoint)).execute()
+
+    def update_endpoint(self, endpoint: Endpoint) -> None:
+        """Store its filter and secrets (the rest never changes)."""
+        columns = _columns(endpoint)
+        WebhookEndpointRecord.update(
+            event_types=columns["event_types"],
+            secret_salt=endpoint.secret_salt,
+            previous_salt=endpoint.previous_salt,
+            previous_until=endpoint.previous_until,
+        ).where(WebhookEndpointRecord.id == endpoint.id).execute()
 
     def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         row = WebhookEndpointRecord.get_or_none(WebhookEndpointRecord.id == endpoint_id)
@@ -219,6 +245,8 @@ class PeeweeWebhookStore:
                             WebhookEventRecord.created_at.alias("event_created_at"),
                             WebhookEndpointRecord.url,
                             WebhookEndpointRecord.secret_salt,
+                            WebhookEndpointRecord.previous_salt,
+                            WebhookEndpointRecord.previous_until,
                         )
                         .join(
                             WebhookEventRecord,
@@ -239,6 +267,8 @@ class PeeweeWebhookStore:
                     endpoint_id=row.endpoint_id,
                     url=row.url,
                     secret_salt=row.secret_salt,
+                    previous_salt=row.previous_salt,
+                    previous_until=row.previous_until,
                     msg_id=row.msg_id,
                     body=row.payload,
                     attempts=row.attempts,

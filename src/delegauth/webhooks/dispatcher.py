@@ -5,6 +5,8 @@ drop duplicates): a delivery whose POST succeeded but whose outcome was not reco
 whose dispatcher died, is claimed again once its lease runs out. Failures are retried
 with exponential backoff (base * 2**(attempt-1), capped) up to ``max_attempts``; each
 attempt is signed with its own timestamp, as Standard Webhooks receivers reject old ones.
+While an endpoint's rotated-out secret is in its grace period, each attempt is signed with
+the new secret and the previous one (two signatures in ``webhook-signature``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class ClaimedDelivery:
     body: str
     attempts: int
     event_created_at: datetime
+    previous_salt: str | None = None  # a rotated-out secret's, signing until previous_until
+    previous_until: datetime | None = None
 
 
 class DeliveryQueue(Protocol):
@@ -111,8 +115,11 @@ class WebhookDispatcher:
     def _deliver(self, item: ClaimedDelivery) -> bool:
         body = item.body.encode("utf-8")
         try:
+            salts = [item.secret_salt]
+            if item.previous_salt and item.previous_until and item.previous_until > self._clock():
+                salts.append(item.previous_salt)
             headers = signed_headers(
-                self._secret(item.endpoint_id, item.secret_salt),
+                [self._secret(item.endpoint_id, salt) for salt in salts],
                 item.msg_id,
                 self._wall_clock(),
                 body,

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -33,13 +34,17 @@ def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-def signed_headers(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers for ``body`` sent at ``timestamp``."""
-    signature = Webhook(secret).sign(msg_id, timestamp, body)
+def signed_headers(
+    signing_secrets: Sequence[str], msg_id: str, timestamp: datetime, body: bytes
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body`` sent at ``timestamp``, signed by
+    each of ``signing_secrets`` (during a rotation: the new one, then the previous one). The spec's
+    ``webhook-signature`` is a space-separated list: a receiver accepts any that matches."""
+    signatures = [Webhook(secret).sign(msg_id, timestamp, body) for secret in signing_secrets]
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
     }
 
 
