@@ -238,8 +238,8 @@ def test_the_review_approves_a_subset_until_an_end_in_the_owners_zone(
     home = unescape(them.get(f"/areas/{owner.area_id}").text)
     end_ny = end_utc.replace(tzinfo=UTC).astimezone(ZoneInfo("America/New_York"))
     assert re.search(
-        rf"<dt>{until_label}</dt><dd>{remaining} · {end_ny:%Y-%m-%d %H:%M}"
-        r" \(America/New_York\)</dd>",
+        rf'<dt>{until_label}</dt><dd>{remaining} · <span class="instant">'
+        rf"{end_ny:%Y-%m-%d %H:%M}</span> \(America/New_York\)</dd>",
         home,
     ), home
 
@@ -270,7 +270,8 @@ def test_a_members_review_keeps_their_end_and_offers_no_field(api: Api, clock: F
     page = unescape(boss.get(review).text)
     assert 'name="valid_until"' not in page
     assert "it keeps its own end" in page
-    assert f"expires in 5 days · {end.replace('T', ' ')} (UTC)" in page
+    when = end.replace("T", " ")
+    assert f'expires in 5 days · <span class="instant">{when}</span> (UTC)' in page
     # An end posted anyway is refused at the field, in the user's words.
     later = (clock() + timedelta(days=9)).strftime("%Y-%m-%dT%H:%M")
     res = boss.post(

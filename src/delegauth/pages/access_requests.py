@@ -281,7 +281,6 @@ class _Review(_Base):
         # An end belongs to a whole grant: it is chosen here only for someone who holds
         # none in the area yet; a member's grant keeps its own (shown, changed by Modify).
         holding = self.c.store.get_grant(area_id, request.requester_id)
-        zone = zone_of(req)
         self.c.page(
             req,
             resp,
@@ -309,7 +308,7 @@ class _Review(_Base):
                 else self.c.until_field(req, locale, None, form, until_error)
             ),
             member_until=(
-                self.c.until_text(locale, zone, holding.valid_until) if holding is not None else ""
+                None if holding is None else self.c.until_parts(req, locale, holding.valid_until)
             ),
             member_error=until_error if holding is not None else "",
         )

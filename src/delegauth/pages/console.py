@@ -157,6 +157,20 @@ class Console:
             return ""
         return f"{remaining(locale, end, self.now())} · {zone.shown(end)}"
 
+    def until_parts(
+        self, req: falcon.Request, locale: str, end: datetime | None
+    ) -> dict[str, str] | None:
+        """An end as the facts of a page show it (forms.html's ``until_shown``): how long
+        is left, the date and time in the browser's zone (kept on one line), the zone."""
+        if end is None:
+            return None
+        zone = zone_of(req)
+        return {
+            "left": remaining(locale, end, self.now()),
+            "at": zone.field_value(end).replace("T", " "),
+            "zone": zone.name,
+        }
+
     def until_field(
         self,
         req: falcon.Request,
@@ -381,7 +395,7 @@ class _AreaHome(_Base):
             area_name=current.area.name,
             role=str(current.role),
             permissions=self.c.perm_labels(locale, current.permissions),
-            until=self.c.until_text(locale, zone_of(req), current.valid_until),
+            until=self.c.until_parts(req, locale, current.valid_until),
             tasks=tasks,
         )
 
