@@ -473,7 +473,9 @@ def test_a_rotated_secret_signs_beside_the_new_one_until_its_grace_ends(
     # Without a grace period the old secret stops at once; a bad one is a 400.
     res = api.call("POST", f"{hook}/rotate-secret", api.token(owner), json={"grace_period_s": 0})
     assert res.status_code == 200 and res.json["webhook"]["previous_secret_until"] is None
-    for bad in (-1, 8 * 86400, "1h", True):
+    res = api.call("POST", f"{hook}/rotate-secret", api.token(owner), json={"grace_period_s": 60.0})
+    assert res.status_code == 200, res.text  # JSON Schema's integer: 60.0 is one
+    for bad in (-1, 8 * 86400, "1h", True, 1.5):
         res = api.call(
             "POST", f"{hook}/rotate-secret", api.token(owner), json={"grace_period_s": bad}
         )

@@ -49,6 +49,8 @@ def webhook_view(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
 
 def _grace(data: dict[str, Any]) -> timedelta:
     value = data.get("grace_period_s", int(DEFAULT_GRACE.total_seconds()))
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer: 4980.0 is one
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(
             "grace_period_s must be a whole number of seconds",
