@@ -40,7 +40,13 @@ from delegauth.policy.decider import Decider
 from delegauth.policy.explanations import explain_decision, explain_question, explain_refusal
 from delegauth.policy.mapping import EmailLookup, Question
 
-__all__ = ["EvaluationResource", "EvaluationsResource", "MetadataResource", "metadata"]
+__all__ = [
+    "EvaluationResource",
+    "EvaluationsResource",
+    "MetadataResource",
+    "metadata",
+    "plain_evaluation",
+]
 
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 MAX_EVALUATIONS = 256
@@ -253,7 +259,7 @@ class EvaluationsResource:
             raise InvalidInput("each evaluation must be an object", field="evaluations")
         defaults = _defaults(body)
         decider = self._decider
-        # The common shape (see _plain) skips the general validation and mapping; anything
+        # The common shape (see plain_evaluation) skips the general validation and mapping; anything
         # else, an item that cannot be evaluated among them, takes the general path.
         plain = decider.fast and decider.bundle.mapping.plain
         # An item that cannot be evaluated is no reason to refuse the others (AuthZEN
@@ -263,7 +269,7 @@ class EvaluationsResource:
         general = False
         for item in items:
             evaluation = {**defaults, **item} if defaults else item
-            asked = _plain(evaluation) if plain else None
+            asked = plain_evaluation(evaluation) if plain else None
             if asked is not None:
                 entries.append(asked)
                 continue
@@ -360,7 +366,7 @@ _TRUE = '{"decision":true}'
 _FALSE = '{"decision":false}'
 
 
-def _plain(evaluation: dict[str, Any]) -> _Plain | None:
+def plain_evaluation(evaluation: dict[str, Any]) -> _Plain | None:
     """The decision request of an evaluation in the common shape, checked as ``_request``
     checks it and mapped as the shipped mapping (RequestMapping.plain) maps it; None for
     anything else, which then takes ``_request``: a context, another subject type, ids
