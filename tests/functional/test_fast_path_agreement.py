@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -85,7 +86,14 @@ _ODD = [
     "role:owner",
     "perm:all",
     "A",
+    "managedomains@example.com",
+    "perm:managedomains@example.com",
+    "example.com,other.com",
+    "\ud800",  # a lone surrogate: an escape, or (unescaped) bytes that are not UTF-8
 ]
+# What the route's JSON checks look at: escapes (written when the body is ASCII only), a lone
+# surrogate, a quote, a NUL, a line separator.
+_TRICKY = ["\ud800", "\udc00", "\\", '"', "\x00", "\u2028"]
 _LONG = ["a" * 65, "a" * 129, "x" * 300]
 _HUGE = "y" * 70_000  # past the 64 KiB body limit
 
@@ -99,7 +107,7 @@ def _mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any], odds: in
 def _text() -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(_ODD + _LONG),
-        st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=6),
+        st.text(max_size=6),  # surrogates too: see _request's encoding
     )
 
 
@@ -112,6 +120,7 @@ def _around(known: list[str], odds: int) -> st.SearchStrategy[Any]:
             st.builds(lambda k, o: k + o, plain, st.sampled_from(_ODD)),
             st.builds(lambda o, k: o + k, st.sampled_from(_ODD), plain),
             st.builds(lambda k: k.upper(), plain),
+            st.builds(lambda k, t: k + t, plain, st.sampled_from(_TRICKY)),
             _text(),
         ),
         odds=odds,
@@ -202,20 +211,26 @@ def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str
     people may make (each slot most often that request's value): about half of them with
     one thing changed at most, the others with several."""
     user, rtype, name, rid = draw(st.sampled_from(world.allowed))
-    k = draw(st.sampled_from([4, 40]))
+    k = draw(st.sampled_from([40, 6]))
+    # With few changes, one slot changed for sure.
+    one = draw(st.sampled_from(["id", "name", "area", "type", "rid"])) if k == 40 else ""
+
+    def slot(which: str, known: list[str]) -> st.SearchStrategy[Any]:
+        return _around(known, 1) if which == one else _slot(known, k)
+
     subject = _members(
         [
             ("type", _mostly(st.just("user"), _slot(["user", "svc"], k), k)),
-            ("id", _slot([user] * 6 + world.users, k)),
+            ("id", slot("id", [user] * 6 + world.users)),
         ],
         k,
     )
-    action = _members([("name", _slot([name] * 6 + _ACTIONS, k))], k)
-    props = _members([("area", _slot([world.owner.area_id] * 3 + world.areas, k))], k)
+    action = _members([("name", slot("name", [name] * 6 + _ACTIONS))], k)
+    props = _members([("area", slot("area", [world.owner.area_id] * 3 + world.areas))], k)
     resource = _members(
         [
-            ("type", _slot([rtype] * 6 + _TYPES, k)),
-            ("id", _slot([rid] * 6 + _RIDS, k)),
+            ("type", slot("type", [rtype] * 6 + _TYPES)),
+            ("id", slot("rid", [rid] * 6 + _RIDS)),
             ("properties", _mostly(props, _NOT_TEXT, 2 * k)),
         ],
         k,
@@ -240,7 +255,7 @@ def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str
         "spaces": "  " + text + "  ",
         "newline": text + "\n",
         "tail": text + " x",
-    }[shape].encode("utf-8")
+    }[shape].encode("utf-8", "surrogatepass")
     headers = {
         "Content-Type": draw(
             st.sampled_from(
@@ -255,7 +270,9 @@ def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str
                 + [f"Bearer {world.no_scope}", f"bearer {world.token}", "Bearer x", ""]
             )
         ),
-        "X-Request-ID": "r-1",
+        "X-Request-ID": draw(
+            st.sampled_from(["r-1"] * 2 * k + ["", "a b", "r" * 129, "r-\u00e9", "r,1"])
+        ),
     }
     exact = str(len(raw))
     length = draw(
@@ -271,6 +288,15 @@ def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str
 
 
 # -- calling both apps -----------------------------------------------------------------------
+
+
+def _made(rid: str, given: str) -> str:
+    """A request id as compared: the one given, or (it was no safe id) the form of one
+    made, which differs from request to request."""
+    if rid == given:
+        return rid
+    assert re.fullmatch(r"[0-9a-f]{32}", rid), rid
+    return "(made)"
 
 
 def _call(
@@ -307,8 +333,11 @@ def test_generated_requests_get_the_routes_answer(
         status, body, headers = _call(app, *req)
         after = _decisions()
         lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "delegauth.access"]
+        given_id = req[1]["X-Request-ID"]
         for line in lines:
             del line["ms"], line["ts"]
+            line["request_id"] = _made(line["request_id"], given_id)
+        headers = [(k, _made(v, given_id) if k == "x-request-id" else v) for k, v in headers]
         counted = (after[0] - before[0], after[1] - before[1])
         return status, body, headers, counted, lines
 
