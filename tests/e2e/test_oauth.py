@@ -57,6 +57,22 @@ def _login(
     url, state = session.create_authorization_url(
         server.url("/oauth/authorize"), code_verifier=verifier, **(extra or {})
     )
+    location, chooser = _authorize_in_browser(browser, url, client, email, choose)
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == [state]
+    assert query["iss"] == [ISSUER]
+    token = session.fetch_token(
+        server.url("/oauth/token"), authorization_response=location, code_verifier=verifier
+    )
+    return session, dict(token), chooser
+
+
+def _authorize_in_browser(
+    browser: Browser, url: str, client: dict[str, Any], email: str, choose: str | None = None
+) -> tuple[str, str]:
+    """Follow an authorization URL (whichever client made it) through sign-in, the Client
+    Area chooser (picking ``choose``) and consent; return the redirect back to the client
+    and the chooser page ("" when none was shown)."""
     res = browser.follow(browser.get(url), stop_at=client["redirect_uris"][0])
     if "/signin" in res.url and res.status_code == 200:
         res = browser.follow(
@@ -72,13 +88,7 @@ def _login(
     assert res.status_code == 302, res.text[:2000]
     location = res.headers["Location"]
     assert location.startswith(client["redirect_uris"][0])
-    query = parse_qs(urlsplit(location).query)
-    assert query["state"] == [state]
-    assert query["iss"] == [ISSUER]
-    token = session.fetch_token(
-        server.url("/oauth/token"), authorization_response=location, code_verifier=verifier
-    )
-    return session, dict(token), chooser
+    return location, chooser
 
 
 def _verify(server: Server, token: str) -> dict[str, Any]:
