@@ -9,16 +9,20 @@ The mails (src/delegauth/mail/composer.py), their links, and where each is follo
 - invitation, /invitations/accept?token=…: signed in and verified here, straight to My
   invitations (unverified and another account: test_verification_walk); signed out in
   test_verification_walk (sign-up, and sign-in for an existing account);
-- access request, to the owner, /areas/<a>/access-requests/<r>: signed in here, straight
-  to the review; signed out in test_access_request_walk;
+- access request, to the owner, /areas/<a>/access-requests/<r>: signed in as another
+  account here (sign out and continue, then sign-in to the review), and as the owner,
+  straight to the review; signed out in test_access_request_walk;
 - its outcome, to the requester, /access-requests: signed in in test_access_request_walk;
   signed out here, through sign-in to My access requests;
-- access ends soon, to the delegate, /: signed in here, the chooser naming the area (the
-  delegate has their own area too); signed out here, through sign-in to the chooser.
+- access ends soon, to the delegate, /areas/<a>: signed in here, that area's home (the
+  delegate has their own area too), and once the access is gone a page that says so;
+  signed out here, through sign-in to that area's home.
 
-Each runs in English and Spanish, with the mail in the person's language; the sign-in page
-and the page reached are in that language too, checked and screenshotted at 1280×800 and
-390×844. The words of this work (the mails' subjects) are written out here.
+Each runs in English and Spanish, with the mail in the person's language. Every link
+carries that language (lang=), and here it is opened in a browser that speaks the other
+one: the sign-in page and the pages reached are in the mail's language, checked and
+screenshotted at 1280×800 and 390×844. The words of this work (the mails' subjects, the
+page for an area out of reach) are written out here.
 """
 
 from __future__ import annotations
@@ -60,6 +64,20 @@ SUBJECTS = {
     },
 }
 CONTACTS = {"en": "Contacts", "es": "Contactos"}  # the permission asked for
+OUT_OF_REACH = {
+    "en": (
+        "No access to this Client Area",
+        "You cannot reach this Client Area with this account: your access to it has ended",
+    ),
+    "es": (
+        "Sin acceso a esta Área de Cliente",
+        "No puedes entrar en esta Área de Cliente con esta cuenta: tu acceso terminó",
+    ),
+}
+OTHER_ACCOUNT = {
+    "en": ("This access request is for another account", "Sign out and continue"),
+    "es": ("Esta solicitud de acceso es para otra cuenta", "Cerrar sesión y seguir"),
+}
 _ids = itertools.count(1)
 
 
@@ -75,6 +93,12 @@ def live_server(
 def person(browser: Browser, live_server: Server, lang: str) -> Iterator[walk.Person]:
     """People whose browsers keep UTC, so the "Access until" typed is UTC."""
     yield from walk.people(browser, live_server, lang, timezone_id="UTC")
+
+
+@pytest.fixture
+def elsewhere(browser: Browser, live_server: Server, lang: str) -> Iterator[walk.Person]:
+    """Browsers that speak the other language, where the mails' links are opened."""
+    yield from walk.people(browser, live_server, walk.OTHER[lang], timezone_id="UTC")
 
 
 def _received(inbox: _Inbox, to: str, subject_starts: str) -> Message:
@@ -109,25 +133,42 @@ def _in(page: Page, lang: str, where: str) -> None:
     assert walk.lang_of(page) == lang, page.url
 
 
-def _through_signin(page: Page, lang: str, link: str, email: str, snap: Snap, name: str) -> None:
-    """Signed out, the link asks for sign-in first, in the mail's language."""
-    page.context.clear_cookies()
+def _signed_out(
+    elsewhere: walk.Person, lang: str, link: str, email: str, snap: Snap, name: str
+) -> Page:
+    """Opened signed out in a browser of the other language, the link asks for sign-in
+    first, in the mail's language."""
+    page = elsewhere()
     page.goto(link)
     _in(page, lang, "/signin")
     walk.step(page, snap, f"{name}-signed-out")
     walk.sign_in(page, lang, email)
+    return page
+
+
+def _signed_in(elsewhere: walk.Person, lang: str, email: str, link: str) -> Page:
+    """Signed in from the root URL in a browser of the other language (its pages in that
+    language), the link opened there."""
+    page = elsewhere()
+    walk.signin_from_root(page, walk.OTHER[lang], email)
+    assert walk.lang_of(page) == walk.OTHER[lang]
+    page.goto(link)
+    return page
 
 
 def test_verification_link_signed_out_leads_through_signin_to_the_area(
-    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+    person: walk.Person,
+    elsewhere: walk.Person,
+    lang: str,
+    mailbox: tuple[_Inbox, int],
+    snap: Snap,
 ) -> None:
     inbox, n = mailbox[0], next(_ids)
     name, email = f"Vic Verify {lang}{n}", f"v-link-{lang}-{n}@example.com"
-    page = person()
-    walk.signup_from_root(page, lang, name, email)
+    walk.signup_from_root(person(), lang, name, email)
     link = _only_link(_received(inbox, email, SUBJECTS[lang]["verify"]))
 
-    page.context.clear_cookies()
+    page = elsewhere()
     page.goto(link)
     page.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
     _in(page, lang, "/signin")
@@ -141,7 +182,11 @@ def test_verification_link_signed_out_leads_through_signin_to_the_area(
 
 
 def test_invitation_links_signed_out_through_verifying_and_signed_in(
-    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+    person: walk.Person,
+    elsewhere: walk.Person,
+    lang: str,
+    mailbox: tuple[_Inbox, int],
+    snap: Snap,
 ) -> None:
     """An unverified invitee asks for the link from the invitation; opened signed out, it
     verifies, asks for sign-in and comes back to the invitation; the invitation's own
@@ -163,26 +208,30 @@ def test_invitation_links_signed_out_through_verifying_and_signed_in(
     walk.verify_link(inbox, email, seen=1)  # the second verification mail came
     verify = _only_link(_received(inbox, email, SUBJECTS[lang]["verify"]))
     assert "return_to=" in verify
-    invitee.context.clear_cookies()
-    invitee.goto(verify)
-    invitee.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
-    _in(invitee, lang, "/signin")
-    walk.step(invitee, snap, "verified-from-invitation-signed-out")
-    walk.sign_in(invitee, lang, email)
-    _in(invitee, lang, "/invitations")
+    page = elsewhere()
+    page.goto(verify)
+    page.get_by_role("button", name=t(lang, "verify.submit"), exact=True).click()
+    _in(page, lang, "/signin")
+    walk.step(page, snap, "verified-from-invitation-signed-out")
+    walk.sign_in(page, lang, email)
+    _in(page, lang, "/invitations")
     offer = t(lang, "mine.from", who=owner_name, area=owner_name)
-    assert invitee.get_by_role("listitem").filter(has_text=offer).count() == 1
-    walk.step(invitee, snap, "verified-from-invitation-then-signed-in")
+    assert page.get_by_role("listitem").filter(has_text=offer).count() == 1
+    walk.step(page, snap, "verified-from-invitation-then-signed-in")
 
     # Signed in and verified now, the invitation's link goes straight to it.
-    invitee.goto(invitation)
-    _in(invitee, lang, "/invitations")
-    walk.step(invitee, snap, "invitation-signed-in")
-    walk.accept(invitee, owner_name, owner_name)
+    page = _signed_in(elsewhere, lang, email, invitation)
+    _in(page, lang, "/invitations")
+    walk.step(page, snap, "invitation-signed-in")
+    walk.accept(page, owner_name, owner_name)
 
 
 def test_access_request_and_outcome_links_signed_in_and_out(
-    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+    person: walk.Person,
+    elsewhere: walk.Person,
+    lang: str,
+    mailbox: tuple[_Inbox, int],
+    snap: Snap,
 ) -> None:
     inbox, n = mailbox[0], next(_ids)
     owner_name, owner_email = f"Olga Owner {lang}{n}", f"o-ar-{lang}-{n}@example.com"
@@ -200,33 +249,54 @@ def test_access_request_and_outcome_links_signed_in_and_out(
     asker.get_by_role("button", name=t(lang, "ar.send"), exact=True).click()
     asker.wait_for_url("**/access-requests?done=asked")
 
-    # The owner, signed in, follows the mail's link: straight to the review.
     asked = _received(inbox, owner_email, SUBJECTS[lang]["ask"].format(area=owner_name))
     assert asked["Content-Language"] == lang
     review = _only_link(asked)
-    owner.goto(review)
-    _in(owner, lang, review)
-    assert asker_email in owner.get_by_role("main").inner_text()
-    walk.step(owner, snap, "review-signed-in")
-    owner.get_by_role("button", name=t(lang, "ar.approve"), exact=True).click()
-    owner.wait_for_url("**/users?done=approved")
+    at_review = urlsplit(review).path
+
+    # Opened where another account is signed in (here, the asker's), the link says whose
+    # it is and offers to sign out and continue: sign-in, then the review.
+    page = _signed_in(elsewhere, lang, asker_email, review)
+    title, button = OTHER_ACCOUNT[lang]
+    _in(page, lang, at_review)
+    assert walk.heading(page) == title
+    main = page.get_by_role("main").inner_text()
+    assert f"{owner_email[0]}•••@example.com" in main and asker_email in main
+    walk.step(page, snap, "review-another-account")
+    page.get_by_role("button", name=button, exact=True).click()
+    _in(page, lang, "/signin")
+    walk.sign_in(page, lang, owner_email)
+    _in(page, lang, at_review)
+    assert asker_email in page.get_by_role("main").inner_text()
+
+    # The owner, signed in, follows the mail's link: straight to the review.
+    page = _signed_in(elsewhere, lang, owner_email, review)
+    _in(page, lang, at_review)
+    assert asker_email in page.get_by_role("main").inner_text()
+    walk.step(page, snap, "review-signed-in")
+    page.get_by_role("button", name=t(lang, "ar.approve"), exact=True).click()
+    page.wait_for_url("**/users?done=approved")
 
     # The requester, signed out, follows the outcome's link: sign-in, then the requests.
     answer = _received(inbox, asker_email, SUBJECTS[lang]["approved"].format(area=owner_name))
     assert answer["Content-Language"] == lang
     mine = _only_link(answer)
-    _through_signin(asker, lang, mine, asker_email, snap, "outcome")
-    _in(asker, lang, mine)
-    card = asker.get_by_role("listitem").filter(has_text=owner_name)
+    page = _signed_out(elsewhere, lang, mine, asker_email, snap, "outcome")
+    _in(page, lang, urlsplit(mine).path)
+    card = page.get_by_role("listitem").filter(has_text=owner_name)
     assert t(lang, "ar.status.approved") in card.inner_text()
-    walk.step(asker, snap, "outcome-then-signed-in")
+    walk.step(page, snap, "outcome-then-signed-in")
 
 
 def test_reminder_link_signed_in_and_out(
-    person: walk.Person, lang: str, mailbox: tuple[_Inbox, int], snap: Snap
+    person: walk.Person,
+    elsewhere: walk.Person,
+    lang: str,
+    mailbox: tuple[_Inbox, int],
+    snap: Snap,
 ) -> None:
-    """The reminder that access ends links to the root URL: the delegate, in two areas,
-    reaches the chooser, which names the area whose access ends."""
+    """The reminder that access ends links to that area's home: the delegate, in two
+    areas, lands there, not on the chooser; once the access is gone, a page says so."""
     inbox, n = mailbox[0], next(_ids)
     owner_name, owner_email = f"Rosa Reminds {lang}{n}", f"o-end-{lang}-{n}@example.com"
     guest_name, guest_email = f"Gus Guest {lang}{n}", f"g-end-{lang}-{n}@example.com"
@@ -246,18 +316,26 @@ def test_reminder_link_signed_in_and_out(
     reminder = _received(inbox, guest_email, SUBJECTS[lang]["ending"].format(area=owner_name))
     assert reminder["Content-Language"] == lang
     link = _only_link(reminder)
-    chooser = t(lang, "chooser.title")
-    guest.goto(link)
-    _in(guest, lang, "/areas")
-    assert walk.heading(guest) == chooser
-    main = guest.get_by_role("main")
-    assert main.get_by_role("link", name=owner_name, exact=True).count() == 1
-    walk.step(guest, snap, "reminder-signed-in")
+    home = t(lang, "area.title", area=owner_name)
+    page = _signed_in(elsewhere, lang, guest_email, link)
+    _in(page, lang, urlsplit(link).path)
+    assert walk.heading(page) == home
+    walk.step(page, snap, "reminder-signed-in")
 
-    _through_signin(guest, lang, link, guest_email, snap, "reminder")
-    _in(guest, lang, "/areas")
-    assert walk.heading(guest) == chooser
-    main.get_by_role("link", name=owner_name, exact=True).click()
-    guest.wait_for_url("**/areas/a_*")
-    assert walk.heading(guest) == t(lang, "area.title", area=owner_name)
-    walk.step(guest, snap, "reminder-then-signed-in-the-area")
+    page = _signed_out(elsewhere, lang, link, guest_email, snap, "reminder")
+    _in(page, lang, urlsplit(link).path)
+    assert walk.heading(page) == home
+    walk.step(page, snap, "reminder-then-signed-in")
+
+    # The owner takes the access away before it ends; the link now says it is out of
+    # reach, with a way on.
+    walk.remove(owner, guest_email)
+    page = _signed_in(elsewhere, lang, guest_email, link)
+    _in(page, lang, urlsplit(link).path)
+    title, why = OUT_OF_REACH[lang]
+    assert walk.heading(page) == title
+    assert why in page.get_by_role("main").inner_text()
+    walk.step(page, snap, "reminder-access-gone")
+    page.get_by_role("main").get_by_role("link", name=t(lang, "area.gone_yours")).click()
+    page.wait_for_url("**/areas/a_*")
+    assert walk.heading(page) == t(lang, "area.title", area=guest_name)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 DESKTOP, PHONE = (1280, 800), (390, 844)
 SIZES = (DESKTOP, PHONE)
 ACCEPT_LANGUAGE = {"en": "en-US,en;q=0.9", "es": "es-ES,es;q=0.9"}
+OTHER = {"en": "es", "es": "en"}  # a browser that does not speak the mail's language
 Person = Callable[[], "Page"]
 
 
@@ -264,6 +265,15 @@ def accept(page: Page, who: str, area: str) -> None:
     card = page.get_by_role("listitem").filter(has_text=t(lang, "mine.from", who=who, area=area))
     card.get_by_role("button", name=t(lang, "mine.accept"), exact=True).click()
     page.wait_for_url("**/invitations?accepted=*")
+
+
+def remove(page: Page, email: str) -> None:
+    """Through the menu: User Management, Remove access on ``email``'s row, and yes."""
+    lang = lang_of(page)
+    user_management(page)
+    row(page, email).get_by_role("link", name=t(lang, "um.remove"), exact=True).click()
+    page.get_by_role("button", name=t(lang, "remove.yes"), exact=True).click()
+    page.wait_for_url("**/users?done=removed")
 
 
 def sign_out(page: Page) -> None:

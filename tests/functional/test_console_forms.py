@@ -260,7 +260,7 @@ def test_the_owner_home_offers_user_management_and_activity(api: Api) -> None:
     stranger = Pages(api)
     api.signup("s@example.com")
     stranger.signin("s@example.com")
-    assert stranger.get(f"/areas/{owner.area_id}").status_code == 404
+    assert stranger.get(f"/areas/{owner.area_id}").status_code == 403  # no name, no menu item
 
 
 def test_wrong_account_and_expired_accept_show_on_my_invitations(

@@ -224,6 +224,18 @@ class AccessRequests:
 
     # -- the area's side -------------------------------------------------------------
 
+    def reviewer(self, area_id: str, request_id: object) -> User | None:
+        """Whom the review link of this request was mailed to (the area's owner), or None
+        when that area holds no such request: for the page that tells someone signed in as
+        another account whom to sign in as."""
+        with self._store.transaction():
+            try:
+                self._in_area(area_id, request_id)
+            except NotFound:
+                return None
+            area = self._store.get_area(area_id)
+            return self._store.get_user(area.owner_id) if area is not None else None
+
     def pending(self, actor_id: str, area_id: str) -> list[AccessRequest]:
         """Open requests to the area, oldest first: for its managers."""
         now = self._clock()

@@ -4,6 +4,10 @@ Spanish.
 A time is written in the recipient's time zone, named (the zone their browser last
 reported, domain.time_zones), or in UTC, named, when it is not known: an invitee without
 an account yet, a user who has not signed in since.
+
+Every link carries the mail's language (``lang=``), so the pages it opens, sign-in on the
+way included, speak it whatever the browser's language (the pages keep ``?lang=`` in a
+cookie). The access-ending reminder links to that area's home, which shows the end.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from datetime import datetime
 from html import escape
 from string import Template
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from delegauth.domain.access_requests import defang
 from delegauth.domain.catalogue import Catalogue, CatalogueSource, PermissionSet, as_source
@@ -119,9 +123,10 @@ class MailComposer:
     def verification(self, user: User, token: str, return_to: str = "") -> OutgoingMail:
         """The verification mail; its link carries ``return_to`` (a page to come back to)."""
         t = _TEXT.get(user.locale, _TEXT["en"])
-        link = f"{self._base}/verify-email?token={quote(token)}"
+        query = [("token", token)]
         if return_to and return_to != "/":
-            link += "&return_to=" + quote(return_to, safe="")
+            query.append(("return_to", return_to))
+        link = self._link("/verify-email", user.locale, query)
         text = t["verify_text"].substitute(name=user.name or user.email, link=link)
         return OutgoingMail(
             to=user.email,
@@ -149,7 +154,7 @@ class MailComposer:
         if invitation.valid_until is not None:
             until = t["invite_until"].substitute(until=shown_in(invitation.valid_until, zone))
         perms = self._listed(invitation.permissions, locale)
-        link = f"{self._base}/invitations/accept?token={quote(token)}"
+        link = self._link("/invitations/accept", locale, [("token", token)])
         values = {
             "inviter": inviter.name or inviter.email,
             "inviter_email": inviter.email,
@@ -183,7 +188,7 @@ class MailComposer:
             "until": shown_in(grant.valid_until, delegate.time_zone),
             "owner": (owner.name or owner.email) if owner else "",
             "owner_email": owner.email if owner else "",
-            "link": f"{self._base}/",
+            "link": self._link(f"/areas/{area.id}", delegate.locale),
         }
         return OutgoingMail(
             to=delegate.email,
@@ -210,7 +215,7 @@ class MailComposer:
             "area": area.name,
             "permissions": self._listed(request.permissions, locale),
             "message": message,
-            "link": f"{self._base}/areas/{area.id}/access-requests/{request.id}",
+            "link": self._link(f"/areas/{area.id}/access-requests/{request.id}", locale),
         }
         return OutgoingMail(
             to=owner.email,
@@ -241,7 +246,7 @@ class MailComposer:
             "outcome": t["approved" if approved else "declined"],
             "permissions": self._listed(request.granted, locale) if request.granted else "",
             "until": ends,
-            "link": f"{self._base}/access-requests",
+            "link": self._link("/access-requests", locale),
         }
         text = t["answer_approved" if approved else "answer_declined"].substitute(values)
         return OutgoingMail(
@@ -252,6 +257,11 @@ class MailComposer:
             kind="access_request_answer",
             headers={"Content-Language": locale},
         )
+
+    def _link(self, path: str, locale: str, query: list[tuple[str, str]] | None = None) -> str:
+        """A link to one of our pages, in the mail's language (``lang`` last)."""
+        lang = locale if locale in _TEXT else "en"
+        return f"{self._base}{path}?" + urlencode([*(query or []), ("lang", lang)], quote_via=quote)
 
     def _listed(self, perms: PermissionSet, locale: str) -> str:
         """One line per permission, by its label in ``locale``, in catalogue order, with the

@@ -22,6 +22,7 @@ from delegauth.pages.forms import field_value
 from delegauth.pages.menu import access_in
 from delegauth.pages.rendering import Flash
 from delegauth.pages.text import error_text, t
+from delegauth.pages.verification import mask_email
 from delegauth.pages.zones import zone_of
 from delegauth.storage.oauth_store import SessionRow
 
@@ -271,7 +272,8 @@ class _Review(_Base):
         try:
             request = self.p.requests.get_in_area(session.user_id, area_id, request_id)
         except DelegauthError as ex:
-            self.c.fail(req, resp, ex, session, area_id, here=users)
+            if not self._wrong_account(req, resp, session, area_id, request_id):
+                self.c.fail(req, resp, ex, session, area_id, here=users)
             return
         requester = self.c.store.get_user(request.requester_id)
         who = requester.email if requester else ""
@@ -312,6 +314,38 @@ class _Review(_Base):
             ),
             member_error=until_error if holding is not None else "",
         )
+
+    def _wrong_account(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        session: SessionRow,
+        area_id: str,
+        request_id: str,
+    ) -> bool:
+        """The emailed link opened signed in as another account than the owner it was
+        sent to: say so (the address masked) and offer to sign out and come back, as the
+        invitation link does. False when there is no such request to review."""
+        reviewer = self.p.requests.reviewer(area_id, request_id)
+        if reviewer is None or reviewer.id == session.user_id:
+            return False
+        locale = negotiate_locale(req)
+        masked = mask_email(reviewer.email)
+        user = self.c.accounts.get_user(session.user_id)
+        self.c.page(
+            req,
+            resp,
+            "link_wrong.html",
+            session,
+            None,
+            title=t(locale, "ar.wrong_title"),
+            status=403,
+            sent_to=t(locale, "ar.wrong_sent_to", masked=masked),
+            switch=t(locale, "ar.wrong_switch", masked=masked),
+            email=user.email,
+            back=f"/areas/{area_id}/access-requests/{request_id}",
+        )
+        return True
 
     def on_get(
         self,

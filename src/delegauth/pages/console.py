@@ -37,7 +37,7 @@ from delegauth.errors import (
     InvalidInput,
     NotFound,
 )
-from delegauth.pages.forms import field_value
+from delegauth.pages.forms import field_value, without_lang
 from delegauth.pages.menu import AccountMenu, access_in, may_manage
 from delegauth.pages.rendering import Flash, Renderer
 from delegauth.pages.sessions import BrowserSessions
@@ -120,7 +120,8 @@ class Console:
     def session(self, req: falcon.Request) -> SessionRow:
         session = self.sessions.current(req)
         if session is None:
-            raise falcon.HTTPSeeOther("/signin?return_to=" + quote(req.relative_uri, safe=""))
+            back = without_lang(req.relative_uri)
+            raise falcon.HTTPSeeOther("/signin?return_to=" + quote(back, safe=""))
         return session
 
     def posted(
@@ -369,7 +370,7 @@ class _AreaHome(_Base):
         areas = self.c.accounts.areas_of(session.user_id)
         current = access_in(areas, area_id)
         if current is None:
-            self.c.fail(req, resp, NotFound("no such area"), session)
+            self._unreachable(req, resp, session, area_id)
             return
         home = f"/areas/{area_id}"
         tasks = []
@@ -397,6 +398,39 @@ class _AreaHome(_Base):
             permissions=self.c.perm_labels(locale, current.permissions),
             until=self.c.until_parts(req, locale, current.valid_until),
             tasks=tasks,
+        )
+
+    def _unreachable(
+        self, req: falcon.Request, resp: falcon.Response, session: SessionRow, area_id: str
+    ) -> None:
+        """An area the user cannot reach (any more), say from the reminder that their access
+        ends: when it ended and whom to ask, if it did; else the same words for an area
+        taken away, never theirs or not there, so that a page tells nobody more."""
+        locale = negotiate_locale(req)
+        grant = self.c.store.get_grant(area_id, session.user_id)
+        area = self.c.store.get_area(area_id) if grant is not None else None
+        ended = ask = ""
+        if area is not None and grant is not None and grant.ended(self.c.now()):
+            assert grant.valid_until is not None
+            ended = t(
+                locale,
+                "area.gone_ended",
+                area=area.name,
+                when=zone_of(req).shown(grant.valid_until),
+            )
+            owner = self.c.store.get_user(area.owner_id)
+            if owner is not None:
+                ask = t(locale, "area.gone_ask", owner=owner.name or owner.email, email=owner.email)
+        self.c.page(
+            req,
+            resp,
+            "area_gone.html",
+            session,
+            None,
+            title=t(locale, "area.gone_title"),
+            status=403,
+            ended=ended,
+            ask=ask,
         )
 
 
@@ -973,7 +1007,8 @@ class _AcceptLink(_Base):
                 None,
                 title=t(locale, "link.wrong_title"),
                 status=403,
-                masked=mask_email(inv.email),
+                sent_to=t(locale, "link.wrong_sent_to", masked=mask_email(inv.email)),
+                switch=t(locale, "link.wrong_switch", masked=mask_email(inv.email)),
                 email=user.email,
                 back=back,
             )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-__all__ = ["check_email_url", "field_value", "safe_return"]
+__all__ = ["check_email_url", "field_value", "safe_return", "without_lang"]
 
 # Where a sign-in may send the browser back to: our own pages only (no open redirects).
 _RETURN_RE = re.compile(
@@ -23,6 +23,18 @@ def safe_return(value: object) -> str:
     ):
         return value
     return "/"
+
+
+def without_lang(uri: str) -> str:
+    """``uri`` without its ``lang`` parameter: what a page sends to sign-in as the way back
+    (the language cookie set on the way keeps the language; an area page's return_to
+    carries no query)."""
+    parts = urlsplit(uri)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k == "lang" for k, _ in params):
+        return uri
+    query = urlencode([(k, v) for k, v in params if k != "lang"], quote_via=quote)
+    return parts.path + ("?" + query if query else "")
 
 
 def check_email_url(return_to: str, resent: bool = False) -> str:
