@@ -14,8 +14,9 @@ The mails (src/delegauth/mail/composer.py), their links, and where each is follo
   straight to the review; signed out in test_access_request_walk;
 - its outcome, to the requester, /access-requests: signed in in test_access_request_walk;
   signed out here, through sign-in to My access requests;
-- access ends soon, to the delegate, /areas/<a>: signed in here, that area's home (the
-  delegate has their own area too), and once the access is gone a page that says so;
+- access ends soon, to the delegate, /areas/<a>: signed in here, that area's home, which
+  shows the end (the delegate has their own area too), and once the access is gone a page
+  that says so;
   signed out here, through sign-in to that area's home.
 
 Each runs in English and Spanish, with the mail in the person's language. Every link
@@ -320,6 +321,8 @@ def test_reminder_link_signed_in_and_out(
     page = _signed_in(elsewhere, lang, guest_email, link)
     _in(page, lang, urlsplit(link).path)
     assert walk.heading(page) == home
+    facts = page.get_by_role("main").locator("dl").inner_text()
+    assert t(lang, "um.access_until") in facts and f"{end.replace('T', ' ')} (UTC)" in facts
     walk.step(page, snap, "reminder-signed-in")
 
     page = _signed_out(elsewhere, lang, link, guest_email, snap, "reminder")
