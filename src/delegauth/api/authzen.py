@@ -34,7 +34,7 @@ from delegauth import metrics
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import dump_json, read_json, send_json, send_json_text
 from delegauth.api.problems import authzen_error
-from delegauth.domain.ids import is_casbin_tail
+from delegauth.domain.ids import casbin_tail
 from delegauth.errors import InvalidInput
 from delegauth.policy.decider import Decider
 from delegauth.policy.explanations import explain_decision, explain_question, explain_refusal
@@ -388,24 +388,17 @@ def plain_evaluation(evaluation: dict[str, Any]) -> _Plain | None:
     except (KeyError, TypeError):  # absent, or a container of another type
         return None
     if (
-        type(ident) is not str
-        or type(name) is not str
-        or type(rtype) is not str
-        or type(rid) is not str
-        or type(area) is not str
-        or type(subject) is not dict
-        or type(action) is not dict
-        or type(resource) is not dict
-        or type(props) is not dict
-        or subject.get("type") != "user"
-        or "properties" in subject
-        or "properties" in action
-        or "context" in evaluation
-        or not is_casbin_tail(ident)
-        or not is_casbin_tail(area)
+        type(ident) is type(name) is type(rtype) is type(rid) is type(area) is str
+        and type(subject) is type(action) is type(resource) is type(props) is dict
+        and subject.get("type") == "user"
+        and "properties" not in subject
+        and "properties" not in action
+        and "context" not in evaluation
+        and casbin_tail(ident)
+        and casbin_tail(area)
     ):
-        return None
-    return "user:" + ident, "area:" + area, rtype, name, rid
+        return "user:" + ident, "area:" + area, rtype, name, rid
+    return None
 
 
 def _semantic(body: dict[str, Any]) -> str:

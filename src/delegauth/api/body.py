@@ -91,13 +91,17 @@ def _nesting(raw: bytes) -> int | None:
 
     Without escapes, a string is its two quotes and what lies between; once everything
     but brackets and quotes is dropped, a string without brackets is two adjacent quotes.
-    Each round then drops the innermost pairs, one level of nesting per round.
+    Every string is so exactly when, read from the left, every quote is one of a pair of
+    adjacent quotes (the first quote opens a string, so it can only pair with the next
+    one, its string's closing quote; and so on after it): then the quotes can go. Each
+    round then drops the innermost pairs of brackets, one level of nesting per round.
     """
     if b"\\" in raw:
         return None
-    shape = raw.translate(_ONE_KIND, _NOT_STRUCTURE).replace(b'""', b"")
-    if b'"' in shape:
+    shape = raw.translate(_ONE_KIND, _NOT_STRUCTURE)
+    if shape.count(b'""') * 2 != shape.count(b'"'):
         return None
+    shape = shape.translate(None, b'"')
     depth = 0
     while shape and depth <= MAX_JSON_DEPTH:
         shape = shape.replace(b"[]", b"")

@@ -24,10 +24,10 @@ __all__ = [
     "IdFactory",
     "casbin_area",
     "casbin_perm",
+    "casbin_tail",
     "casbin_until",
     "casbin_user",
     "is_casbin_name",
-    "is_casbin_tail",
     "RESOURCE_ID_RE",
     "SCOPE_SEP",
     "new_id",
@@ -47,9 +47,10 @@ ACCESS_REQUEST = "r"
 # 128 random bits, base32 without padding: 26 characters of [a-z2-7].
 _ID_RE = re.compile(r"^([uaiewr])_([a-z2-7]{26})$")
 _CASBIN_NAME_RE = re.compile(r"^(user|area|perm|role):[a-z0-9_]{1,64}$")
-# What follows the kind in a Casbin name (checked on its own: no prefix to build first).
-# Stricter than is_casbin_name by one case: is_casbin_name also takes a final newline ($).
-_CASBIN_TAIL = re.compile(r"[a-z0-9_]{1,64}")
+# casbin_tail(x) matches when "user:" + x (or area:, perm:, role:) is a Casbin name, for
+# sure: what follows the kind, checked without building the name first. Stricter than
+# is_casbin_name by one case: is_casbin_name also takes a final newline ($).
+casbin_tail = re.compile(r"[a-z0-9_]{1,64}").fullmatch
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # A resource id a grant may be limited to (a domain name in IDNA form, a product number):
 # it becomes part of a Casbin role name, so nothing but these characters, and never SCOPE_SEP.
@@ -94,11 +95,6 @@ def is_id(value: object, kind: str) -> bool:
 
 def is_casbin_name(value: str) -> bool:
     return _CASBIN_NAME_RE.match(value) is not None
-
-
-def is_casbin_tail(value: str) -> bool:
-    """Whether ``"user:" + value`` (or area:, perm:, role:) is a Casbin name, for sure."""
-    return _CASBIN_TAIL.fullmatch(value) is not None
 
 
 def casbin_user(user_id: str) -> str:
