@@ -153,21 +153,23 @@ def test_invite_two_permissions_and_the_delegate_lands_on_the_area_home(
     assert words.first in cell and words.second in cell and words.everything not in cell
     walk.step(owner, snap, "invitation-pending")
 
-    # The invitee follows the emailed link, signs up and accepts exactly those two.
+    # The invitee follows the emailed link, signs up and accepts exactly those two, in
+    # the mail's language (the link carries it, and it stays for their next visits).
+    theirs = WORDS[other]
     guest = person()
     guest.goto(walk.invitation_link(mailbox[0], guest_email, owner_name))
-    walk.fill_signup(guest, lang, guest_name, guest_email)
+    walk.fill_signup(guest, other, guest_name, guest_email)
     card = guest.get_by_role("listitem").filter(has_text=owner_name)
-    assert words.first in card.inner_text() and words.second in card.inner_text()
+    assert theirs.first in card.inner_text() and theirs.second in card.inner_text()
     walk.step(guest, snap, "invitee-my-invitations")
-    card.get_by_role("button", name=t(lang, "mine.accept"), exact=True).click()
+    card.get_by_role("button", name=t(other, "mine.accept"), exact=True).click()
     guest.wait_for_url("**/invitations?accepted=*")
     walk.step(guest, snap, "invitee-accepted")
     walk.sign_out(guest)
 
     # Signing in again from the root URL, they choose the owner's Client Area…
-    walk.signin_from_root(guest, lang, guest_email)
-    assert walk.heading(guest) == words.choose_area
+    walk.signin_from_root(guest, other, guest_email)
+    assert walk.heading(guest) == theirs.choose_area
     choices = guest.get_by_role("main").get_by_role("link")
     assert choices.count() == 2
     assert guest.get_by_text(f"{owner_name} (", exact=False).count() == 0
@@ -176,20 +178,20 @@ def test_invite_two_permissions_and_the_delegate_lands_on_the_area_home(
 
     # …and land on its home: the account's name, their role and permissions, a menu.
     guest.wait_for_url(re.compile(r"/areas/a_[a-z2-7]{26}$"))
-    assert walk.heading(guest) == words.home_title.format(area=owner_name)
+    assert walk.heading(guest) == theirs.home_title.format(area=owner_name)
     main = guest.get_by_role("main")
-    assert main.get_by_text(words.you_are_in.format(area=owner_name), exact=True).is_visible()
+    assert main.get_by_text(theirs.you_are_in.format(area=owner_name), exact=True).is_visible()
     facts = main.locator("dl").inner_text()
-    assert words.role in facts and words.delegate in facts
-    assert words.permissions in facts and words.first in facts and words.second in facts
-    assert t(lang, "um.all") not in facts
+    assert theirs.role in facts and theirs.delegate in facts
+    assert theirs.permissions in facts and theirs.first in facts and theirs.second in facts
+    assert t(other, "um.all") not in facts
     menu = walk.open_menu(guest)
     labels = [x.strip() for x in menu.locator("li").all_inner_texts()]
-    assert t(lang, "nav.user_management") not in labels
-    assert t(lang, "activity.title") not in labels
-    assert t(lang, "mine.title") in labels and t(lang, "nav.switch") in labels
-    assert t(lang, "signout") in labels
-    assert main.get_by_role("link", name=t(lang, "nav.user_management")).count() == 0
+    assert t(other, "nav.user_management") not in labels
+    assert t(other, "activity.title") not in labels
+    assert t(other, "mine.title") in labels and t(other, "nav.switch") in labels
+    assert t(other, "signout") in labels
+    assert main.get_by_role("link", name=t(other, "nav.user_management")).count() == 0
     walk.step(guest, snap, "delegate-area-home-menu")
 
 
