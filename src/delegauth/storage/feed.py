@@ -125,8 +125,8 @@ class PeeweePolicyFeed:
             "area": "SELECT NULL, CAST(COALESCE(MAX(version), 0) AS TEXT), NULL"
             " FROM policy_changes"
             f" UNION ALL {links}",
-            # SQLite without ANALYZE would walk the (ptype, ...) index and sort every g line
-            # for each page; "+ptype" leaves it the (v2, ptype, v0, v1, v3) index, in order.
+            # "+ptype" keeps SQLite (without ANALYZE) on the index led by v2, read in order
+            # (migration 0015's unique index; before it, one led by ptype was there too).
             "after": f"SELECT v2, v0, v1, v3 FROM casbin_rule WHERE v2 > {mark}"
             f" AND {'+' if self._sqlite else ''}ptype = 'g' ORDER BY v2 LIMIT {limit}",
         }

@@ -1168,8 +1168,9 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
     t.insert(
         "casbin_rule",
         "ptype, v0, v1, v2, v3, v4, v5",
-        # v3: the grant's end. In the unique index's order: the batch's rows then share
-        # pages of it instead of landing on one page each (users are spread over it).
+        # v3: the grant's end. Sorted by user, the order of the v0 index: the batch's rows
+        # then share pages of it instead of landing on one page each (users are spread
+        # over it). The unique index leads with the area, whose rows a batch holds together.
         # No ON CONFLICT: a pair's g lines are written only with its grant row, inserted or
         # updated above (its old lines deleted just before), so none can be there already;
         # PostgreSQL's speculative insertion would cost a third of the insert.
