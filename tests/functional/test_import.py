@@ -648,3 +648,93 @@ def test_the_command_line_reports_bad_lines_and_exports(tmp_path: Path) -> None:
     assert res.returncode == 1 and json.loads(res.stdout)["written"] is True
     assert cli("export").stdout.count('"kind":"grant"') == 3
     assert cli("import", str(tmp_path / "missing.jsonl")).returncode == 2
+
+
+# -- webhooks ------------------------------------------------------------------------------------
+
+
+def _endpoints(target: Target) -> dict[str, str]:
+    """Three endpoints: one of AREA for every type, one of AREA for grant.changed only, one
+    service-wide. {name: id}"""
+    from delegauth.domain.webhooks import Endpoint
+    from delegauth.storage.webhooks import PeeweeWebhookStore
+
+    made = {"area": (AREA, None), "filtered": (AREA, ("grant.changed",)), "all": (None, None)}
+    store = PeeweeWebhookStore(target.db)
+    ids = {}
+    with target.db.connection_context():
+        for name, (area_id, types) in made.items():
+            ids[name] = f"wh_{name}_{os.getpid()}"
+            store.add_endpoint(Endpoint(ids[name], area_id, "https://hooks.example.com/" + name,
+                                        "", "salt", None, datetime(2026, 1, 1), types))  # fmt: skip
+    return ids
+
+
+def _queued(target: Target, endpoint_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(status, payload) of each delivery to ``endpoint_id``, in order."""
+    rows = _sql(
+        target,
+        "SELECT d.status, e.payload FROM webhook_deliveries d"
+        " JOIN webhook_events e ON e.id = d.event_id WHERE d.endpoint_id = ? ORDER BY d.id",
+        (endpoint_id,),
+    )
+    return [(status, json.loads(payload)) for status, payload in rows]
+
+
+def test_an_import_publishes_its_audit_events_to_the_webhooks_that_receive_them(
+    fresh: Any, tmp_path: Path
+) -> None:
+    target = fresh()
+    hooks = _endpoints(target)
+    target.run(_file(tmp_path, GOOD), batch_size=6)  # two batches: the grants in AREA split
+    [(area2,)] = _sql(target, "SELECT area_id FROM area_keys WHERE key = ?", ("cust-2",))
+    audit = {
+        row[0]: row[1:]
+        for row in _sql(
+            target,
+            "SELECT id, area_id, action, target, before, after, at FROM audit_events"
+            " WHERE area_id IN (?, ?) ORDER BY id",
+            (AREA, area2),
+        )
+    }
+    # Every event of the area, each payload what PeeweeWebhookStore.publish writes for it.
+    queued = _queued(target, hooks["area"])
+    assert [p["data"]["audit_id"] for _, p in queued] == [
+        i for i, row in audit.items() if row[0] == AREA
+    ]
+    assert [p["type"] for _, p in queued] == [
+        "area.imported", "grants.imported", "invitation.imported", "grants.imported"
+    ]  # fmt: skip
+    for status, payload in queued:
+        area_id, action, target_, before, after, at = audit[payload["data"]["audit_id"]]
+        at = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+        assert status == "pending"
+        assert payload["data"] == {
+            "audit_id": payload["data"]["audit_id"], "action": action, "area": area_id,
+            "actor": None, "target": target_, "before": before and json.loads(before),
+            "after": json.loads(after), "at": at.isoformat(timespec="microseconds") + "Z",
+        }  # fmt: skip
+    grants = [p["data"]["after"] for _, p in queued if p["type"] == "grants.imported"]
+    assert {user for after in grants for user in after} == {f"user:{U['bo']}", f"user:{U['cy']}"}
+    # The filter asks for grant.changed only: nothing. The service-wide one: every area's.
+    assert _queued(target, hooks["filtered"]) == []
+    assert [p["data"]["audit_id"] for _, p in _queued(target, hooks["all"])] == list(audit)
+
+
+def test_no_webhook_delivery_from_a_dry_run_a_failed_strict_run_or_an_unchanged_import(
+    fresh: Any, tmp_path: Path
+) -> None:
+    target = fresh()
+    hooks = _endpoints(target)
+    text, _ = _mixed()
+    mixed = _file(tmp_path, text, "mixed.jsonl")
+    checked, _ = target.run(mixed, dry_run=True)
+    failed, _ = target.run(mixed, strict=True)
+    assert not checked.written and not failed.written
+    assert [_queued(target, ident) for ident in hooks.values()] == [[], [], []]
+    path = _file(tmp_path, GOOD)
+    target.run(path)
+    queued = [_queued(target, ident) for ident in hooks.values()]
+    assert [len(q) for q in queued] == [3, 0, 5]
+    again, _ = target.run(path)
+    assert again.written and [_queued(target, ident) for ident in hooks.values()] == queued

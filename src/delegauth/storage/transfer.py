@@ -37,7 +37,8 @@ import peewee
 
 from delegauth.domain.catalogue import ALL, MANAGE_USERS, Catalogue, PermissionSet
 from delegauth.domain.emails import canonical_email
-from delegauth.domain.entities import Grant, InvitationStatus, Role
+from delegauth.domain.entities import AuditEvent, Grant, InvitationStatus, Role
+from delegauth.domain.events import event_type
 from delegauth.domain.ids import AREA, INVITATION, USER, IdFactory, casbin_until, is_id, new_id
 from delegauth.domain.transfer import (
     AreaLine,
@@ -54,6 +55,13 @@ from delegauth.domain.transfer import (
 from delegauth.errors import InvalidInput
 from delegauth.storage.db import is_postgres
 from delegauth.storage.store import CHANGE_CHANNEL, CHANGE_LOCK_KEY
+from delegauth.storage.webhooks import (
+    DELIVERY_COLUMNS,
+    EVENT_COLUMNS,
+    delivery_row,
+    event_row,
+    receives,
+)
 
 __all__ = ["BulkImporter", "ImportSummary", "export_records"]
 
@@ -330,8 +338,28 @@ class _Tables:
 
     def insert(self, table: str, columns: str, rows: list[tuple[Any, ...]], tail: str = "") -> None:
         """Insert ``rows``; ``tail`` is an ON CONFLICT clause."""
+        if rows:
+            self._insert(table, columns, rows, tail)
+
+    def insert_ids(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert ``rows`` into a table with an autoincrementing ``id``; their ids, in order.
+
+        PostgreSQL numbers the rows of one INSERT … SELECT in the order it reads them, each
+        from the sequence, so sorting what RETURNING gives pairs the ids with the rows. On
+        SQLite the rows go one after the other while this connection holds the only write
+        lock: each takes the next id, the last one being last_insert_rowid().
+        """
         if not rows:
-            return
+            return []
+        if self.postgres:
+            return sorted(int(r[0]) for r in self._insert(table, columns, rows, " RETURNING id"))
+        self._insert(table, columns, rows, "")
+        last = int(self.execute("SELECT last_insert_rowid()")[0][0])
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def _insert(
+        self, table: str, columns: str, rows: list[tuple[Any, ...]], tail: str
+    ) -> list[tuple[Any, ...]]:
         cur = self.conn.cursor()
         try:
             if self.postgres:
@@ -348,6 +376,7 @@ class _Tables:
             else:
                 marks = ",".join("?" * (columns.count(",") + 1))
                 cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) {tail}", rows)
+            return list(cur.fetchall()) if cur.description else []
         finally:
             cur.close()
 
@@ -1176,11 +1205,12 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
         # PostgreSQL's speculative insertion would cost a third of the insert.
         sorted(rows.links),
     )
-    t.insert(
-        "audit_events",
-        "area_id, actor_id, action, target, before, after, at, policy_hash",
-        rows.audit,
-    )
+    audit = "area_id, actor_id, action, target, before, after, at, policy_hash"
+    # Most imports go where no webhook is registered: then one probe a batch is all.
+    if rows.audit and t.execute("SELECT 1 FROM webhook_endpoints LIMIT 1"):
+        _publish(t, rows.audit, t.insert_ids("audit_events", audit, rows.audit))
+    else:
+        t.insert("audit_events", audit, rows.audit)
     if not rows.changes:
         return 0
     if t.postgres:
@@ -1191,6 +1221,52 @@ def _write(t: _Tables, rows: _Rows, *, full: bool) -> int:
     if t.postgres:
         t.execute("SELECT pg_notify(?, ?)", (CHANGE_CHANNEL, str(head)))
     return head
+
+
+def _publish(t: _Tables, audit: list[tuple[Any, ...]], ids: list[int]) -> None:
+    """Queue the batch's audit events (rows as _Batch._audit makes them, stored as ``ids``)
+    for the endpoints that receive them, as PeeweeWebhookStore.publish does each event:
+    the endpoints of all the batch's areas and the service-wide ones in one query (a few,
+    for many areas), then the event rows and the delivery rows in bulk."""
+    endpoints: dict[str, tuple[str | None, str | None]] = {}
+    for part in _chunks(sorted({row[0] for row in audit})):
+        marks = ",".join("?" * len(part))
+        found = t.execute(
+            "SELECT id, area_id, event_types FROM webhook_endpoints"
+            f" WHERE area_id IS NULL OR area_id IN ({marks})",
+            part,
+        )
+        endpoints.update((ident, (area_id, types)) for ident, area_id, types in found)
+    by_area: dict[str | None, list[tuple[str, str | None]]] = {}
+    for ident, (area_id, types) in sorted(endpoints.items()):
+        by_area.setdefault(area_id, []).append((ident, types))
+    everywhere = by_area.get(None, [])
+    now = _now()
+    events: list[tuple[Any, ...]] = []
+    targets: list[tuple[list[str], datetime]] = []  # each event's receivers and time
+    for row, audit_id in zip(audit, ids, strict=True):
+        area_id, actor_id, action, target, before, after, at, _ = row
+        kind = event_type(action)
+        receivers = [
+            ident for ident, types in by_area.get(area_id, []) + everywhere if receives(types, kind)
+        ]
+        if not receivers:
+            continue
+        event = AuditEvent(area_id, actor_id, action, target,
+                           before and json.loads(before), after and json.loads(after),
+                           datetime.fromisoformat(at))  # fmt: skip
+        values = event_row(event, audit_id, now)
+        events.append(tuple(values[c] for c in EVENT_COLUMNS))
+        targets.append((receivers, event.at))
+    if not events:
+        return
+    event_ids = t.insert_ids("webhook_events", ", ".join(EVENT_COLUMNS), events)
+    deliveries = [
+        tuple(values[c] for c in DELIVERY_COLUMNS)
+        for event_id, (receivers, at) in zip(event_ids, targets, strict=True)
+        for values in (delivery_row(event_id, ident, at) for ident in receivers)
+    ]
+    t.insert("webhook_deliveries", ", ".join(DELIVERY_COLUMNS), deliveries)
 
 
 # -- export -------------------------------------------------------------------------------------

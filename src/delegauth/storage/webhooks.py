@@ -27,7 +27,14 @@ from delegauth.storage.records import (
 )
 from delegauth.webhooks.dispatcher import ClaimedDelivery
 
-__all__ = ["PeeweeWebhookStore"]
+__all__ = [
+    "DELIVERY_COLUMNS",
+    "EVENT_COLUMNS",
+    "PeeweeWebhookStore",
+    "delivery_row",
+    "event_row",
+    "receives",
+]
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -62,6 +69,43 @@ def _columns(endpoint: Endpoint) -> dict[str, Any]:
     return data
 
 
+def receives(event_types: str | None, kind: str) -> bool:
+    """Whether an endpoint whose stored filter is ``event_types`` (JSON, None: every type)
+    receives events of ``kind``."""
+    return event_types is None or kind in json.loads(event_types)
+
+
+# The columns of an event row and of a delivery row, in the order bulk writers insert them.
+EVENT_COLUMNS = ("msg_id", "audit_id", "type", "area_id", "payload", "created_at")
+DELIVERY_COLUMNS = ("event_id", "endpoint_id", "status", "attempts", "next_attempt_at",
+                    "created_at")  # fmt: skip
+
+
+def event_row(event: AuditEvent, audit_id: int, now: datetime) -> dict[str, Any]:
+    """The outbox row of audit event ``audit_id``, published at ``now`` (the wall clock)."""
+    payload = event_payload(event, audit_id, now)
+    return {
+        "msg_id": "msg_" + secrets.token_urlsafe(18),
+        "audit_id": audit_id,
+        "type": payload["type"],
+        "area_id": event.area_id,
+        "payload": json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str),
+        "created_at": now,
+    }
+
+
+def delivery_row(event_id: int, endpoint_id: str, at: datetime) -> dict[str, Any]:
+    """A pending delivery of an event to an endpoint, due from the audit event's time ``at``."""
+    return {
+        "event_id": event_id,
+        "endpoint_id": endpoint_id,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": at - timedelta(seconds=1),
+        "created_at": at,
+    }
+
+
 class PeeweeWebhookStore:
     def __init__(self, db: peewee.Database) -> None:
         self._db = db
@@ -88,31 +132,12 @@ class PeeweeWebhookStore:
             .tuples()
         )
         rows: list[tuple[str, str | None]] = list(query)
-        endpoints = [ident for ident, types in rows if types is None or kind in json.loads(types)]
+        endpoints = [ident for ident, types in rows if receives(types, kind)]
         if not endpoints:
             return False
-        now = _wall_clock()
-        payload = event_payload(event, audit_id, now)
-        event_id = WebhookEventRecord.insert(
-            msg_id="msg_" + secrets.token_urlsafe(18),
-            audit_id=audit_id,
-            type=payload["type"],
-            area_id=event.area_id,
-            payload=json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str),
-            created_at=now,
-        ).execute()
+        event_id = WebhookEventRecord.insert(**event_row(event, audit_id, _wall_clock())).execute()
         WebhookDeliveryRecord.insert_many(
-            [
-                {
-                    "event_id": event_id,
-                    "endpoint_id": endpoint_id,
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": event.at - timedelta(seconds=1),
-                    "created_at": event.at,
-                }
-                for endpoint_id in endpoints
-            ]
+            [delivery_row(event_id, endpoint_id, event.at) for endpoint_id in endpoints]
         ).execute()
         return True
 
