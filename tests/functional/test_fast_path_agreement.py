@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from delegauth.api.fast import PATH
+from delegauth.api.authzen import SEMANTICS
+from delegauth.api.fast import BATCH_PATH, PATH
 from tests.conftest import Api, FrozenClock
 from tests.functional.test_expiry import _delegate_until, _end
 from tests.functional.test_fast_path import _both, _decisions
@@ -206,14 +207,13 @@ _RIDS = ["42", "example.com", "other.com", "EXAMPLE.COM", "example.com.", "*"]
 
 
 @st.composite
-def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str | None]:
-    """A body, headers and a Content-Length (None: none sent), around a request one of the
-    people may make (each slot most often that request's value): about half of them with
-    one thing changed at most, the others with several."""
+def _evaluation(draw: st.DrawFn, world: _World, k: int, change: bool = True) -> _Obj:
+    """An evaluation around a request one of the people may make (each slot most often
+    that request's value): with ``k`` 40, one thing changed at most (for sure, if
+    ``change``); with 6, several."""
     user, rtype, name, rid = draw(st.sampled_from(world.allowed))
-    k = draw(st.sampled_from([40, 6]))
     # With few changes, one slot changed for sure.
-    one = draw(st.sampled_from(["id", "name", "area", "type", "rid"])) if k == 40 else ""
+    one = draw(st.sampled_from(["id", "name", "area", "type", "rid"])) if k == 40 and change else ""
 
     def slot(which: str, known: list[str]) -> st.SearchStrategy[Any]:
         return _around(known, 1) if which == one else _slot(known, k)
@@ -235,7 +235,7 @@ def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str
         ],
         k,
     )
-    top = draw(
+    return draw(
         _members(
             [
                 ("subject", _mostly(subject, _NOT_TEXT, 2 * k)),
@@ -245,6 +245,58 @@ def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str
             k,
         )
     )
+
+
+@st.composite
+def _request(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str | None]:
+    """A body, headers and a Content-Length (None: none sent) of one evaluation: about
+    half of them with one thing changed at most, the others with several."""
+    k = draw(st.sampled_from([40, 6]))
+    return draw(_sent(world, draw(_evaluation(world, k)), k))
+
+
+_SEMANTIC = st.sampled_from([*SEMANTICS, "first", "", "EXECUTE_ALL"])
+
+
+@st.composite
+def _batch(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str | None]:
+    """A batch of evaluations: every one unchanged or with one thing changed at most (half
+    of them), or mixing such ones with odd ones (several things changed, not objects);
+    no options, ``evaluations_semantic`` or odd options; rarely other members."""
+    k = draw(st.sampled_from([40, 6]))
+    usual = _evaluation(world, 40, change=False)
+    item = (
+        _mostly(usual, _evaluation(world, 40), 8)
+        if k == 40
+        else st.one_of(usual, _evaluation(world, 40), _evaluation(world, 6), _NOT_TEXT)
+    )
+    items = draw(st.lists(item, min_size=0 if k == 6 else 1, max_size=8))
+    if k == 40 and draw(st.booleans()):
+        items = items * draw(st.integers(1, 40))  # up to 320: past MAX_EVALUATIONS too
+    options = draw(
+        st.one_of(
+            st.none(),
+            st.builds(lambda s: _Obj([("evaluations_semantic", s)]), _SEMANTIC),
+            _NOT_TEXT,
+            st.builds(
+                lambda s, x: _Obj([("evaluations_semantic", s), ("x", x)]), _SEMANTIC, _EXTRA_VALUE
+            ),
+        )
+    )
+    members: list[tuple[str, Any]] = [("evaluations", items)]
+    if options is not None:
+        members.insert(draw(st.integers(0, 1)), ("options", options))
+    if draw(st.integers(0, k)) == k:
+        extra = draw(st.sampled_from(["subject", "context", "x", "evaluations"]))
+        members.append((extra, draw(_EXTRA_VALUE)))
+    return draw(_sent(world, _Obj(members), k))
+
+
+@st.composite
+def _sent(
+    draw: st.DrawFn, world: _World, top: _Obj, k: int
+) -> tuple[bytes, dict[str, str], str | None]:
+    """``top`` as a body (written in one of several ways), headers and a Content-Length."""
     text = _dump(top, ascii_only=draw(st.booleans()), sep=draw(st.sampled_from(["", " "])))
     if draw(st.integers(0, 40)) == 40:
         text = text.replace('"y"', json.dumps(_HUGE), 1) if '"y"' in text else text + _HUGE
@@ -300,10 +352,10 @@ def _made(rid: str, given: str) -> str:
 
 
 def _call(
-    app: Any, raw: bytes, headers: dict[str, str], length: str | None
+    app: Any, raw: bytes, headers: dict[str, str], length: str | None, path: str = PATH
 ) -> tuple[str, bytes, list[tuple[str, str]]]:
     env = falcon.testing.create_environ(
-        path=PATH, method="POST", body=raw, headers={k: v for k, v in headers.items() if v}
+        path=path, method="POST", body=raw, headers={k: v for k, v in headers.items() if v}
     )
     if not headers["Content-Type"]:
         env.pop("CONTENT_TYPE", None)
@@ -316,11 +368,12 @@ def _call(
     return start.status, body, sorted((k.lower(), v) for k, v in start.headers)
 
 
+@pytest.mark.parametrize("path", [PATH, BATCH_PATH])
 def test_generated_requests_get_the_routes_answer(
-    api: Api,
-    clock: FrozenClock,
-    caplog: pytest.LogCaptureFixture,
+    api: Api, clock: FrozenClock, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
+    """Single evaluations, and batches of them (test_fast_path.py has the batch cases
+    written out)."""
     world = _World(api, clock)
     fast_client, _route, inner = _both(api)
     fast = fast_client.app
@@ -330,7 +383,7 @@ def test_generated_requests_get_the_routes_answer(
     def answer(app: Any, req: tuple[bytes, dict[str, str], str | None]) -> Any:
         before = _decisions()
         caplog.clear()
-        status, body, headers = _call(app, *req)
+        status, body, headers = _call(app, *req, path=path)
         after = _decisions()
         lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "delegauth.access"]
         given_id = req[1]["X-Request-ID"]
@@ -343,7 +396,7 @@ def test_generated_requests_get_the_routes_answer(
 
     @_SETTINGS
     @given(
-        req=_request(world),
+        req=_request(world) if path == PATH else _batch(world),
         offset=st.sampled_from([-2.0, -1e-6, 0.0, 1e-6, 2.0]),
         route_first=st.booleans(),
     )

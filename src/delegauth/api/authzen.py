@@ -44,6 +44,7 @@ __all__ = [
     "EvaluationResource",
     "EvaluationsResource",
     "MetadataResource",
+    "all_plain",
     "metadata",
     "plain_evaluation",
 ]
@@ -291,14 +292,14 @@ class EvaluationsResource:
             if general:
                 text = _mixed(decider, entries, until, tally)
             else:
-                text = _all_plain(decider, cast("list[_Plain]", entries), until, tally)
+                text = all_plain(decider, cast("list[_Plain]", entries), until, tally)
         finally:
             tally.observe()
         self._auth.still_valid(claims)
         send_json_text(resp, text)
 
 
-def _all_plain(
+def all_plain(
     decider: Decider, asked: list[_Plain], until: bool | None, tally: metrics.DecisionTally
 ) -> str:
     """The response to a batch whose every item is in the common shape."""
@@ -387,18 +388,43 @@ def plain_evaluation(evaluation: dict[str, Any]) -> _Plain | None:
         area = props["area"]
     except (KeyError, TypeError):  # absent, or a container of another type
         return None
-    if (
-        type(ident) is type(name) is type(rtype) is type(rid) is type(area) is str
+    if not (
+        type(name) is type(rtype) is type(rid) is str
         and type(subject) is type(action) is type(resource) is type(props) is dict
         and subject.get("type") == "user"
         and "properties" not in subject
         and "properties" not in action
         and "context" not in evaluation
-        and casbin_tail(ident)
-        and casbin_tail(area)
     ):
-        return "user:" + ident, "area:" + area, rtype, name, rid
-    return None
+        return None
+    user = _USERS.get(ident) if type(ident) is str else None
+    if user is None:
+        user = _casbin_name(_USERS, "user:", ident)
+    domain = _AREAS.get(area) if type(area) is str else None
+    if domain is None:
+        domain = _casbin_name(_AREAS, "area:", area)
+    if user is None or domain is None:
+        return None
+    return user, domain, rtype, name, rid
+
+
+# The Casbin names of the ids plain_evaluation met lately (a batch repeats its users and
+# areas, and a service asks about the same ones again): checked once, not once an item.
+# Only ids that casbin_tail takes are kept; the memos are emptied when they grow past
+# _MEMO_SIZE, so they hold at most that many each.
+_USERS: dict[str, str] = {}
+_AREAS: dict[str, str] = {}
+_MEMO_SIZE = 16_384
+
+
+def _casbin_name(memo: dict[str, str], kind: str, tail: object) -> str | None:
+    """``kind + tail`` if that is a Casbin name (kept in ``memo``), else None."""
+    if type(tail) is not str or not casbin_tail(tail):
+        return None
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    name = memo[tail] = kind + tail
+    return name
 
 
 def _semantic(body: dict[str, Any]) -> str:

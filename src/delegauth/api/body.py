@@ -18,7 +18,15 @@ import falcon
 
 from delegauth.errors import InvalidInput
 
-__all__ = ["dump_json", "read_form", "read_json", "send_json", "send_json_text"]
+__all__ = [
+    "SHORT_BODY",
+    "dump_json",
+    "nesting",
+    "read_form",
+    "read_json",
+    "send_json",
+    "send_json_text",
+]
 
 MAX_FORM_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 32
@@ -54,10 +62,10 @@ def read_json(
         raise InvalidInput("the body must be a JSON object")
     if b"\\" in raw:  # one byte: memchr, where a two-byte search walks the whole body
         if b"\\u" in raw or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
-            # escapes can spell lone surrogates, and hide brackets from _nesting
+            # escapes can spell lone surrogates, and hide brackets from nesting
             _check_json(data)
-    elif len(raw) > _SHORT or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
-        depth = _nesting(raw)
+    elif len(raw) > SHORT_BODY or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+        depth = nesting(raw)
         if depth is None:
             _check_json(data)
         elif depth > MAX_JSON_DEPTH:
@@ -74,18 +82,18 @@ def read_json(
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
-# Up to this many bytes, counting the brackets can spare _nesting; a longer body (a batch)
+# Up to this many bytes, counting the brackets can spare nesting; a longer body (a batch)
 # has more brackets than the limit anyway.
-_SHORT = 1024
+SHORT_BODY = 1024
 _TOO_DEEP = f"the body nests more than {MAX_JSON_DEPTH} levels deep"
 
 
-# _nesting keeps brackets and quotes, and reads both kinds of bracket as one.
+# nesting keeps brackets and quotes, and reads both kinds of bracket as one.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
-def _nesting(raw: bytes) -> int | None:
+def nesting(raw: bytes) -> int | None:
     """How deep a parsed JSON document nests (up to MAX_JSON_DEPTH + 1), read from its
     brackets at C speed; None when a string holds a bracket or an escape (walk it then).
 
