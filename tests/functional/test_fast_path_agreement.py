@@ -266,7 +266,7 @@ def _batch(draw: st.DrawFn, world: _World) -> tuple[bytes, dict[str, str], str |
     k = draw(st.sampled_from([40, 6]))
     usual = _evaluation(world, 40, change=False)
     item = (
-        _mostly(usual, _evaluation(world, 40), 8)
+        _mostly(usual, _evaluation(world, 40), 16)
         if k == 40
         else st.one_of(usual, _evaluation(world, 40), _evaluation(world, 6), _NOT_TEXT)
     )
