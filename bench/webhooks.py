@@ -4,7 +4,8 @@ Starts `delegauth serve` (2 workers) with a webhook registered for an area, chan
 delegate's grant over the API, and times each delivery at a real HTTP receiver (every
 signature is checked with standardwebhooks' Webhook.verify). Two clocks bracket the
 commit: the event's timestamp, written in the change's transaction just before it commits
-("write"), and the API's answer, just after ("ack").
+("write"), and the API's answer, just after ("ack"). The delivery may reach the receiver
+before the answer reaches the client, so a lag from "ack" can be below zero.
 
 - paced: one change at a time, the next after the previous one arrived;
 - burst: the changes sent back to back, then all awaited (the queue's drain rate).

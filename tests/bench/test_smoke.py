@@ -246,8 +246,13 @@ def check_webhooks(out: str) -> None:
         re.MULTILINE,
     )
     assert len(rows) == 4, out  # write and ack, paced and burst
-    for _clock, p50, p99, worst in rows:
-        assert 0 <= number(p50) <= number(p99) <= number(worst), rows
+    for clock, p50, p99, worst in rows:
+        assert number(p50) <= number(p99) <= number(worst), rows
+        # The event's timestamp is written before the commit, so nothing arrives before it.
+        # The API's answer comes after the commit, and the delivery may beat it to the
+        # client: a lag from "ack" may be below zero.
+        if clock == "write":
+            assert 0 <= number(p50), rows
     assert number(row_value(out, "drained").split()[0]) > 0
     assert number(row_value(out, "bad signatures")) == 0
 
