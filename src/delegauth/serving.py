@@ -233,10 +233,33 @@ def client_error(exc: BaseException) -> tuple[int, str, str] | None:
     return 400, "Bad Request", "the request is not valid HTTP/1.1"
 
 
+class EarlyHup:
+    """A worker's SIGHUP handler until its app installs its own: it remembers the signal.
+
+    gunicorn's workers reset SIGHUP to the default action (end the process) before they
+    build the app, so a SIGHUP forwarded while a worker boots would kill it. This keeps
+    it alive and lets the app, on installing its handler, check policies/ at once if a
+    SIGHUP came meanwhile (``seen``; see api.app.get_app)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.seen = True
+
+
 class _ProblemAnswers:
-    """Answers the requests gunicorn's parser refuses with problem+json."""
+    """Answers the requests gunicorn's parser refuses with problem+json, and survives a
+    SIGHUP that comes while the worker boots (EarlyHup)."""
 
     log: Any
+    # gunicorn resets these to the default action first: not SIGHUP, which EarlyHup takes
+    # over before that reset, so that no instant is left where SIGHUP would end the worker.
+    SIGNALS = [s for s in SyncWorker.SIGNALS if s != signal.SIGHUP]
+
+    def init_signals(self) -> None:
+        signal.signal(signal.SIGHUP, EarlyHup())
+        super().init_signals()  # type: ignore[misc]
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         refused = client_error(exc)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -103,8 +103,14 @@ class Server:
 
 
 def start_server(
-    env: dict[str, str], log: Path, workers: int = 2, port: int | None = None
+    env: dict[str, str],
+    log: Path,
+    workers: int = 2,
+    port: int | None = None,
+    on_spawn: Callable[[Server], object] | None = None,
 ) -> Server:
+    """Start ``delegauth serve`` and wait until it answers; ``on_spawn`` is called with the
+    server as soon as its process exists (before it answers)."""
     port = port or free_port()
     full_env = {
         **os.environ,
@@ -117,6 +123,8 @@ def start_server(
         [sys.executable, "-m", "delegauth", "serve"], env=full_env, stdout=fh, stderr=fh
     )
     server = Server(f"http://127.0.0.1:{port}", proc, log, env)
+    if on_spawn is not None:
+        on_spawn(server)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -6,6 +6,7 @@ counters still adding up, and SIGTERM finishing what is in flight."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -202,3 +203,62 @@ def test_serve_refuses_an_unknown_server(tmp_path: Path) -> None:
         "granian, gunicorn-gthread, gunicorn-sync"
     ]
     assert not (tmp_path / "db.sqlite3").exists()  # refused before migrating
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_a_sighup_while_workers_boot_restarts_none(name: str, tmp_path: Path) -> None:
+    """A SIGHUP that reaches a worker while it builds its app neither kills it nor is lost:
+    gunicorn resets SIGHUP to the default action (end the process) before the app is built
+    and installs its handler, so delegauth holds it until then (serving.EarlyHup)."""
+    env = {
+        "DELEGAUTH_SERVER": name,
+        "DELEGAUTH_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "DELEGAUTH_ISSUER": ISSUER,
+        "DELEGAUTH_POLICIES_DIR": POLICIES,
+        "DELEGAUTH_KEY_DIR": str(tmp_path / "keys"),
+        "DELEGAUTH_SMTP_URL": "log:",
+    }
+    hupped: set[int] = set()
+    stop = threading.Event()
+    holder: dict[str, Server] = {}
+
+    def hup_every_worker() -> None:
+        # Every worker is sent SIGHUP every 20 ms from the moment it exists, through its
+        # whole boot (a few hundred ms of imports and setup), until the server is ready
+        # and a while after. Each SIGHUP makes the worker check policies/, so sending
+        # them faster only slows the workers down on a loaded machine.
+        while not stop.is_set():
+            server = holder.get("server")
+            if server is not None:
+                try:
+                    for pid in _workers(server):
+                        hupped.add(pid)
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGHUP)
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    pass
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=hup_every_worker, daemon=True)
+    sender.start()
+    server = start_server(
+        env, tmp_path / "server.log", workers=2, on_spawn=lambda s: holder.setdefault("server", s)
+    )
+    try:
+        _wait(
+            lambda: requests.get(server.url("/readyz"), timeout=30).status_code == 200,
+            "the server never became ready",
+        )
+        time.sleep(0.5)
+        stop.set()
+        sender.join(timeout=5)
+        log = (tmp_path / "server.log").read_text(errors="replace")
+        # No worker ended (gunicorn logs "Worker (pid:N) was sent SIGHUP!" when one does);
+        # the pids seen may include a short-lived helper process of the master's start.
+        assert "was sent SIGHUP" not in log, log[-3000:]
+        now = _workers(server)
+        assert len(now) == 2 and now <= hupped, (sorted(hupped), sorted(now), log[-3000:])
+        assert requests.get(server.url("/healthz"), timeout=30).status_code == 200
+    finally:
+        stop.set()
+        server.stop()

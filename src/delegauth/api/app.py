@@ -542,5 +542,7 @@ def get_app(policy: PolicySnapshot | None = None) -> FastEvaluation:
     services = build_services(settings, policy=policy)
     if threading.current_thread() is threading.main_thread():
         # SIGHUP (forwarded by the serve master to every worker): check policies/ now.
-        signal.signal(signal.SIGHUP, lambda signum, frame: services.watcher.trigger())
+        before = signal.signal(signal.SIGHUP, lambda signum, frame: services.watcher.trigger())
+        if getattr(before, "seen", False):  # a SIGHUP while this worker booted (EarlyHup)
+            services.watcher.trigger()
     return serving_app(settings, services)
