@@ -525,6 +525,37 @@ def test_sqlite_sizes_batches_by_how_long_each_holds_the_write_lock(
     assert {**again.counts(), "audit_events": 0} == {**target.counts(), "audit_events": 0}
 
 
+def test_sqlite_checkpoints_less_often_during_an_import_and_once_at_its_end(
+    fresh: Any, tmp_path: Path
+) -> None:
+    """SQLite: the importer's connection checkpoints the WAL only past _WAL_PAGES pages (a
+    request's connection: 1,000), and the import ends with a checkpoint of its own, so that
+    a running server's next commit does not copy what it left. A server's connection held
+    open keeps the WAL (the last connection to close would checkpoint it anyway)."""
+    target = fresh()
+    if target.url.startswith("postgres"):
+        pytest.skip("SQLite's WAL")
+    path = _file(tmp_path, _many_grants(3000))
+    file = target.url.removeprefix("sqlite:///")
+    server = open_database(target.url)  # a running server's connection, open throughout
+    server.connect()
+    try:
+        before = os.path.getsize(file)
+        seen: list[int] = []
+
+        def during(_batch: int) -> None:
+            seen.append(int(target.db.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0]))
+
+        summary = target.importer().run(path, batch_size=1000, before_commit=during)
+        assert summary.outcomes["grant created"] == 3000
+        assert seen == [20_000] * summary.batches
+        # The imported pages were copied from the WAL into the database file.
+        assert os.path.getsize(file) > before + 500_000
+        assert int(server.execute_sql("PRAGMA wal_autocheckpoint").fetchone()[0]) == 1000
+    finally:
+        server.close()
+
+
 def test_a_batch_of_one_empty_text_and_nulls_are_stored_as_they_were(
     fresh: Any, tmp_path: Path
 ) -> None:

@@ -70,6 +70,7 @@ NO_PASSWORD = "!imported"  # noqa: S105 - a marker, not a secret
 _CHUNK = 2000  # values per lookup query (SQLite allows 32766 parameters)
 _BATCH = 5000  # lines per transaction, unless sized (the first SQLite batch, PostgreSQL)
 _MIN_BATCH, _MAX_BATCH = 1000, 50_000  # the bounds of SQLite's sized batches
+_WAL_PAGES = 20_000  # SQLite: the WAL's pages that start a checkpoint during an import
 _PENDING = str(InvitationStatus.PENDING)
 _DELEGATE = str(Role.DELEGATE)
 _ID_LEN = len(new_id(USER))
@@ -974,6 +975,14 @@ class BulkImporter:
                     # A bigger page cache than a request needs: index pages stay in memory
                     # across batches (a bound, whatever the file's size).
                     self.db.execute_sql("PRAGMA cache_size = -65536")
+                    if write is not None:
+                        # Checkpoint the WAL less often than a request's 1,000 pages: each
+                        # batch dirties thousands of index pages, so every commit paid a
+                        # checkpoint (the WAL's pages copied to the database, two fsyncs);
+                        # now one checkpoint copies the pages of several batches, each page
+                        # once (at 200k grants, commits 3.4 -> 1.7 s of 10). Journal and
+                        # synchronous settings are unchanged: as crash-safe as before.
+                        self.db.execute_sql(f"PRAGMA wal_autocheckpoint = {_WAL_PAGES}")
                 total = os.fstat(raw.fileno()).st_size
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 pending: list[Line] = []
@@ -991,6 +1000,8 @@ class BulkImporter:
                             progress(phase, raw.tell(), total, summary.lines)
                 if pending:
                     self._batch(pending, summary, report, scratch, write)
+                if write is not None:
+                    self._checkpoint()
                 if progress:
                     progress(phase, total, total, summary.lines)
         finally:
@@ -1000,6 +1011,13 @@ class BulkImporter:
             self._finish(write[0])
             summary.written = True
         return summary
+
+    def _checkpoint(self) -> None:
+        """SQLite: copy what the import left in the WAL (up to _WAL_PAGES) to the database
+        now, so that a running server's next commit does not pay for it. PASSIVE: readers
+        and writers are not waited for; what they hold is copied by a later checkpoint."""
+        if not self.postgres:
+            self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _resume_point(self, digest: str) -> int:
         with self.db.connection_context():
