@@ -26,6 +26,7 @@ response is exactly ``{"decision": …}``. In a batch each evaluation's own cont
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any, NamedTuple, cast
 
 import falcon
@@ -33,6 +34,7 @@ import falcon
 from delegauth import metrics
 from delegauth.api.auth import Authenticator
 from delegauth.api.body import dump_json, read_json, send_json, send_json_text
+from delegauth.api.common_shape import Evaluation
 from delegauth.api.problems import authzen_error
 from delegauth.domain.ids import casbin_tail
 from delegauth.errors import InvalidInput
@@ -47,6 +49,7 @@ __all__ = [
     "all_plain",
     "metadata",
     "plain_evaluation",
+    "plain_requests",
 ]
 
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
@@ -406,6 +409,27 @@ def plain_evaluation(evaluation: dict[str, Any]) -> _Plain | None:
     if user is None or domain is None:
         return None
     return user, domain, rtype, name, rid
+
+
+def plain_requests(evaluations: Iterable[Evaluation]) -> list[_Plain] | None:
+    """plain_evaluation's requests of evaluations read by api.common_shape (every one in
+    the common shape but for the subject type and the ids, checked here); None if any one
+    is not in it."""
+    users, areas = _USERS, _AREAS
+    asked: list[_Plain] = []
+    for evaluation in evaluations:
+        subject = evaluation.subject
+        if subject.type != "user":
+            return None
+        ident = subject.id
+        user = users.get(ident) or _casbin_name(users, "user:", ident)
+        resource = evaluation.resource
+        area = resource.properties.area
+        domain = areas.get(area) or _casbin_name(areas, "area:", area)
+        if user is None or domain is None:
+            return None
+        asked.append((user, domain, resource.type, evaluation.action.name, resource.id))
+    return asked
 
 
 # The Casbin names of the ids plain_evaluation met lately (a batch repeats its users and

@@ -34,8 +34,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from delegauth import metrics
+from delegauth.api import common_shape
 from delegauth.api.auth import Authenticator
-from delegauth.api.authzen import MAX_EVALUATIONS, SEMANTICS, all_plain, plain_evaluation
+from delegauth.api.authzen import (
+    MAX_EVALUATIONS,
+    SEMANTICS,
+    all_plain,
+    plain_evaluation,
+    plain_requests,
+)
 from delegauth.api.body import MAX_JSON_DEPTH, SHORT_BODY, nesting
 from delegauth.api.middleware import SECURITY_HEADERS, access_log, log_access, request_id
 from delegauth.errors import DelegauthError
@@ -127,7 +134,14 @@ class FastEvaluation:
         if not decider.bundle.mapping.plain or not decider.fast:
             return None
         # read_json's fast case only: escapes or deep nesting get its full checks there.
-        if b"\\" in raw or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+        if b"\\" in raw:
+            return None
+        try:  # the common shape, read into structs (common_shape)
+            read = plain_requests((common_shape.read_evaluation(raw),))
+            return None if read is None else read[0]
+        except common_shape.NotCommon:
+            pass  # any other shape, or written another way
+        if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
             return None
         try:
             body = json.loads(raw.decode("utf-8"))
@@ -141,6 +155,38 @@ class FastEvaluation:
         decider = self._decider
         if not decider.bundle.mapping.plain or not decider.fast or b"\\" in raw:
             return None
+        try:  # the common shape, read into structs (common_shape)
+            items, semantic = common_shape.read_batch(raw)
+        except common_shape.NotCommon:
+            read = self._other_batch(raw)  # any other shape, or written another way
+        else:
+            if not 0 < len(items) <= MAX_EVALUATIONS or (
+                semantic is not None and semantic not in SEMANTICS
+            ):
+                return None
+            asked = plain_requests(items)
+            read = (
+                None
+                if asked is None
+                else (asked, None if semantic is None else _UNTIL.get(semantic))
+            )
+        if read is None:
+            return None
+        asked, until = read
+        tally = metrics.DecisionTally()
+        try:
+            text = all_plain(decider, asked, until, tally)
+            self._auth.still_valid(claims)
+        except DelegauthError:
+            return None
+        tally.observe()
+        return text.encode()
+
+    @staticmethod
+    def _other_batch(raw: bytes) -> tuple[list[Any], bool | None] | None:
+        """The requests and the semantic's stop (``_UNTIL``) of a batch in the common shape
+        written another way (members repeated, other members in resource.properties);
+        None for any other body."""
         # read_json's checks of a body without escapes: its nesting, read from the bytes.
         if len(raw) > SHORT_BODY or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
             depth = nesting(raw)
@@ -170,11 +216,4 @@ class FastEvaluation:
             if plain is None:
                 return None
             asked.append(plain)
-        tally = metrics.DecisionTally()
-        try:
-            text = all_plain(decider, asked, until, tally)
-            self._auth.still_valid(claims)
-        except DelegauthError:
-            return None
-        tally.observe()
-        return text.encode()
+        return asked, until
