@@ -415,20 +415,19 @@ def plain_requests(evaluations: Iterable[Evaluation]) -> list[_Plain] | None:
     """plain_evaluation's requests of evaluations read by api.common_shape (every one in
     the common shape but for the subject type and the ids, checked here); None if any one
     is not in it."""
-    users, areas = _USERS, _AREAS
     asked: list[_Plain] = []
+    # The ids are checked each time rather than looked up in plain_evaluation's memo: with
+    # many users a big dict's lookups miss the CPU's caches, which costs more.
     for evaluation in evaluations:
         subject = evaluation.subject
-        if subject.type != "user":
-            return None
-        ident = subject.id
-        user = users.get(ident) or _casbin_name(users, "user:", ident)
         resource = evaluation.resource
+        ident = subject.id
         area = resource.properties.area
-        domain = areas.get(area) or _casbin_name(areas, "area:", area)
-        if user is None or domain is None:
+        if subject.type != "user" or not casbin_tail(ident) or not casbin_tail(area):
             return None
-        asked.append((user, domain, resource.type, evaluation.action.name, resource.id))
+        asked.append(
+            ("user:" + ident, "area:" + area, resource.type, evaluation.action.name, resource.id)
+        )
     return asked
 
 
