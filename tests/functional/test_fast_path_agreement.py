@@ -10,12 +10,15 @@ level and drop required ones; repeat members (raw bodies: the last one counts fo
 json.loads); write the body with or without escapes, with a BOM or surrounding whitespace;
 and vary the Content-Type, the token and the Content-Length (too short, too long, no
 number). A grant that ends is asked about with the clock just before, at and after its end.
+
+150 examples a database and path; DELEGAUTH_AGREEMENT_EXAMPLES=2500 runs more by hand.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
 from datetime import timedelta
@@ -33,7 +36,7 @@ from tests.functional.test_expiry import _delegate_until, _end
 from tests.functional.test_fast_path import _both, _decisions
 
 _SETTINGS = settings(
-    max_examples=150,
+    max_examples=int(os.environ.get("DELEGAUTH_AGREEMENT_EXAMPLES", "150")),
     deadline=None,
     phases=[p for p in Phase if p is not Phase.explain],
     # The fixtures build the people and tokens once; the examples only read them (the
@@ -415,5 +418,7 @@ def test_generated_requests_get_the_routes_answer(
         assert got == (expected or answer(inner.app, req)), req
 
     agree()
-    # The requests reached both sides of the fast path.
-    assert seen["fast"] > 10 and seen["route"] > 10, seen
+    # The requests reached both sides of the fast path. About a sixth of the batches reach
+    # the fast path (every item and option as it takes them): 10 or fewer of 150 came one
+    # time in 50, 5 or fewer would come about once in 100,000.
+    assert seen["fast"] >= 5 and seen["route"] >= 5, seen
