@@ -226,7 +226,8 @@ def test_without_strict_the_good_lines_are_written(
     assert {b.line for b in bad} == set(expected) and summary.written
     counts = target.counts()
     assert counts["users"] == 4 and counts["areas"] == 2 and counts["invitations"] == 1
-    assert counts["grants"] == 5 and counts["policy_changes"] == 5
+    # One change-log entry an area and batch: cust-1 in batch 1, cust-1 and cust-2 in batch 2.
+    assert counts["grants"] == 5 and counts["policy_changes"] == 3
     decider = Decider(bundle, PeeweePolicyFeed(target.db), max_staleness=3600)
     decider.sync()
     assert decider.decide(f"user:{U['bo']}", f"area:{AREA}", "invoice", "pay")
@@ -448,7 +449,7 @@ def test_an_import_killed_mid_batch_resumes_to_the_state_of_an_uninterrupted_one
     again = fresh()
     again.run(path, batch_size=3)
     assert (again.counts(), again.export(), again.rules()) == resumed
-    assert resumed[0]["grants"] == 7 and resumed[0]["policy_changes"] == 8
+    assert resumed[0]["grants"] == 7 and resumed[0]["policy_changes"] == 5  # an area a batch
 
 
 def test_decisions_follow_each_committed_batch(
@@ -479,6 +480,45 @@ def test_decisions_follow_each_committed_batch(
 
     target.importer().run(_file(tmp_path, grants, "grants.jsonl"), batch_size=1, after_commit=after)
     assert seen == [(True, False), (True, True), (False, True)]
+
+
+def test_a_batch_logs_one_change_an_area_which_deciders_apply_whole(
+    fresh: Any, tmp_path: Path, bundle: PolicyBundle
+) -> None:
+    """A batch's grants in one area make one change-log entry holding every subject's role
+    set (an area with one subject in the batch: an ordinary entry); a Decider holding the
+    area applies all of them at that entry's version."""
+    target = fresh()
+    people = GOOD.split("\n")[:5]  # users and area cust-1 (AREA)
+    target.run(_file(tmp_path, "\n".join(people) + "\n", "people.jsonl"))
+    decider = Decider(bundle, PeeweePolicyFeed(target.db), max_staleness=3600)
+    decider.sync()
+    bo, cy, area = f"user:{U['bo']}", f"user:{U['cy']}", f"area:{AREA}"
+    assert not decider.decide(bo, area, "invoice", "pay")  # the area is loaded now
+    before = target.counts()["policy_changes"]
+    grants = _lines(
+        {"kind": "grant", "user": "bo@example.com", "area": AREA, "permissions": ["invoices"]},
+        {"kind": "grant", "user": "cy@example.com", "area": AREA, "permissions": ["tickets"],
+         "valid_until": "2099-01-01T00:00:00Z"},
+        {"kind": "grant", "user": "bo@example.com", "area": "cust-3", "permissions": "all"},
+    )  # fmt: skip
+    people = _lines({"kind": "area", "key": "cust-3", "name": "Gamma", "owner": "cy@example.com"})
+    target.run(_file(tmp_path, people + grants, "grants.jsonl"))
+    with target.db.connection_context():
+        entries = target.db.execute_sql(
+            "SELECT domain, subject, roles, valid_until FROM policy_changes"
+            " WHERE version > 0 ORDER BY version"
+        ).fetchall()[before:]
+    cust3 = next(d for d, *_ in entries if d != area)
+    assert [(d, s, json.loads(r), e or "") for d, s, r, e in entries] == [
+        (cust3, "*", [[cy, ["role:owner"], ""], [bo, ["perm:all"], ""]], ""),
+        (area, "*", [[bo, ["perm:invoices"], ""], [cy, ["perm:tickets"], "2099-01-01T00:00:00Z"]],
+         ""),
+    ]  # fmt: skip
+    assert decider.sync() == 4  # the subjects of two entries
+    assert decider.decide(bo, area, "invoice", "pay")
+    assert decider.decide(cy, area, "ticket", "read")
+    assert not decider.decide(cy, area, "invoice", "pay")
 
 
 def _many_grants(count: int) -> str:
@@ -521,8 +561,10 @@ def test_sqlite_sizes_batches_by_how_long_each_holds_the_write_lock(
     again = fresh()
     summary = again.importer(lock_budget=100.0, timer=timer).run(path)
     assert summary.batches == 2  # 5,000, then the 7,002 left (up to 10,000: twice the last)
-    # The same rows, but for the grants.imported audit events: one an area and batch.
-    assert {**again.counts(), "audit_events": 0} == {**target.counts(), "audit_events": 0}
+    # The same rows, but for the grants.imported audit events and the change-log entries:
+    # one an area and batch.
+    ignored = {"audit_events": 0, "policy_changes": 0}
+    assert {**again.counts(), **ignored} == {**target.counts(), **ignored}
 
 
 def test_sqlite_checkpoints_less_often_during_an_import_and_once_at_its_end(

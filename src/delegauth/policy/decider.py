@@ -3,7 +3,9 @@ from the change log.
 
 Each process holds the areas it has been asked about. A background follower reads
 the change log (entries newer than the last one applied) and applies each entry,
-the full role set of one subject in one domain, to the areas it holds. An area is
+the full role set of one subject in one domain, to the areas it holds. (An entry of an
+import holds several subjects of one domain: the feed gives them as changes of one version,
+all applied.) An area is
 loaded with the change-log version current before its rules were read, and skips
 entries up to that version, so a load racing the follower never goes back in time.
 
@@ -733,16 +735,17 @@ class Decider:
         while True:
             changes = self._changes_since(self.applied_version, batch)
             with self._lock:
+                taking = -1  # the version this round is applying (one entry may hold several)
                 for change in changes:
                     # A slower round running beside this one may hold older entries:
                     # never go back to them.
-                    if change.version > self.applied_version:
+                    if change.version > self.applied_version or change.version == taking:
                         if change.domain == REVOKED_DOMAIN:
                             if revoked is not None:
                                 revoked.add(change.subject, _expiry(change))
                         else:
                             self._apply(change)
-                        self.applied_version = change.version
+                        self.applied_version = taking = change.version
             applied += len(changes)
             if len(changes) < batch:
                 break

@@ -18,7 +18,7 @@ import peewee
 from delegauth.policy.decider import AreaChange
 from delegauth.storage.db import is_postgres, is_sqlite
 from delegauth.storage.records import AccessRevocationRecord, ChangeRecord
-from delegauth.storage.store import CHANGE_CHANNEL
+from delegauth.storage.store import CHANGE_CHANNEL, GROUP_SUBJECT, grouped_changes
 
 __all__ = ["PeeweePolicyFeed"]
 
@@ -267,4 +267,11 @@ class PeeweePolicyFeed:
                 .limit(limit)
                 .tuples()
             )
-            return [AreaChange(v, d, s, tuple(json.loads(r)), e or "") for v, d, s, r, e in query]
+            changes = []
+            for v, d, s, r, e in query:
+                if s == GROUP_SUBJECT:
+                    # Several subjects' role sets, one version: the Decider applies them all.
+                    changes += [AreaChange(v, d, *change) for change in grouped_changes(r)]
+                else:
+                    changes.append(AreaChange(v, d, s, tuple(json.loads(r)), e or ""))
+            return changes

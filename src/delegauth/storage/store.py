@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,13 +76,31 @@ def in_commit_order(db: peewee.Database) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
 
 
+# The subject of a change-log entry that holds several subjects' role sets in its domain
+# (an import writes one an area and batch): its roles are group_roles' text.
+GROUP_SUBJECT = "*"
+
+
+def group_roles(entries: Iterable[tuple[str, str, str]]) -> str:
+    """The roles text of a GROUP_SUBJECT entry: a JSON list of [subject, roles, end], from
+    (subject, roles as JSON text, end) of subjects that are checked ids ("user:" and an id)
+    and ends made by casbin_until, which need no escaping."""
+    return "[" + ", ".join(f'["{sub}", {roles}, "{end}"]' for sub, roles, end in entries) + "]"
+
+
+def grouped_changes(roles: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """The (subject, roles, end) a GROUP_SUBJECT entry holds, in the order written."""
+    return [(str(sub), tuple(held), str(end)) for sub, held, end in json.loads(roles)]
+
+
 def append_change(
     db: peewee.Database, domain: str, subject: str, roles: list[str], end: str = ""
 ) -> int:
     """Append a change-log entry in the caller's transaction; return its version.
 
     Every worker and replica follows the log (storage/feed.py): a subject's full role set
-    in a domain (with its g lines' ``end``, "" for none), or a revoked access token
+    in a domain (with its g lines' ``end``, "" for none), several subjects' in one entry
+    (GROUP_SUBJECT, written by an import), or a revoked access token
     (domain.revocations.REVOKED_DOMAIN).
     """
     in_commit_order(db)

@@ -3,8 +3,9 @@
 The file is streamed and written in batches of lines. Each batch commits in one
 transaction: users, areas, grant rows, their Casbin g lines, audit events (one
 ``grants.imported`` event per area and batch, mapping each user to what they now hold),
-change-log entries (the subject's full role set in the area, as every grant write logs
-them, so that running Deciders apply the batch as soon as it commits) and the run's
+change-log entries (each subject's full role set in the area, as every grant write logs
+them, but one entry an area and batch: see store.group_roles; running Deciders apply the
+batch as soon as it commits) and the run's
 checkpoint. Rows go through the driver in bulk (executemany on SQLite; on PostgreSQL one
 statement a table over unnested arrays), and what a batch refers to is read in a few
 queries (on PostgreSQL, one a kind): per-row ORM calls are an order of magnitude slower.
@@ -54,7 +55,7 @@ from delegauth.domain.transfer import (
 )
 from delegauth.errors import InvalidInput
 from delegauth.storage.db import is_postgres
-from delegauth.storage.store import CHANGE_CHANNEL, CHANGE_LOCK_KEY
+from delegauth.storage.store import CHANGE_CHANNEL, CHANGE_LOCK_KEY, GROUP_SUBJECT, group_roles
 from delegauth.storage.webhooks import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -677,13 +678,23 @@ class _Batch:
         self.rows.linked[(area_id, user_id)] = (texts, "" if end is None else casbin_until(end))
 
     def finish(self) -> None:
-        """Turn what the batch linked and granted into g lines, change-log entries (the
-        last role set of each pair) and audit rows (one grants.imported event per area)."""
+        """Turn what the batch linked and granted into g lines, change-log entries (one an
+        area: the last role set of each of its pairs, as one entry for several subjects
+        when it has more than one) and audit rows (one grants.imported event per area)."""
         links, changes, at = self.rows.links, self.rows.changes, self._at
+        by_area: dict[str, list[tuple[str, _Texts, str]]] = {}
         for (area_id, user_id), (texts, end) in self.rows.linked.items():
             subject, domain = f"user:{user_id}", f"area:{area_id}"
             links += [("g", subject, role, domain, end, "", "") for role in texts.roles]
-            changes.append((domain, subject, texts.roles_json, at, end))
+            by_area.setdefault(domain, []).append((subject, texts, end))
+        for domain, entries in by_area.items():
+            if len(entries) == 1:
+                subject, texts, end = entries[0]
+                changes.append((domain, subject, texts.roles_json, at, end))
+            else:
+                changes.append((domain, GROUP_SUBJECT, group_roles(
+                    (subject, texts.roles_json, end) for subject, texts, end in entries
+                ), at, None))  # fmt: skip
         for area_id, (before, after) in self.rows.granted.items():
             self._audit(area_id, "grants.imported", f"area:{area_id}",
                         _snapshots(before) if before else None, _snapshots(after))  # fmt: skip
