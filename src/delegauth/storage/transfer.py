@@ -202,16 +202,19 @@ def _pg_arrays(columns: Iterable[Sequence[Any]], types: Sequence[str]) -> tuple[
     params: list[Any] = []
     for column, kind in zip(columns, types, strict=True):
         nulls = 0
-        texts = []
-        for v in column:
-            if v is None:
-                nulls += 1
-                texts.append(_NULL)
-            else:
-                texts.append(("t" if v else "f") if v is True or v is False else str(v))
-        joined = _SEP.join(texts)
+        try:
+            joined = _SEP.join(column)  # most columns hold texts only: joined in C
+        except TypeError:  # a number, a flag or a None among them: each made a text
+            texts = []
+            for v in column:
+                if v is None:
+                    nulls += 1
+                    texts.append(_NULL)
+                else:
+                    texts.append(("t" if v else "f") if v is True or v is False else str(v))
+            joined = _SEP.join(texts)
         # Each separator and null mark is ours; an empty text would be no value at all.
-        if joined and joined.count(_SEP) == len(texts) - 1 and joined.count(_NULL) == nulls:
+        if joined and joined.count(_SEP) == len(column) - 1 and joined.count(_NULL) == nulls:
             sql.append(f"string_to_array(%s, E'\\x1f', E'\\x1e')::{kind}[]")
             params.append(joined)
         else:
