@@ -392,7 +392,7 @@ def plain_evaluation(evaluation: dict[str, Any]) -> _Plain | None:
     except (KeyError, TypeError):  # absent, or a container of another type
         return None
     if not (
-        type(name) is type(rtype) is type(rid) is str
+        type(name) is type(rtype) is type(rid) is type(ident) is type(area) is str
         and type(subject) is type(action) is type(resource) is type(props) is dict
         and subject.get("type") == "user"
         and "properties" not in subject
@@ -400,15 +400,16 @@ def plain_evaluation(evaluation: dict[str, Any]) -> _Plain | None:
         and "context" not in evaluation
     ):
         return None
-    user = _USERS.get(ident) if type(ident) is str else None
-    if user is None:
-        user = _casbin_name(_USERS, "user:", ident)
-    domain = _AREAS.get(area) if type(area) is str else None
-    if domain is None:
-        domain = _casbin_name(_AREAS, "area:", area)
-    if user is None or domain is None:
+    return _names(ident, area, rtype, name, rid)
+
+
+def _names(ident: str, area: str, rtype: str, name: str, rid: str) -> _Plain | None:
+    """The request with the user's and the area's Casbin names, None unless both ids make
+    Casbin names. Checked each time: a memo of checked ids, once many users ask, costs
+    more in the CPU's cache misses than the check it saves."""
+    if not casbin_tail(ident) or not casbin_tail(area):
         return None
-    return user, domain, rtype, name, rid
+    return "user:" + ident, "area:" + area, rtype, name, rid
 
 
 def plain_requests(evaluations: Iterable[Evaluation]) -> list[_Plain] | None:
@@ -416,38 +417,18 @@ def plain_requests(evaluations: Iterable[Evaluation]) -> list[_Plain] | None:
     the common shape but for the subject type and the ids, checked here); None if any one
     is not in it."""
     asked: list[_Plain] = []
-    # The ids are checked each time rather than looked up in plain_evaluation's memo: with
-    # many users a big dict's lookups miss the CPU's caches, which costs more.
     for evaluation in evaluations:
         subject = evaluation.subject
         resource = evaluation.resource
-        ident = subject.id
-        area = resource.properties.area
-        if subject.type != "user" or not casbin_tail(ident) or not casbin_tail(area):
+        if subject.type != "user":
             return None
-        asked.append(
-            ("user:" + ident, "area:" + area, resource.type, evaluation.action.name, resource.id)
+        plain = _names(
+            subject.id, resource.properties.area, resource.type, evaluation.action.name, resource.id
         )
+        if plain is None:
+            return None
+        asked.append(plain)
     return asked
-
-
-# The Casbin names of the ids plain_evaluation met lately (a batch repeats its users and
-# areas, and a service asks about the same ones again): checked once, not once an item.
-# Only ids that casbin_tail takes are kept; the memos are emptied when they grow past
-# _MEMO_SIZE, so they hold at most that many each.
-_USERS: dict[str, str] = {}
-_AREAS: dict[str, str] = {}
-_MEMO_SIZE = 16_384
-
-
-def _casbin_name(memo: dict[str, str], kind: str, tail: object) -> str | None:
-    """``kind + tail`` if that is a Casbin name (kept in ``memo``), else None."""
-    if type(tail) is not str or not casbin_tail(tail):
-        return None
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    name = memo[tail] = kind + tail
-    return name
 
 
 def _semantic(body: dict[str, Any]) -> str:

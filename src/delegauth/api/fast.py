@@ -136,7 +136,7 @@ class FastEvaluation:
         # read_json's fast case only: escapes or deep nesting get its full checks there.
         if b"\\" in raw:
             return None
-        try:  # the common shape, read into structs (common_shape)
+        try:  # the common shape, read into structs (common_shape: five levels at most)
             read = plain_requests((common_shape.read_evaluation(raw),))
             return None if read is None else read[0]
         except common_shape.NotCommon:
@@ -160,16 +160,7 @@ class FastEvaluation:
         except common_shape.NotCommon:
             read = self._other_batch(raw)  # any other shape, or written another way
         else:
-            if not 0 < len(items) <= MAX_EVALUATIONS or (
-                semantic is not None and semantic not in SEMANTICS
-            ):
-                return None
-            asked = plain_requests(items)
-            read = (
-                None
-                if asked is None
-                else (asked, None if semantic is None else _UNTIL.get(semantic))
-            )
+            read = self._common_batch(items, semantic)
         if read is None:
             return None
         asked, until = read
@@ -181,6 +172,20 @@ class FastEvaluation:
             return None
         tally.observe()
         return text.encode()
+
+    @staticmethod
+    def _common_batch(
+        items: list[common_shape.Evaluation], semantic: str | None
+    ) -> tuple[list[Any], bool | None] | None:
+        """The requests and the semantic's stop (``_UNTIL``) of a batch common_shape read;
+        None for too many or too few items, another semantic, or an id that is no Casbin
+        name."""
+        if not 0 < len(items) <= MAX_EVALUATIONS:
+            return None
+        if semantic is not None and semantic not in SEMANTICS:
+            return None
+        asked = plain_requests(items)
+        return None if asked is None else (asked, _UNTIL.get(semantic or ""))
 
     @staticmethod
     def _other_batch(raw: bytes) -> tuple[list[Any], bool | None] | None:
