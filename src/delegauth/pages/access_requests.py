@@ -22,7 +22,6 @@ from delegauth.pages.forms import field_value
 from delegauth.pages.menu import access_in
 from delegauth.pages.rendering import Flash
 from delegauth.pages.text import error_text, t
-from delegauth.pages.verification import mask_email
 from delegauth.pages.zones import zone_of
 from delegauth.storage.oauth_store import SessionRow
 
@@ -329,22 +328,8 @@ class _Review(_Base):
         reviewer = self.p.requests.reviewer(area_id, request_id)
         if reviewer is None or reviewer.id == session.user_id:
             return False
-        locale = negotiate_locale(req)
-        masked = mask_email(reviewer.email)
-        user = self.c.accounts.get_user(session.user_id)
-        self.c.page(
-            req,
-            resp,
-            "link_wrong.html",
-            session,
-            None,
-            title=t(locale, "ar.wrong_title"),
-            status=403,
-            sent_to=t(locale, "ar.wrong_sent_to", masked=masked),
-            switch=t(locale, "ar.wrong_switch", masked=masked),
-            email=user.email,
-            back=f"/areas/{area_id}/access-requests/{request_id}",
-        )
+        back = f"/areas/{area_id}/access-requests/{request_id}"
+        self.c.wrong_account(req, resp, session, "ar", reviewer.email, back)
         return True
 
     def on_get(

@@ -152,6 +152,34 @@ class Console:
         context.setdefault("csrf", session.csrf)
         self.pages.render(req, resp, template, menu=self.menu(session, where), **context)
 
+    def wrong_account(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        session: SessionRow,
+        keys: str,
+        sent_to: str,
+        back: str,
+    ) -> None:
+        """An emailed link opened signed in as another account than the one at ``sent_to``:
+        a 403 that says so (the address masked) and offers to sign out and come back to
+        ``back``. ``keys`` prefixes the page's texts ("link" or "ar")."""
+        locale = negotiate_locale(req)
+        masked = mask_email(sent_to)
+        self.page(
+            req,
+            resp,
+            "link_wrong.html",
+            session,
+            None,
+            title=t(locale, keys + ".wrong_title"),
+            status=403,
+            sent_to=t(locale, keys + ".wrong_sent_to", masked=masked),
+            switch=t(locale, keys + ".wrong_switch", masked=masked),
+            email=self.accounts.get_user(session.user_id).email,
+            back=back,
+        )
+
     def until_text(self, locale: str, zone: Zone, end: datetime | None) -> str:
         """An end as User Management shows it: "expires in 3 days · <when in the zone>"."""
         if end is None:
@@ -999,19 +1027,7 @@ class _AcceptLink(_Base):
             return
         inv = preview.invitation
         if inv.email != user.email:
-            self.c.page(
-                req,
-                resp,
-                "link_wrong.html",
-                session,
-                None,
-                title=t(locale, "link.wrong_title"),
-                status=403,
-                sent_to=t(locale, "link.wrong_sent_to", masked=mask_email(inv.email)),
-                switch=t(locale, "link.wrong_switch", masked=mask_email(inv.email)),
-                email=user.email,
-                back=back,
-            )
+            self.c.wrong_account(req, resp, session, "link", inv.email, back)
             return
         if not user.email_verified:
             self.c.page(
