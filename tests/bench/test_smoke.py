@@ -224,6 +224,20 @@ def check_import(out: str) -> None:
     for which in ("small", "full"):
         value = row_value(out, f"{db} peak RSS MiB / file MiB, {which}")
         assert re.fullmatch(rf"{NUM} / {NUM}", value), value
+    # The baseline (the bare driver into a copy of the database): a rate and the importer's
+    # ratio to it, or n/a with the reason it could not run.
+    bare = re.findall(
+        rf"^\s+{db} bare driver grants/s at ({NUM}) grants\s{{2,}}(\S.*?)\s*$", out, re.MULTILINE
+    )
+    assert len(bare) == 1, out
+    ratio = row_value(out, f"{db} ratio, importer / bare driver")
+    if bare[0][1].startswith("n/a"):
+        assert re.fullmatch(r"n/a \(.+\)", bare[0][1]) and ratio == bare[0][1], (bare, ratio)
+    else:
+        assert number(bare[0][0]) == number(rates[1][0]) and number(bare[0][1]) > 0, bare
+        assert re.fullmatch(NUM, ratio) and number(ratio) > 0, ratio
+        if db == "PostgreSQL":
+            assert row_value(out, f"{db} bare driver grants per server CPU second")
     assert number(row_value(out, f"{db} grants per CPU second of the importer")) > 0
     if db == "PostgreSQL":  # the server's CPU, read from /proc: the server is on loopback
         assert row_value(out, f"{db} grants per CPU second of the server")
