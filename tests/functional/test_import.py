@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -480,6 +481,96 @@ def test_decisions_follow_each_committed_batch(
 
     target.importer().run(_file(tmp_path, grants, "grants.jsonl"), batch_size=1, after_commit=after)
     assert seen == [(True, False), (True, True), (False, True)]
+
+
+def test_each_batch_sees_what_the_batch_before_it_made(fresh: Any, tmp_path: Path) -> None:
+    """Batches of one line, each using what the line before it made: users, an area, a
+    grant, that grant changed, an invitation by its holder. On PostgreSQL each batch is
+    planned while the one before it is still being written (_Pipeline): it must plan as if
+    that one had committed, and give what one batch of every line gives."""
+    text = _lines(
+        {"kind": "user", "id": U["ana"], "email": "ana@example.com"},
+        {"kind": "user", "id": U["bo"], "email": "bo@example.com"},
+        {"kind": "area", "id": AREA, "key": "cust-1", "name": "Acme", "owner": "ana@example.com"},
+        {"kind": "grant", "user": "bo@example.com", "area": "cust-1", "permissions": ["invoices"]},
+        {"kind": "grant", "user": "bo@example.com", "area": "cust-1",
+         "permissions": ["invoices", "users"]},
+        {"kind": "invitation", "area": "cust-1", "email": "dee@example.com",
+         "permissions": ["invoices"], "invited_by": "bo@example.com",
+         "expires_at": "2099-01-01T00:00:00Z"},
+    )  # fmt: skip
+    path = _file(tmp_path, text)
+    whole = fresh()
+    summary, bad = whole.run(path, ids=_counting_ids())
+    assert bad == [] and summary.batches == 1
+    expected = whole.export()
+
+    target = fresh()
+    summary, bad = target.run(path, ids=_counting_ids(), batch_size=1)
+    assert bad == [] and summary.batches == 6
+    assert summary.outcomes == {
+        "user created": 2, "area created": 1, "grant created": 1, "grant updated": 1,
+        "invitation created": 1,
+    }  # fmt: skip
+    assert target.export() == expected
+    bo = f"user:{U['bo']}"
+    # The change's audit event says what the grant was: the batch before made it.
+    assert [(before, after) for _, _, before, after in _audit(target, "grants.imported", AREA)] == [
+        (None, {bo: {"role": "delegate", "permissions": ["invoices"]}}),
+        ({bo: {"role": "delegate", "permissions": ["invoices"]}},
+         {bo: {"role": "delegate", "permissions": ["invoices", "users"]}}),
+    ]  # fmt: skip
+    # Again: the grant goes back to its first line's permissions, then to its second's.
+    summary, bad = target.run(path, batch_size=1)
+    assert bad == [] and summary.outcomes == {
+        "user unchanged": 2, "area unchanged": 1, "grant updated": 2, "invitation unchanged": 1,
+    }  # fmt: skip
+    assert target.export() == expected
+
+
+def test_postgres_plans_each_batch_while_the_batch_before_it_is_written(
+    fresh: Any, tmp_path: Path
+) -> None:
+    """The first batch's transaction waits, before it commits, until the second batch is
+    being planned: which happens only when planning and writing overlap."""
+    target = fresh()
+    if not target.url.startswith("postgres"):
+        pytest.skip("SQLite writes in this process: one batch after the other")
+    planning = [0]
+    second = threading.Event()
+
+    def clock() -> datetime:
+        planning[0] += 1  # once a batch, as its planning starts
+        if planning[0] == 2:
+            second.set()
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    overlapped = []
+
+    def hold(batch: int) -> None:
+        if batch == 1:
+            overlapped.append(second.wait(10))
+
+    importer = target.importer(clock=clock)
+    summary = importer.run(_file(tmp_path, _many_grants(20)), batch_size=10, before_commit=hold)
+    assert overlapped == [True]
+    assert summary.outcomes["grant created"] == 20 and summary.batches == 5
+    assert target.counts()["grants"] == 21  # the owner's and the 20 delegates'
+
+    # The write of a batch fails: nothing planned after it is written, and the error is the
+    # caller's; the run resumes after the last batch that committed.
+    def fail(batch: int) -> None:
+        if batch == 2:
+            raise RuntimeError("the disk is full")
+
+    again = fresh()
+    path = _file(tmp_path, _many_grants(20), "again.jsonl")
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        again.importer().run(path, batch_size=10, before_commit=fail)
+    assert again.counts()["users"] == 9  # batch 1: ana, her area and 8 delegates
+    summary, bad = again.run(path, batch_size=10)
+    assert bad == [] and summary.resumed_after == 10
+    assert again.counts()["grants"] == 21
 
 
 def test_a_batch_logs_one_change_an_area_which_deciders_apply_whole(

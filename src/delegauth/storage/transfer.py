@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, NamedTuple
@@ -431,6 +432,36 @@ class _Layered:
         return lookup
 
 
+class _Overlay:
+    """Lookups for a batch planned while the batch before it is being written (PostgreSQL):
+    what that batch holds for a key first, then the database.
+
+    The batch in flight has looked up, and planned, every user, area, grant and invitation
+    its lines touch, so for those keys its dicts hold what the database will hold once it
+    commits. Every other key it leaves as stored. Its entries come back as stored ones
+    (line 0): by the time the new batch commits, the one before it has committed.
+    """
+
+    def __init__(self, before: _Batch, below: _Tables) -> None:
+        self._before = before
+        self._below = below
+
+    def __getattr__(self, name: str) -> Callable[[Iterable[Any]], dict[Any, Any]]:
+        held: dict[Any, Any] = getattr(self._before, name)
+
+        def lookup(keys: Iterable[Any]) -> dict[Any, Any]:
+            found, rest = {}, []
+            for key in keys:
+                entry = held.get(key)
+                if entry is None:
+                    rest.append(key)
+                else:
+                    found[key] = entry._replace(line=0) if entry.line else entry
+            return {**getattr(self._below, name)(rest), **found}
+
+        return lookup
+
+
 _SCRATCH_SCHEMA = """
 CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT UNIQUE, name TEXT, locale TEXT,
     password_hash TEXT, email_verified INTEGER, created_at TEXT);
@@ -530,6 +561,7 @@ class _Batch:
         self._imp = importer
         self._lookup = lookup
         self._now = now
+        self.now = now
         # now as text, made once rather than by the driver for each row: sqlite3's adapter
         # makes the same text, and PostgreSQL reads it as the timestamp
         self._at = now.isoformat(" ")
@@ -927,6 +959,7 @@ class BulkImporter:
         self._timer = timer
         self.postgres = is_postgres(db)
         self.texts = _TextCache()
+        self.pipelined = True  # PostgreSQL: plan the next batch while one is written
 
     @staticmethod
     def dump(value: dict[str, Any]) -> str:
@@ -978,6 +1011,9 @@ class BulkImporter:
         summary = ImportSummary()
         limit = batch_size or _BATCH
         sized = batch_size is None and write is not None and not self.postgres
+        # PostgreSQL: the server writes each batch while this process plans the next one.
+        # SQLite writes in this process, on the only writer connection: one after the other.
+        piped = write is not None and self.postgres and self.pipelined
         phase = "importing" if write else "checking"
         skip = 0
         if write is not None:
@@ -1000,20 +1036,32 @@ class BulkImporter:
                 total = os.fstat(raw.fileno()).st_size
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
                 pending: list[Line] = []
-                for line in _decoded(read_records(text, self.catalogue)):
-                    if line.line <= skip:
-                        continue
-                    summary.lines += 1
-                    pending.append(line)
-                    if len(pending) >= limit:
-                        seconds = self._batch(pending, summary, report, scratch, write)
-                        if sized:
-                            limit = _next_size(limit, seconds, self.lock_budget)
-                        pending = []
-                        if progress:
-                            progress(phase, raw.tell(), total, summary.lines)
-                if pending:
-                    self._batch(pending, summary, report, scratch, write)
+                pipeline = _Pipeline(self, write, summary, report) if write and piped else None
+                try:
+                    for line in _decoded(read_records(text, self.catalogue)):
+                        if line.line <= skip:
+                            continue
+                        summary.lines += 1
+                        pending.append(line)
+                        if len(pending) >= limit:
+                            if pipeline is not None:
+                                pipeline.send(pending)
+                            else:
+                                seconds = self._batch(pending, summary, report, scratch, write)
+                                if sized:
+                                    limit = _next_size(limit, seconds, self.lock_budget)
+                            pending = []
+                            if progress:
+                                progress(phase, raw.tell(), total, summary.lines)
+                    if pending and pipeline is not None:
+                        pipeline.send(pending)
+                    elif pending:
+                        self._batch(pending, summary, report, scratch, write)
+                    if pipeline is not None:
+                        pipeline.land()
+                finally:
+                    if pipeline is not None:
+                        pipeline.close()
                 if write is not None:
                     self._checkpoint()
                 if progress:
@@ -1083,24 +1131,68 @@ class BulkImporter:
                 tables = _Tables(self.db.connection(), self.postgres)
                 batch = _Batch(self, tables, now)
                 bad += self._plan(batch, good, summary)
-                version = _write(tables, batch.rows, full=True)
-                tables.execute(
-                    "INSERT INTO import_runs (digest, lines_done, started_at, updated_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET"
-                    " lines_done = excluded.lines_done, updated_at = excluded.updated_at,"
-                    " finished_at = NULL",
-                    (digest, lines[-1].line, now, now),
-                )
-                if before_commit:
-                    before_commit(summary.batches)
+                version = self._commit(tables, batch, digest, lines[-1].line, summary.batches,
+                                       before_commit)  # fmt: skip
             seconds = self._timer() - started
             summary.policy_version = version or summary.policy_version
             if after_commit:
                 after_commit(summary.batches)
-        summary.bad += len(bad)
-        for line in sorted(bad, key=lambda b: b.line):
-            report(line)
+        _report(bad, summary, report)
         return seconds
+
+    def _commit(
+        self,
+        tables: _Tables,
+        batch: _Batch,
+        digest: str,
+        last_line: int,
+        number: int,
+        before_commit: Hook | None,
+    ) -> int:
+        """Write a planned batch and how far the run got, in the open transaction; the
+        change log's head (0 when it logged nothing)."""
+        version = _write(tables, batch.rows, full=True)
+        tables.execute(
+            "INSERT INTO import_runs (digest, lines_done, started_at, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET"
+            " lines_done = excluded.lines_done, updated_at = excluded.updated_at,"
+            " finished_at = NULL",
+            (digest, last_line, batch.now, batch.now),
+        )
+        if before_commit:
+            before_commit(number)
+        return version
+
+    def _planned(
+        self, lines: list[Line], summary: ImportSummary, flying: _Flight | None
+    ) -> _Flight:
+        """Plan a batch while ``flying`` (the batch before it) may still be being written:
+        outside any transaction, through what that batch planned (_Overlay)."""
+        good = [line for line in lines if not isinstance(line, BadLine)]
+        bad = [line for line in lines if isinstance(line, BadLine)]
+        summary.batches += 1
+        below = _Tables(self.db.connection(), self.postgres)
+        batch = _Batch(self, below if flying is None else _Overlay(flying.batch, below),
+                       self._clock())  # fmt: skip
+        bad += self._plan(batch, good, summary)
+        return _Flight(batch, bad, lines[-1].line, summary.batches)
+
+    def _written(
+        self,
+        flight: _Flight,
+        digest: str,
+        hooks: tuple[Hook | None, Hook | None],
+    ) -> int:
+        """Write a planned batch in a transaction of the writer thread's own; its version."""
+        before_commit, after_commit = hooks
+        with self.db.connection_context():
+            with self._transaction():
+                tables = _Tables(self.db.connection(), self.postgres)
+                version = self._commit(tables, flight.batch, digest, flight.last_line,
+                                       flight.number, before_commit)  # fmt: skip
+            if after_commit:
+                after_commit(flight.number)
+        return version
 
     @staticmethod
     def _plan(batch: _Batch, good: Sequence[Line], summary: ImportSummary) -> list[BadLine]:
@@ -1114,6 +1206,71 @@ class BulkImporter:
                 bad.append(BadLine(line.line, f"{kind}: {ex}"))
         batch.finish()
         return bad
+
+
+class _Pipeline:
+    """An import's batches written by one thread of their own, in order, while the caller
+    plans the next one (PostgreSQL: the server writes a batch while this process plans the
+    next, on two cores at once rather than one after the other).
+
+    One batch at most is in flight. The next one is planned through it (_Overlay), and is
+    handed over only once it committed, so batches commit in line order, each in its own
+    transaction, as they do one after the other. A write's error (or an interruption in a
+    ``before_commit`` hook) comes back to the caller at the next hand-over, and nothing
+    planned after it is written. Lookups and writes then run on two connections: a grant
+    changed by someone else between the two still fails its update (its version is checked),
+    as a row created meanwhile fails its insert, as they would in one transaction.
+    """
+
+    def __init__(
+        self,
+        importer: BulkImporter,
+        write: tuple[str, tuple[Hook | None, Hook | None]],
+        summary: ImportSummary,
+        report: BadSink,
+    ) -> None:
+        self._imp = importer
+        self._digest, self._hooks = write
+        self._summary = summary
+        self._report = report
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="import-writer")
+        self._flying: _Flight | None = None
+
+    def send(self, lines: list[Line]) -> None:
+        flight = self._imp._planned(lines, self._summary, self._flying)
+        self.land()
+        flight.future = self._writer.submit(self._imp._written, flight, self._digest, self._hooks)
+        self._flying = flight
+
+    def land(self) -> None:
+        """Wait for the batch in flight to commit (raising its error), then report it."""
+        flight, self._flying = self._flying, None
+        if flight is None or flight.future is None:
+            return
+        version = flight.future.result()
+        self._summary.policy_version = version or self._summary.policy_version
+        _report(flight.bad, self._summary, self._report)
+
+    def close(self) -> None:
+        """Let a batch still in flight end (committed or not), then stop the thread."""
+        self._writer.shutdown(wait=True)
+
+
+def _report(bad: list[BadLine], summary: ImportSummary, report: BadSink) -> None:
+    summary.bad += len(bad)
+    for line in sorted(bad, key=lambda b: b.line):
+        report(line)
+
+
+@dataclass
+class _Flight:
+    """A planned batch handed to the writer thread, and what its write came to."""
+
+    batch: _Batch
+    bad: list[BadLine]
+    last_line: int
+    number: int
+    future: Future[int] | None = None
 
 
 def _next_size(size: int, seconds: float, budget: float) -> int:
