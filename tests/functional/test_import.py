@@ -4,6 +4,7 @@ Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import gc
 import io
 import itertools
 import json
@@ -23,6 +24,7 @@ import pytest
 from delegauth.domain.transfer import BadLine
 from delegauth.policy.bundle import PolicyBundle, load_bundle
 from delegauth.policy.decider import Decider
+from delegauth.storage import transfer
 from delegauth.storage.db import open_database
 from delegauth.storage.feed import PeeweePolicyFeed
 from delegauth.storage.records import database_proxy
@@ -556,6 +558,20 @@ def test_postgres_plans_each_batch_while_the_batch_before_it_is_written(
     assert overlapped == [True]
     assert summary.outcomes["grant created"] == 20 and summary.batches == 5
     assert target.counts()["grants"] == 21  # the owner's and the 20 delegates'
+
+    # Memory stays flat: only the batch being written and the one being planned are held,
+    # not every batch of the run (each batch's lookups go through the one before it).
+    alive = []
+
+    def count(batch: int) -> None:
+        if batch == 30:
+            gc.collect()
+            alive.append(sum(isinstance(o, transfer._Batch) for o in gc.get_objects()))
+
+    flat = fresh()
+    path = _file(tmp_path, _many_grants(20), "flat.jsonl")
+    summary = flat.importer().run(path, batch_size=1, before_commit=count)
+    assert summary.batches == 42 and 1 <= alive[0] <= 3
 
     # The write of a batch fails: nothing planned after it is written, and the error is the
     # caller's; the run resumes after the last batch that committed.

@@ -463,12 +463,17 @@ class _Overlay:
     (line 0): by the time the new batch commits, the one before it has committed.
     """
 
+    _KINDS = ("users_by_email", "users_by_id", "areas_by_id", "areas_by_key", "grants",
+              "invitations")  # fmt: skip
+
     def __init__(self, before: _Batch, below: _Tables) -> None:
-        self._before = before
+        # Its dicts, not the batch: the batch's own lookups hold the batch before it, and
+        # so on, which would keep every batch of the run in memory.
+        self._held: dict[str, dict[Any, Any]] = {k: getattr(before, k) for k in self._KINDS}
         self._below = below
 
     def __getattr__(self, name: str) -> Callable[[Iterable[Any]], dict[Any, Any]]:
-        held: dict[Any, Any] = getattr(self._before, name)
+        held = self._held[name]
 
         def lookup(keys: Iterable[Any]) -> dict[Any, Any]:
             found, rest = {}, []
