@@ -1038,9 +1038,9 @@ class BulkImporter:
         limit = batch_size or _BATCH
         sized = batch_size is None and write is not None and not self.postgres
         # PostgreSQL: the server writes each batch while this process plans the next one.
-        # SQLite writes in this process: a writer thread there took 40% more CPU and 20% more
-        # time at 200k grants (sqlite3 hands the GIL over around every row), so one after the
-        # other.
+        # SQLite writes in this process: a writer thread there took 40-50% more CPU and 30-40%
+        # more time at 200k grants (sqlite3 hands the GIL over around every row), so one after
+        # the other.
         piped = write is not None and self.postgres and self.pipelined
         phase = "importing" if write else "checking"
         skip = 0
