@@ -380,19 +380,18 @@ class _Tables:
                 # casts it once, not once a row (a tenth of a casbin_rule row's insert).
                 varying = [n for n, v in enumerate(values) if v.count(v[0]) != len(v)]
                 if varying:
-                    scalars = [(n, values[n][0]) for n in range(len(values)) if n not in varying]
                     arrays, params = _pg_arrays(
                         [values[n] for n in varying], [kinds[n] for n in varying]
                     )
-                    fixed = dict(scalars)
                     picked = ", ".join(
-                        f"%s::{kinds[n]}" if n in fixed else f"u.c{n}" for n in range(len(kinds))
+                        f"u.c{n}" if n in varying else f"%s::{kind}" for n, kind in enumerate(kinds)
                     )
+                    scalars = [v[0] for n, v in enumerate(values) if n not in varying]
                     names = ", ".join(f"c{n}" for n in varying)
                     cur.execute(
                         f"INSERT INTO {table} ({columns}) SELECT {picked}"
                         f" FROM unnest({arrays}) AS u({names}) {tail}",
-                        [v for _, v in scalars] + params,
+                        scalars + params,
                     )
                 else:  # every row the same (one row, most often)
                     arrays, params = _pg_arrays(values, kinds)
@@ -437,9 +436,10 @@ class _Tables:
 
 
 class _Layered:
-    """Lookups through a dry run's scratch tables first, then the database."""
+    """Lookups through ``top`` first, then the database: a dry run's scratch tables, or the
+    batch being written (_InFlight)."""
 
-    def __init__(self, top: _Tables, below: _Tables) -> None:
+    def __init__(self, top: Any, below: _Tables) -> None:
         self._top = top
         self._below = below
 
@@ -453,37 +453,34 @@ class _Layered:
         return lookup
 
 
-class _Overlay:
-    """Lookups for a batch planned while the batch before it is being written (PostgreSQL):
-    what that batch holds for a key first, then the database.
+class _InFlight:
+    """What the batch being written holds for the keys it touched (PostgreSQL's pipeline),
+    for the next batch's lookups, which take it before the database's.
 
-    The batch in flight has looked up, and planned, every user, area, grant and invitation
-    its lines touch, so for those keys its dicts hold what the database will hold once it
-    commits. Every other key it leaves as stored. Its entries come back as stored ones
-    (line 0): by the time the new batch commits, the one before it has committed.
+    That batch looked up, and planned, every user, area, grant and invitation its lines
+    touch, so for those keys its dicts hold what the database will hold once it commits;
+    every other key it leaves as stored. Its entries come back as stored ones (line 0): by
+    the time the next batch commits, this one has.
     """
 
     _KINDS = ("users_by_email", "users_by_id", "areas_by_id", "areas_by_key", "grants",
               "invitations")  # fmt: skip
 
-    def __init__(self, before: _Batch, below: _Tables) -> None:
+    def __init__(self, batch: _Batch) -> None:
         # Its dicts, not the batch: the batch's own lookups hold the batch before it, and
         # so on, which would keep every batch of the run in memory.
-        self._held: dict[str, dict[Any, Any]] = {k: getattr(before, k) for k in self._KINDS}
-        self._below = below
+        self._held: dict[str, dict[Any, Any]] = {k: getattr(batch, k) for k in self._KINDS}
 
     def __getattr__(self, name: str) -> Callable[[Iterable[Any]], dict[Any, Any]]:
         held = self._held[name]
 
         def lookup(keys: Iterable[Any]) -> dict[Any, Any]:
-            found, rest = {}, []
+            found = {}
             for key in keys:
                 entry = held.get(key)
-                if entry is None:
-                    rest.append(key)
-                else:
+                if entry is not None:
                     found[key] = entry._replace(line=0) if entry.line else entry
-            return {**getattr(self._below, name)(rest), **found}
+            return found
 
         return lookup
 
@@ -586,7 +583,6 @@ class _Batch:
     def __init__(self, importer: BulkImporter, lookup: Any, now: datetime) -> None:
         self._imp = importer
         self._lookup = lookup
-        self._now = now
         self.now = now
         # now as text, made once rather than by the driver for each row: sqlite3's adapter
         # makes the same text, and PostgreSQL reads it as the timestamp
@@ -904,11 +900,11 @@ class _Batch:
             member = self.grants.get((area.id, invitee.id))
             if member is not None and member.line <= line.line:
                 raise _Bad("this person is already a member of the area")
-        if line.expires_at is not None and line.expires_at <= self._now:
+        if line.expires_at is not None and line.expires_at <= self.now:
             raise _Bad("expires_at has already passed")
         stored = self.invitations.get((area.id, line.email))
-        if stored is not None and stored.expires_at <= self._now:
-            self.rows.expired.append((self._now, stored.id))
+        if stored is not None and stored.expires_at <= self.now:
+            self.rows.expired.append((self.now, stored.id))
             stored = None
         snapshot = {
             "email": line.email,
@@ -916,12 +912,12 @@ class _Batch:
             "status": _PENDING,
         }
         if stored is None:
-            expires = line.expires_at or self._now + self._imp.invitation_ttl
+            expires = line.expires_at or self.now + self._imp.invitation_ttl
             inv = _Invitation(self._imp.ids(INVITATION), line.permissions, inviter_id, expires,
                               line.line)  # fmt: skip
             self.rows.invitations.append(
                 (inv.id, area.id, line.email, _perms_text(inv.permissions), inviter_id, _PENDING,
-                 None, expires, self._now, self._now, 0)
+                 None, expires, self.now, self.now, 0)
             )  # fmt: skip
             snapshot["expires_at"] = expires.isoformat()
             self._audit(area.id, "invitation.imported", f"invitation:{inv.id}", None, snapshot)
@@ -936,7 +932,7 @@ class _Batch:
             ):
                 return "unchanged"
             self.rows.invitation_updates.append(
-                (_perms_text(inv.permissions), inviter_id, expires, self._now, inv.id)
+                (_perms_text(inv.permissions), inviter_id, expires, self.now, inv.id)
             )
             before = {
                 "email": line.email,
@@ -1195,13 +1191,14 @@ class BulkImporter:
         self, lines: list[Line], summary: ImportSummary, flying: _Flight | None
     ) -> _Flight:
         """Plan a batch while ``flying`` (the batch before it) may still be being written:
-        outside any transaction, through what that batch planned (_Overlay)."""
+        outside any transaction, through what that batch planned (_InFlight)."""
         good = [line for line in lines if not isinstance(line, BadLine)]
         bad = [line for line in lines if isinstance(line, BadLine)]
         summary.batches += 1
-        below = _Tables(self.db.connection(), self.postgres)
-        batch = _Batch(self, below if flying is None else _Overlay(flying.batch, below),
-                       self._clock())  # fmt: skip
+        lookup: Any = _Tables(self.db.connection(), self.postgres)
+        if flying is not None:
+            lookup = _Layered(_InFlight(flying.batch), lookup)
+        batch = _Batch(self, lookup, self._clock())
         bad += self._plan(batch, good, summary)
         return _Flight(batch, bad, lines[-1].line, summary.batches)
 
@@ -1241,7 +1238,7 @@ class _Pipeline:
     plans the next one (PostgreSQL: the server writes a batch while this process plans the
     next, on two cores at once rather than one after the other).
 
-    One batch at most is in flight. The next one is planned through it (_Overlay), and is
+    One batch at most is in flight. The next one is planned through it (_InFlight), and is
     handed over only once it committed, so batches commit in line order, each in its own
     transaction, as they do one after the other. A write's error (or an interruption in a
     ``before_commit`` hook) comes back to the caller at the next hand-over, and nothing
